@@ -1,0 +1,318 @@
+/**
+ * Writes the entries of a layer tar into a directory, synchronously, as
+ * TarParser events arrive. Synchronous on purpose: a layer is thousands of
+ * small files and each async fs call costs a thread-pool round trip; the
+ * caller feeds one decompressed chunk at a time, so the event loop is never
+ * held for long, while gunzip runs on the thread pool in parallel.
+ *
+ * What is restored exactly: numeric owners, modes with setuid/setgid/sticky,
+ * nanosecond mtimes (also of symlinks; directories' are set at the end, after
+ * their content stopped changing them), xattrs (but never overlayfs' own
+ * `trusted.overlay.*`, which would let a layer steer the overlay mount),
+ * hardlinks, device nodes and fifos. Ordering follows dockerd's
+ * createTarFile: create, chown, xattrs, chmod (chown clears setuid and
+ * file capabilities), times.
+ *
+ * Safety: every name goes through entryComponents (".." above the root is
+ * refused) and ScopedResolver (symlinked parents resolve inside the root);
+ * the final component is created with O_EXCL/O_NOFOLLOW semantics after
+ * removing what was there, so nothing outside the root is written, read
+ * or deleted.
+ */
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs'
+import { StrataError, isErrno } from '../errors/index.js'
+import { futimens, lsetxattr, lutimens, mknod, S_IFBLK, S_IFCHR, S_IFIFO, type Timespec } from '../sys/index.js'
+import { entryComponents, ScopedResolver, symlinkStaysInside } from './safepath.js'
+import type { TarHandler, TarHeader } from './tar/index.js'
+import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from './whiteout.js'
+
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+
+interface PendingDir {
+  components: string[]
+  atime: Timespec
+  mtime: Timespec
+}
+
+export class Applier implements TarHandler {
+  readonly root: string
+  readonly #format: WhiteoutFormat
+  readonly #resolver: ScopedResolver
+  /** Paths (components joined by "/") this layer wrote: an opaque marker keeps them. */
+  readonly #unpacked = new Set<string>()
+  readonly #dirs: PendingDir[] = []
+  #fd = -1
+  #file: TarHeader | undefined
+  #filePath = ''
+  /** Sum of the entries' sizes, as dockerd counts a layer's size. */
+  size = 0
+  entries = 0
+
+  constructor(root: string, format: WhiteoutFormat) {
+    this.root = root
+    this.#format = format
+    this.#resolver = new ScopedResolver(root)
+  }
+
+  entry(h: TarHeader): void {
+    this.entries++
+    this.size += h.size
+    if (h.type === 'globalHeader') return // dockerd ignores PAX global headers
+    try {
+      this.#entry(h)
+    } catch (err) {
+      throw wrap(err, h.name)
+    }
+  }
+
+  data(chunk: Buffer): void {
+    if (this.#fd < 0) return // content of a skipped entry (whiteout, aufs metadata)
+    try {
+      let off = 0
+      while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off)
+    } catch (err) {
+      throw wrap(err, this.#file!.name)
+    }
+  }
+
+  entryEnd(): void {
+    if (this.#fd < 0) return
+    const h = this.#file!
+    const fd = this.#fd
+    this.#fd = -1
+    this.#file = undefined
+    try {
+      fchownSync(fd, h.uid, h.gid)
+      this.#setXattrs(this.#filePath, h)
+      fchmodSync(fd, h.mode)
+      futimens(fd, accessTime(h), h.mtime, this.#filePath)
+    } catch (err) {
+      throw wrap(err, h.name)
+    } finally {
+      closeSync(fd)
+    }
+  }
+
+  /** After the last entry: directory times, which writing their content kept changing. */
+  finish(): void {
+    for (const d of this.#dirs) {
+      // Re-resolve: a later entry may have replaced a parent with a symlink.
+      let path: string
+      try {
+        path = this.#resolver.path(d.components)
+      } catch (err) {
+        if (err instanceof StrataError && (err.code === 'NOT_FOUND' || err.code === 'INVALID_ARGUMENT')) continue
+        throw err
+      }
+      const st = lstatSync(path, { throwIfNoEntry: false })
+      if (st?.isDirectory() === true) lutimens(path, d.atime, d.mtime)
+    }
+  }
+
+  /** Closes what an interrupted apply left open. */
+  abort(): void {
+    if (this.#fd >= 0) {
+      try {
+        closeSync(this.#fd)
+      } catch {
+        // already failing; the first error is the one to report
+      }
+      this.#fd = -1
+    }
+  }
+
+  #entry(h: TarHeader): void {
+    const components = entryComponents(h.name)
+    if (components.length === 0) {
+      if (h.type !== 'dir') throw new StrataError('UNSAFE_PATH', `Entry "${h.name}" names the layer root but is a ${h.type}, not a directory`)
+      this.#applyMetadata(this.root, h)
+      this.#dirs.push({ components, atime: accessTime(h), mtime: h.mtime })
+      return
+    }
+    const base = components[components.length - 1]!
+    if (this.#format !== 'aufs') {
+      if (components[0]!.startsWith(WHITEOUT_META_PREFIX) && !(components.length === 1 && base === WHITEOUT_OPAQUE)) {
+        // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): dockerd skips it too.
+        if (h.type === 'hardlink') throw new StrataError('NOT_SUPPORTED', `Entry "${h.name}" is an aufs hardlink-directory entry, which strata does not support`)
+        return
+      }
+      if (base.startsWith(WHITEOUT_PREFIX)) {
+        this.#whiteout(components, base, h)
+        return
+      }
+      if (h.type === 'hardlink' && h.linkname.replace(/^[./]+/, '').startsWith(WHITEOUT_META_PREFIX)) {
+        throw new StrataError('NOT_SUPPORTED', `Entry "${h.name}" links into aufs' "${h.linkname}", which strata does not support`)
+      }
+    }
+    const path = this.#resolver.path(components, true)
+    this.#create(path, components, h)
+    this.#unpacked.add(components.join('/'))
+  }
+
+  #whiteout(components: string[], base: string, h: TarHeader): void {
+    const dirComponents = components.slice(0, -1)
+    const dir = this.#resolver.path(dirComponents, true)
+    if (base === WHITEOUT_OPAQUE) {
+      if (this.#format === 'overlay') lsetxattr(dir, OVERLAY_OPAQUE_XATTR, 'y')
+      else this.#removeNotUnpacked(dir, dirComponents.join('/'))
+      return
+    }
+    const victim = base.slice(WHITEOUT_PREFIX.length)
+    if (victim === '' || victim === '.' || victim === '..' || victim.includes('/')) {
+      throw new StrataError('UNSAFE_PATH', `Whiteout "${h.name}" names "${victim}", which is not a file in its directory`)
+    }
+    const path = `${dir}/${victim}`
+    this.#remove(path)
+    if (this.#format === 'overlay') {
+      mknod(path, S_IFCHR, 0, 0)
+      lchownSync(path, h.uid, h.gid)
+    }
+  }
+
+  /** dockerd's opaque handling on a full copy: delete everything below `dir` this layer did not write. */
+  #removeNotUnpacked(dir: string, rel: string): void {
+    for (const ent of readdirSync(dir, { withFileTypes: true })) {
+      const childRel = rel === '' ? ent.name : `${rel}/${ent.name}`
+      const childPath = `${dir}/${ent.name}`
+      if (!this.#unpacked.has(childRel)) {
+        rmSync(childPath, { recursive: true, force: true })
+        this.#resolver.invalidate()
+      } else if (ent.isDirectory()) {
+        this.#removeNotUnpacked(childPath, childRel)
+      }
+    }
+  }
+
+  #remove(path: string): Stats | undefined {
+    const st = lstatSync(path, { throwIfNoEntry: false })
+    if (st === undefined) return undefined
+    rmSync(path, { recursive: true, force: true })
+    if (st.isDirectory() || st.isSymbolicLink()) this.#resolver.invalidate()
+    return st
+  }
+
+  #create(path: string, components: string[], h: TarHeader): void {
+    switch (h.type) {
+      case 'file': {
+        let fd: number
+        try {
+          fd = openSync(path, CREATE_FLAGS, 0o600)
+        } catch (err) {
+          if (!isErrno(err, 'EEXIST')) throw err
+          this.#remove(path)
+          fd = openSync(path, CREATE_FLAGS, 0o600)
+        }
+        this.#fd = fd
+        this.#file = h
+        this.#filePath = path
+        return
+      }
+      case 'dir': {
+        try {
+          mkdirSync(path, 0o700)
+        } catch (err) {
+          if (!isErrno(err, 'EEXIST')) throw err
+          // An existing directory merges with the layer's; anything else is replaced.
+          if (lstatSync(path).isDirectory() !== true) {
+            this.#remove(path)
+            mkdirSync(path, 0o700)
+          }
+        }
+        this.#applyMetadata(path, h)
+        this.#dirs.push({ components, atime: accessTime(h), mtime: h.mtime })
+        return
+      }
+      case 'symlink':
+        if (!symlinkStaysInside(components, h.linkname)) {
+          throw new StrataError('UNSAFE_PATH', `Symlink "${h.name}" -> "${h.linkname}" points outside the layer root`, { details: { entry: h.name, target: h.linkname } })
+        }
+        this.#replace(path, () => symlinkSync(h.linkname, path))
+        lchownSync(path, h.uid, h.gid)
+        this.#setXattrs(path, h)
+        lutimens(path, accessTime(h), h.mtime)
+        return
+      case 'hardlink': {
+        const target = this.#resolver.path(entryComponents(h.linkname, 'Hardlink target'))
+        const st = lstatSync(target, { throwIfNoEntry: false })
+        if (st === undefined) throw new StrataError('NOT_FOUND', `Hardlink "${h.name}" -> "${h.linkname}": the target is not in the layer`)
+        if (st.isDirectory()) throw new StrataError('UNSAFE_PATH', `Hardlink "${h.name}" -> "${h.linkname}": the target is a directory`)
+        if (target === path) return // a link to itself: nothing to do
+        this.#replace(path, () => linkSync(target, path))
+        if (!st.isSymbolicLink()) this.#applyMetadata(path, h)
+        return
+      }
+      case 'char':
+      case 'block':
+      case 'fifo': {
+        const type = h.type === 'char' ? S_IFCHR : h.type === 'block' ? S_IFBLK : S_IFIFO
+        this.#replace(path, () => mknod(path, type | 0o600, h.devmajor, h.devminor))
+        this.#applyMetadata(path, h)
+        return
+      }
+      case 'globalHeader':
+        return
+    }
+  }
+
+  /** Creates with `make`; if something is in the way, removes it and tries once more. */
+  #replace(path: string, make: () => void): void {
+    try {
+      make()
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err
+      this.#remove(path)
+      make()
+    }
+  }
+
+  /** Owner, xattrs, mode, and (but for directories, done in finish) times of a non-symlink. */
+  #applyMetadata(path: string, h: TarHeader): void {
+    lchownSync(path, h.uid, h.gid)
+    this.#setXattrs(path, h)
+    chmodSync(path, h.mode)
+    if (h.type !== 'dir') lutimens(path, accessTime(h), h.mtime)
+  }
+
+  #setXattrs(path: string, h: TarHeader): void {
+    for (const [name, value] of h.xattrs) {
+      if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue
+      try {
+        lsetxattr(path, name, value)
+      } catch (err) {
+        // As dockerd: a filesystem without xattr support loses them, with no error.
+        if (!isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) throw err
+      }
+    }
+  }
+}
+
+/** dockerd never lets atime be older than mtime. */
+function accessTime(h: TarHeader): Timespec {
+  const a = h.atime
+  if (a === undefined || a.sec < h.mtime.sec || (a.sec === h.mtime.sec && a.nsec < h.mtime.nsec)) return h.mtime
+  return a
+}
+
+function wrap(err: unknown, name: string): Error {
+  if (err instanceof StrataError) return err
+  const e = err as NodeJS.ErrnoException
+  const code = typeof e.code === 'string' ? e.code : 'error'
+  const what = code === 'ENOSPC' ? 'no space left on the device' : code === 'EDQUOT' ? 'disk quota exceeded' : e.message
+  return new StrataError('SYSCALL', `Cannot extract "${name}": ${what}`, { cause: err, details: { entry: name, errno: code } })
+}

@@ -1,0 +1,9 @@
+/**
+ * src/sys: the only module that calls libc. Every wrapper is synchronous
+ * (these calls are short) and throws a SysError carrying errno, the syscall
+ * and the path it was about.
+ */
+export { SysError } from './libc.js'
+export * from './fs.js'
+export * from './xattr.js'
+export * from './mount.js'
