@@ -84,7 +84,12 @@ export function isZeroBlock(block: Uint8Array): boolean {
 }
 
 function checksumOk(block: Uint8Array): boolean {
-  const stored = readNumber(block, 148, 8, 'chksum')
+  let stored: number
+  try {
+    stored = readNumber(block, 148, 8, 'chksum')
+  } catch {
+    return false
+  }
   let unsigned = 0
   let signed = 0
   for (let i = 0; i < BLOCK; i++) {

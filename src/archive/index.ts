@@ -1,0 +1,12 @@
+/**
+ * src/archive: layer tars in and out of directories, exactly as dockerd
+ * does it: streaming tar, tar-split, compression, apply with the three
+ * whiteout conventions, changes between trees, export of changes.
+ */
+export * from './tar/index.js'
+export * from './tarsplit/index.js'
+export * from './compression.js'
+export * from './whiteout.js'
+export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js'
+export { Applier } from './applier.js'
+export { cleanPath, entryComponents, ScopedResolver, symlinkStaysInside } from './safepath.js'

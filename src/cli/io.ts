@@ -1,0 +1,30 @@
+/** Where CLI verbs read from and write to: a path, or "-" for stdin/stdout. */
+import { createReadStream, createWriteStream } from 'node:fs'
+import { rename, rm } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
+
+export function openInput(path: string): Readable {
+  return path === '-' ? process.stdin : createReadStream(path)
+}
+
+/**
+ * Streams `data` to `path` (or stdout). A file is written under a temp name
+ * and renamed at the end, so a failed export never leaves a half file that
+ * looks complete.
+ */
+export async function writeOutput(path: string, data: AsyncIterable<Buffer> | Readable): Promise<void> {
+  const source = data instanceof Readable ? data : Readable.from(data)
+  if (path === '-') {
+    await pipeline(source, process.stdout, { end: false })
+    return
+  }
+  const tmp = `${path}.strata-tmp-${process.pid}`
+  try {
+    await pipeline(source, createWriteStream(tmp))
+    await rename(tmp, path)
+  } catch (err) {
+    await rm(tmp, { force: true })
+    throw err
+  }
+}
