@@ -36,7 +36,7 @@ import {
   writeSync,
   type Stats,
 } from 'node:fs'
-import { StrataError, isErrno } from '../errors/index.js'
+import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import { futimens, lsetxattr, lutimens, mknod, S_IFBLK, S_IFCHR, S_IFIFO, type Timespec } from '../sys/index.js'
 import { entryComponents, ScopedResolver, symlinkStaysInside } from './safepath.js'
 import type { TarHandler, TarHeader } from './tar/index.js'
@@ -54,7 +54,11 @@ export class Applier implements TarHandler {
   readonly root: string
   readonly #format: WhiteoutFormat
   readonly #resolver: ScopedResolver
-  /** Paths (components joined by "/") this layer wrote: an opaque marker keeps them. */
+  /**
+   * Paths this layer wrote, as resolved below the root (symlinked parents
+   * followed, so "link/x" and "target/x" are the same path): an opaque
+   * marker keeps them.
+   */
   readonly #unpacked = new Set<string>()
   readonly #dirs: PendingDir[] = []
   #fd = -1
@@ -162,22 +166,29 @@ export class Applier implements TarHandler {
     }
     const path = this.#resolver.path(components, true)
     this.#create(path, components, h)
-    this.#unpacked.add(components.join('/'))
+    this.#unpacked.add(this.#relative(path))
+  }
+
+  /** `abs` (the root or a path below it, as the resolver returns them) relative to the root: '' for the root. */
+  #relative(abs: string): string {
+    return abs.slice(this.#resolver.root.length).replace(/^\/+/, '')
   }
 
   #whiteout(components: string[], base: string, h: TarHeader): void {
-    const dirComponents = components.slice(0, -1)
-    const dir = this.#resolver.path(dirComponents, true)
+    // The whiteout's directory, fully resolved inside the root: its last
+    // component too may be a symlink ("link/.wh.x" with link -> /etc), and
+    // the kernel must never be the one to follow it.
     if (base === WHITEOUT_OPAQUE) {
+      const dir = this.#resolver.parentDir(components, true)
       if (this.#format === 'overlay') lsetxattr(dir, OVERLAY_OPAQUE_XATTR, 'y')
-      else this.#removeNotUnpacked(dir, dirComponents.join('/'))
+      else this.#removeNotUnpacked(dir, this.#relative(dir))
       return
     }
     const victim = base.slice(WHITEOUT_PREFIX.length)
     if (victim === '' || victim === '.' || victim === '..' || victim.includes('/')) {
       throw new StrataError('UNSAFE_PATH', `Whiteout "${h.name}" names "${victim}", which is not a file in its directory`)
     }
-    const path = `${dir}/${victim}`
+    const path = `${this.#resolver.parentDir(components, true)}/${victim}`
     this.#remove(path)
     if (this.#format === 'overlay') {
       mknod(path, S_IFCHR, 0, 0)
@@ -248,7 +259,13 @@ export class Applier implements TarHandler {
         lutimens(path, accessTime(h), h.mtime)
         return
       case 'hardlink': {
-        const target = this.#resolver.path(entryComponents(h.linkname, 'Hardlink target'))
+        let target: string
+        try {
+          target = this.#resolver.path(entryComponents(h.linkname, `Hardlink "${h.name}" target`))
+        } catch (err) {
+          if (!isStrataError(err, 'NOT_FOUND')) throw err
+          throw new StrataError('NOT_FOUND', `Hardlink "${h.name}" -> "${h.linkname}": the target is not in the layer`, { cause: err })
+        }
         const st = lstatSync(target, { throwIfNoEntry: false })
         if (st === undefined) throw new StrataError('NOT_FOUND', `Hardlink "${h.name}" -> "${h.linkname}": the target is not in the layer`)
         if (st.isDirectory()) throw new StrataError('UNSAFE_PATH', `Hardlink "${h.name}" -> "${h.linkname}": the target is a directory`)

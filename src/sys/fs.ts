@@ -32,7 +32,7 @@ export function major(dev: number | bigint): number {
 
 export function minor(dev: number | bigint): number {
   const d = BigInt(dev)
-  return Number((d & 0xffn) | ((d >> 12n) & ~0xffn))
+  return Number((d & 0xffn) | ((d >> 12n) & 0xffffff00n))
 }
 
 /** mknod(2): `mode` includes the file type bits (S_IFCHR, S_IFBLK, S_IFIFO). */

@@ -55,12 +55,14 @@ export function readString(block: Uint8Array, offset: number, length: number): s
 export function readNumber(block: Uint8Array, offset: number, length: number, field: string): number {
   const first = block[offset]!
   if (first & 0x80) {
-    // base-256, two's complement; 0xff marks a negative number
-    const negative = first === 0xff
-    let value = negative ? -1 : first & 0x7f
-    for (let i = 1; i < length; i++) value = value * 256 + (negative ? block[offset + i]! - 255 : block[offset + i]!)
+    // base-256, two's complement: bit 0x40 of the first byte is the sign (as
+    // in Go's archive/tar and GNU tar). A negative value is read inverted,
+    // then -x-1 == ~x gives it back: 0xff..fe is -2.
+    const inv = first & 0x40 ? 0xff : 0
+    let value = (first ^ inv) & 0x7f
+    for (let i = 1; i < length; i++) value = value * 256 + (block[offset + i]! ^ inv)
     if (!Number.isSafeInteger(value)) throw new StrataError('CORRUPT', `Tar header field ${field} is out of range`)
-    return value
+    return inv === 0 ? value : -value - 1
   }
   let i = offset
   const end = offset + length

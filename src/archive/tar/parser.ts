@@ -309,7 +309,11 @@ export class TarParser {
       throw new StrataError('NOT_SUPPORTED', `Tar entry "${name}" is a ${what}, which layers cannot hold`, { details: { entry: name, typeflag: tf } })
     }
     for (const key of text.keys()) {
-      if (key.startsWith('GNU.sparse.')) throw new StrataError('NOT_SUPPORTED', `Tar entry "${name}" is a sparse file (PAX ${key}), which strata does not support; re-create the archive without --sparse`, { details: { entry: name } })
+      if (key.startsWith('GNU.sparse.')) {
+        // PAX sparse 1.0 keeps the real name in GNU.sparse.name; the header holds a made-up "GNUSparseFile.<pid>/..." one.
+        const real = text.get('GNU.sparse.name') ?? name
+        throw new StrataError('NOT_SUPPORTED', `Tar entry "${real}" is a sparse file (PAX ${key}), which strata does not support; re-create the archive without --sparse`, { details: { entry: real } })
+      }
     }
     const numeric = (key: string, fallback: number): number => {
       const v = text.get(key)

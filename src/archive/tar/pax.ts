@@ -25,8 +25,10 @@ export function parsePax(data: Buffer, entryName: string): PaxRecords {
     if (data[pos] === 0) break
     const space = data.indexOf(0x20, pos)
     if (space < 0 || space - pos > 20) throw corrupt(entryName, 'record length is missing')
-    const length = Number(data.toString('latin1', pos, space))
-    if (!Number.isInteger(length) || length <= space - pos + 1 || pos + length > data.length) throw corrupt(entryName, `bad record length ${JSON.stringify(data.toString('latin1', pos, space))}`)
+    const digits = data.toString('latin1', pos, space)
+    // Decimal digits only: Number() alone would take "0x1f", "1e2" or " 12".
+    const length = /^[0-9]+$/.test(digits) ? Number(digits) : NaN
+    if (!Number.isInteger(length) || length <= space - pos + 1 || pos + length > data.length) throw corrupt(entryName, `bad record length ${JSON.stringify(digits)}`)
     const end = pos + length
     if (data[end - 1] !== 0x0a) throw corrupt(entryName, 'record does not end with a newline')
     const eq = data.indexOf(0x3d, space + 1)

@@ -1,0 +1,107 @@
+/**
+ * The graph driver: how layers are stored and stacked on disk. This file is
+ * the specification every driver follows; it is moby's graphdriver
+ * (ProtoDriver + DiffDriver) in TypeScript.
+ *
+ * Words:
+ * - A *layer* is a directory tree identified by an `id` chosen by the caller
+ *   (the layer store uses a random 64-hex cache-id; a container's init
+ *   layer is `<id>-init`). A layer has at most one *parent*; its content is
+ *   the parent's content plus its own changes.
+ * - A *read-only layer* (create) belongs to an image; once a child has been
+ *   created on it, it must not change. A *read-write layer*
+ *   (createReadWrite) is a container's; it is written through its mount.
+ * - *get* makes a layer's full content visible at a path (for overlay2 a
+ *   union mount, for vfs and btrfs the directory itself) and returns it;
+ *   *put* releases it. get/put are reference counted per layer: the mount
+ *   happens on the first get and goes away on the last put, however many
+ *   callers there are. A driver never panics on a bad count: put of a layer
+ *   that is not mounted is an error naming the layer.
+ * - A *diff* is a layer tar of a layer's own changes against its parent,
+ *   with aufs-style whiteouts (`.wh.name`, `.wh..wh..opq`); *applyDiff*
+ *   writes such a tar into a freshly created layer (nothing else may have
+ *   been written to it) and returns the applied size (the sum of the tar's
+ *   entry sizes, dockerd's layer "size").
+ *
+ * Rules:
+ * - remove of a layer that has children is refused (IN_USE) by drivers
+ *   that can know (overlay2 through `committed` markers and lower files,
+ *   btrfs through snapshots, vfs through its own record): the layer store
+ *   removes children first.
+ * - Every driver lays its files out exactly as dockerd 20.10 does under
+ *   `<root>/<driver name>/`, so a data root moves between strata and
+ *   dockerd. Each driver's `layout.ts` draws that layout.
+ * - Building a mount's options is a pure function (testable without root);
+ *   performing the mount is separate.
+ * - cleanup() unmounts everything this driver instance mounted.
+ */
+import type { Readable } from 'node:stream'
+import type { Change } from '../archive/changes.js'
+
+export type { Change }
+
+export interface CreateOpts {
+  /** Driver-specific options for this layer (dockerd's --storage-opt on create, e.g. size). */
+  storageOpt?: Record<string, string>
+}
+
+export interface GetOpts {
+  /** SELinux mount label; accepted for compatibility, unused on this host. */
+  mountLabel?: string
+}
+
+export interface GraphDriver {
+  /** "overlay2", "vfs", "btrfs". */
+  readonly name: string
+  /** The driver's home: `<root>/<name>`. */
+  readonly home: string
+
+  /** Creates a read-only (image) layer on `parent` (null: a base layer). */
+  create(id: string, parent: string | null, opts?: CreateOpts): Promise<void>
+  /** Creates a read-write (container) layer on `parent`. */
+  createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void>
+  /** Removes a layer and its data. Refuses (IN_USE) while it is mounted or has children. */
+  remove(id: string): Promise<void>
+  /** Makes the layer's full content visible and returns its path (reference counted). */
+  get(id: string, opts?: GetOpts): Promise<string>
+  /** Drops one reference taken by get; unmounts at zero. */
+  put(id: string): Promise<void>
+  exists(id: string): Promise<boolean>
+  /** The "Storage Driver" lines of `info`, in order. */
+  status(): Promise<Array<[string, string]>>
+  /** Paths inspect shows (overlay2: LowerDir, UpperDir, WorkDir, MergedDir). */
+  getMetadata(id: string): Promise<Record<string, string>>
+  /** Unmounts everything this driver mounted. */
+  cleanup(): Promise<void>
+
+  /** A layer tar of `id`'s changes against `parent` (aufs-style whiteouts). */
+  diff(id: string, parent: string | null): Promise<Readable>
+  /** `id`'s changes against `parent`, sorted by path. */
+  changes(id: string, parent: string | null): Promise<Change[]>
+  /** Applies a layer tar (uncompressed) to the freshly created layer `id`; returns the applied size. */
+  applyDiff(id: string, parent: string | null, tar: Readable): Promise<number>
+  /** Bytes of `id`'s changes against `parent` (what diff would carry). */
+  diffSize(id: string, parent: string | null): Promise<number>
+}
+
+/** Options common to every driver's constructor. */
+export interface DriverOptions {
+  /** The data root; the driver keeps its files in `<root>/<name>`. */
+  root: string
+  /** `--storage-opt k=v` pairs for the driver itself (e.g. `overlay2.mountapi=new`). */
+  options?: Record<string, string>
+}
+
+/** Whether a driver can run on a data root here, and if not, why. */
+export interface ProbeResult {
+  ok: boolean
+  /** When not ok: a sentence a user can act on ("/var/lib/strata is on ext4, btrfs needs a btrfs filesystem"). */
+  reason?: string
+}
+
+/** A driver kind: how to probe for it and construct it. */
+export interface DriverFactory {
+  readonly name: string
+  probe(root: string): Promise<ProbeResult>
+  open(opts: DriverOptions): Promise<GraphDriver>
+}
