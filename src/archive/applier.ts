@@ -327,7 +327,10 @@ function accessTime(h: TarHeader): Timespec {
 }
 
 function wrap(err: unknown, name: string): Error {
-  if (err instanceof StrataError) return err
+  if (err instanceof StrataError) {
+    if (err.message.includes(`"${name}"`)) return err
+    return new StrataError(err.code, `Cannot extract "${name}": ${err.message}`, { cause: err, details: { ...err.details, entry: name } })
+  }
   const e = err as NodeJS.ErrnoException
   const code = typeof e.code === 'string' ? e.code : 'error'
   const what = code === 'ENOSPC' ? 'no space left on the device' : code === 'EDQUOT' ? 'disk quota exceeded' : e.message
