@@ -799,6 +799,25 @@ for (const mode of WHITEOUT_MODES) {
   })
 }
 
+test('a refused whiteout name creates none of its parent directories', async (t) => {
+  const s = await expectRefused(t, [whiteout('deep/er/.wh..')], 'UNSAFE_PATH', ['"deep/er/.wh.."'])
+  assert.deepEqual(readdirSync(s.dest), [])
+})
+
+test('opaque marker keeps what this layer wrote through a symlinked parent (paths compared resolved) [full]', async (t) => {
+  // link -> d inside the root: "link/new" and "d/new" are the same file, which the opaque marker of d must keep.
+  const s = await expectApplied(t, [file('link/new', 'new'), whiteout('d/.wh..wh..opq'), whiteout('viaabs/.wh..wh..opq')], {
+    prepare: (s) => {
+      mkdirSync(join(s.dest, 'd'))
+      writeFileSync(join(s.dest, 'd/old'), 'lower')
+      symlinkSync('d', join(s.dest, 'link'))
+      symlinkSync('/d', join(s.dest, 'viaabs'))
+    },
+  })
+  assert.deepEqual(readdirSync(join(s.dest, 'd')), ['new'])
+  assert.equal(readText(join(s.dest, 'd/new')), 'new')
+})
+
 test('whiteout under an absolute symlink to the victim is written as a plain file inside dest [aufs]', async (t) => {
   const s = await expectApplied(t, (s) => [symlink('link', s.victim), whiteout('link/.wh.hello'), whiteout('link/.wh..wh..opq')], { whiteouts: 'aufs' })
   assert.ok(lstatSync(inDest(s, join(s.victim, '.wh.hello'))).isFile())
@@ -852,17 +871,21 @@ test('PAX linkpath with a NUL for a hardlink is refused', async (t) => {
   await expectRefused(t, [file('f', 'f'), hardlink('h', target, { ustarLinkname: 'f' })], 'UNSAFE_PATH', ['"h"', 'NUL'])
 })
 
-test('PAX linkpath with a NUL for a symlink is refused', async (t) => {
-  const target = `ok\0/../../../victim${LONG}`
-  const s = await sandbox(t)
-  await assert.rejects(apply(s, [symlink('s', target, { ustarLinkname: 'ok' })], 'full'), (err: unknown) => {
-    assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`)
-    assert.ok(err.message.includes('"s"'), err.message)
-    return true
+for (const [what, target] of [
+  ['hiding ".."', `ok\0/../../../victim${LONG}`],
+  ['in a target that stays inside', `ok\0${LONG}`],
+] as const) {
+  test(`PAX linkpath with a NUL ${what} for a symlink is refused`, async (t) => {
+    const s = await sandbox(t)
+    await assert.rejects(apply(s, [symlink('s', target, { ustarLinkname: 'ok' })], 'full'), (err: unknown) => {
+      assert.ok(err instanceof StrataError, `expected a StrataError, got ${String(err)}`)
+      assert.ok(err.message.includes('"s"'), err.message)
+      return true
+    })
+    assert.equal(lstatSync(join(s.dest, 's'), { throwIfNoEntry: false }), undefined)
+    await assertOutsideUntouched(s)
   })
-  assert.equal(lstatSync(join(s.dest, 's'), { throwIfNoEntry: false }), undefined)
-  await assertOutsideUntouched(s)
-})
+}
 
 // =====================================================================
 // overlayfs' own xattrs must never come from a tar

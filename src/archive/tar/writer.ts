@@ -62,8 +62,9 @@ function toAscii(s: string): string {
 function splitUstarPath(name: string): [prefix: string, base: string] | undefined {
   const len = name.length
   if (len <= 100 || !isAscii(name)) return undefined
-  let i = Math.min(len - 1, 155)
-  while (i > 0 && name[i] !== '/') i--
+  // As Go's splitUSTARPath: a directory's trailing slash stays with the base name.
+  const end = len > 156 ? 156 : name.endsWith('/') ? len - 1 : len
+  const i = name.lastIndexOf('/', end - 1)
   if (i <= 0) return undefined
   const prefix = name.slice(0, i)
   const base = name.slice(i + 1)
