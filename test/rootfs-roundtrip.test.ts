@@ -70,7 +70,7 @@ async function applyWithTarSplit(archive: string, dir: string, tarSplit: string)
 
 /**
  * Applies `archive`, extracts it with GNU tar too, and checks: the same
- * tree both ways (and `expected`'s, when given), the diffID, and a
+ * tree both ways (and the source tree's, when given), the diffID, and a
  * byte-identical reassembly that GNU tar can list.
  */
 async function roundTrip(t: TestContext, archive: string, scratch: string, label: string, source?: string): Promise<void> {
@@ -108,10 +108,7 @@ async function roundTrip(t: TestContext, archive: string, scratch: string, label
     `${label}: ${result.entries} entries, ${mib} MiB tar, content size ${result.size}`,
     `${label}: strata applyLayer + tar-split ${applied.millis.toFixed(0)} ms, applyLayer alone ${bareMillis.toFixed(0)} ms, GNU tar -x ${gnuMillis.toFixed(0)} ms`,
   ]
-  for (const l of lines) {
-    t.diagnostic(l)
-    console.log(l)
-  }
+  for (const l of lines) t.diagnostic(l)
 
   start = performance.now()
   const strataTree = await snapshotTree(strataDir)

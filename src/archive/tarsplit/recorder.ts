@@ -75,9 +75,24 @@ export function createTarSplitFile(path: string): TarSplitFile {
   let failure: unknown
   gzip.on('error', (e) => { failure = e })
   file.on('error', (e) => { failure = e })
+  // Lines are ~100 bytes; handing each to zlib separately costs a thread-pool
+  // round trip per line, so they are batched into 64 KiB writes.
+  let pending: string[] = []
+  let pendingSize = 0
+  const flush = (): void => {
+    if (pendingSize === 0) return
+    gzip.write(pending.join(''))
+    pending = []
+    pendingSize = 0
+  }
   return {
-    sink: (line) => { gzip.write(line) },
+    sink: (line) => {
+      pending.push(line)
+      pendingSize += line.length
+      if (pendingSize >= 65536) flush()
+    },
     async close() {
+      flush()
       gzip.end()
       await finished(file)
       if (failure !== undefined) throw failure
