@@ -13,9 +13,8 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { createReadStream, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
@@ -24,15 +23,12 @@ import { test, type TestContext } from 'node:test'
 import { applyLayer, type ApplyResult } from '../src/archive/apply.js'
 import { assembleTar, createTarSplitFile, directoryFileGetter, readTarSplit } from '../src/archive/tarsplit/index.js'
 import type { Digest } from '../src/digest/index.js'
+import { aptMirror, DEBOOTSTRAP_TAR, debootstrapTar } from './helpers/debootstrap.js'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
 import { assertSameTree, snapshotTree } from './helpers/tree.js'
 
-const CACHE_DIR = '/var/cache/strata-test'
-const DEBOOTSTRAP_TAR = join(CACHE_DIR, 'debootstrap-bookworm.tar')
-const SUITE = 'bookworm'
-const FALLBACK_MIRROR = 'http://deb.debian.org/debian'
 
 /** GNU tar's create and extract options for a layer: PAX format, every xattr, numeric ids. */
 const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner']
@@ -143,100 +139,15 @@ test('busybox rootfs: apply equals the source and GNU tar -x, reassembles byte f
 
 // ---- debootstrap ----
 
-/** The URI apt itself uses for `suite` (deb822 .sources or one-line .list), so debootstrap reaches the same archive. */
-function aptMirror(suite: string, files: Array<{ name: string; text: string }>): string | undefined {
-  for (const { name, text } of files) {
-    if (name.endsWith('.sources')) {
-      for (const stanza of text.split(/\n\s*\n/)) {
-        const fields = new Map<string, string>()
-        let last = ''
-        for (const line of stanza.split('\n')) {
-          if (line.startsWith('#') || line.trim() === '') continue
-          if (/^\s/.test(line) && last !== '') {
-            fields.set(last, `${fields.get(last)} ${line.trim()}`)
-            continue
-          }
-          const m = /^([\w-]+):\s*(.*)$/.exec(line)
-          if (m === null) continue
-          last = m[1]!.toLowerCase()
-          fields.set(last, m[2]!.trim())
-        }
-        if (fields.get('enabled')?.toLowerCase() === 'no') continue
-        const types = (fields.get('types') ?? '').split(/\s+/)
-        const suites = (fields.get('suites') ?? '').split(/\s+/)
-        const uri = (fields.get('uris') ?? '').split(/\s+/)[0]
-        if (types.includes('deb') && suites.includes(suite) && uri !== undefined && uri !== '') return uri
-      }
-    } else if (name.endsWith('.list')) {
-      for (const raw of text.split('\n')) {
-        const line = raw.replace(/#.*/, '').replace(/\[[^\]]*\]/, '').trim()
-        const [type, uri, lineSuite] = line.split(/\s+/)
-        if (type === 'deb' && lineSuite === suite && uri !== undefined) return uri
-      }
-    }
-  }
-  return undefined
-}
-
-function hostAptSources(): Array<{ name: string; text: string }> {
-  const files: Array<{ name: string; text: string }> = []
-  if (existsSync('/etc/apt/sources.list')) files.push({ name: 'sources.list', text: readFileSync('/etc/apt/sources.list', 'utf8') })
-  const dir = '/etc/apt/sources.list.d'
-  if (existsSync(dir)) {
-    for (const name of readdirSync(dir).sort()) files.push({ name, text: readFileSync(join(dir, name), 'utf8') })
-  }
-  return files
-}
-
-/** Mount points at or below `dir`, deepest first (debootstrap mounts proc, sys, dev/pts in its target). */
-function mountsUnder(dir: string): string[] {
-  const decode = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-  return readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((l) => decode(l.split(' ')[1] ?? ''))
-    .filter((m) => m === dir || m.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length)
-}
-
-/** Removes a debootstrap target, but only once nothing is mounted inside it (rm -r would descend into /dev, /sys...). */
-async function removeTarget(dir: string): Promise<void> {
-  for (const m of mountsUnder(dir)) await run('umount', ['-l', m]).catch(() => {})
-  const left = mountsUnder(dir)
-  if (left.length > 0) throw new Error(`Not removing ${dir}: still mounted: ${left.join(', ')}`)
-  await rm(dir, { recursive: true, force: true })
-}
-
-/** The cached debootstrap tar, built (about a minute, needs the Debian mirror) when missing. */
-async function debootstrapTar(t: TestContext): Promise<string | undefined> {
-  if (existsSync(DEBOOTSTRAP_TAR)) {
-    t.diagnostic(`using cached ${DEBOOTSTRAP_TAR}`)
-    return DEBOOTSTRAP_TAR
-  }
-  if (!requireTool(t, 'debootstrap')) return undefined
-  mkdirSync(CACHE_DIR, { recursive: true, mode: 0o755 })
-  const mirror = aptMirror(SUITE, hostAptSources()) ?? FALLBACK_MIRROR
-  const target = mkdtempSync(join(tmpdir(), 'strata-test-debootstrap-'))
-  const partial = `${DEBOOTSTRAP_TAR}.tmp-${process.pid}`
-  try {
-    const start = performance.now()
-    t.diagnostic(`debootstrap --variant=minbase ${SUITE} ${target} ${mirror}`)
-    await run('debootstrap', ['--variant=minbase', SUITE, target, mirror])
-    t.diagnostic(`debootstrap took ${ms(start)}`)
-    const left = mountsUnder(target)
-    if (left.length > 0) throw new Error(`debootstrap left mounts behind: ${left.join(', ')}`)
-    await run('tar', [...TAR_CREATE, '-cf', partial, '-C', target, '.'])
-    await rename(partial, DEBOOTSTRAP_TAR)
-  } finally {
-    rmSync(partial, { force: true })
-    // A failure to clean up must not hide why debootstrap or tar failed.
-    await removeTarget(target).catch((err: unknown) => t.diagnostic(`cleanup: ${(err as Error).message}`))
-  }
-  return DEBOOTSTRAP_TAR
+/** The cached debootstrap tar; built when missing (needs the debootstrap tool). */
+async function debootstrapTarFor(t: TestContext): Promise<string | undefined> {
+  if (!existsSync(DEBOOTSTRAP_TAR) && !requireTool(t, 'debootstrap')) return undefined
+  return debootstrapTar((msg) => t.diagnostic(msg))
 }
 
 test('debootstrap bookworm minbase: apply equals GNU tar -x, reassembles byte for byte', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'tar', 'cmp')) return
-  const archive = await debootstrapTar(t)
+  const archive = await debootstrapTarFor(t)
   if (archive === undefined) return
   const scratch = tempDirFor(t, 'rootfs-debootstrap-')
   await roundTrip(t, archive, scratch, 'debootstrap')

@@ -1,0 +1,64 @@
+/**
+ * Side-by-side timing: each case runs strata and its peer on the same
+ * input, alternating, a few times; the median of each is reported with the
+ * ratio. Absolute times drift between machines, ratios less so.
+ */
+import { spawn } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
+
+export interface Contender {
+  name: string
+  /** Runs once; `prepare` (untimed) runs before each run. */
+  run: () => Promise<void>
+  prepare?: () => Promise<void>
+}
+
+export interface CaseResult {
+  title: string
+  strata: { name: string; ms: number }
+  peers: Array<{ name: string; ms: number }>
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+export async function compare(title: string, strata: Contender, peers: Contender[], runs = 3): Promise<CaseResult> {
+  const all = [strata, ...peers]
+  const times = new Map<string, number[]>(all.map((c) => [c.name, []]))
+  for (let i = 0; i < runs; i++) {
+    for (const c of all) {
+      await c.prepare?.()
+      const t0 = performance.now()
+      await c.run()
+      times.get(c.name)!.push(performance.now() - t0)
+    }
+  }
+  return {
+    title,
+    strata: { name: strata.name, ms: median(times.get(strata.name)!) },
+    peers: peers.map((p) => ({ name: p.name, ms: median(times.get(p.name)!) })),
+  }
+}
+
+/** Runs a shell pipeline (bash -c), rejecting on a non-zero exit. */
+export function sh(script: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-o', 'pipefail', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${script}: exit ${code}: ${err}`))))
+  })
+}
+
+export function formatResults(results: CaseResult[]): string {
+  const lines = ['| case | strata | peer | peer time | strata / peer |', '|---|---|---|---|---|']
+  for (const r of results) {
+    for (const p of r.peers) {
+      lines.push(`| ${r.title} | ${(r.strata.ms / 1000).toFixed(2)} s | ${p.name} | ${(p.ms / 1000).toFixed(2)} s | ${(r.strata.ms / p.ms).toFixed(2)} |`)
+    }
+  }
+  return lines.join('\n')
+}
