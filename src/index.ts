@@ -9,4 +9,5 @@
 export * from './errors/index.js'
 export * from './digest/index.js'
 export * from './archive/index.js'
+export * from './graphdriver/index.js'
 export * as sys from './sys/index.js'

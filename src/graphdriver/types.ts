@@ -26,8 +26,11 @@
  * Rules:
  * - remove of a layer that has children is refused (IN_USE) by drivers
  *   that can know (overlay2 through `committed` markers and lower files,
- *   btrfs through snapshots, vfs through its own record): the layer store
- *   removes children first.
+ *   btrfs through snapshot parent uuids). vfs cannot tell (a copy keeps no
+ *   link to its parent, and dockerd keeps no record either), so there the
+ *   layer store is what refuses; it removes children first anyway.
+ * - put without a matching get is INVALID_ARGUMENT (NOT_FOUND for an
+ *   unknown layer); getMetadata of an unknown layer is NOT_FOUND.
  * - Every driver lays its files out exactly as dockerd 20.10 does under
  *   `<root>/<driver name>/`, so a data root moves between strata and
  *   dockerd. Each driver's `layout.ts` draws that layout.

@@ -5,9 +5,10 @@
  * the loop device and the image are always taken away again: a leaked
  * loop device outlives the test run and eventually exhausts /dev/loop*.
  */
+import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { MNT_DETACH, umount2 } from '../../src/sys/index.js'
@@ -66,18 +67,32 @@ async function unmount(dir: string): Promise<void> {
  * of a busy device also sets autoclear, so even the last failure does not
  * leak it for long.
  */
-async function detach(device: string): Promise<void> {
+async function detach(device: string, image: string): Promise<void> {
   let last: unknown
   for (let attempt = 0; attempt < 10; attempt++) {
     try {
       await run('losetup', ['-d', device])
-      return
+      last = undefined
+      break
     } catch (err) {
       last = err
       await sleep(100 * (attempt + 1))
     }
   }
-  throw last
+  if (last !== undefined) throw last
+  // The kernel lets go of the backing file shortly after `losetup -d`
+  // returns (btrfs closes its block device asynchronously after umount).
+  // Wait for that, so a test run that ends here leaves `losetup -a` empty.
+  // Compare the path: the device may already belong to someone else's image.
+  const backing = `/sys/block/${basename(device)}/loop/backing_file`
+  const ours = (): boolean => {
+    try {
+      return readFileSync(backing, 'utf8').startsWith(image)
+    } catch {
+      return false
+    }
+  }
+  for (let waited = 0; waited < 5000 && ours(); waited += 50) await sleep(50)
 }
 
 /**
@@ -101,7 +116,7 @@ export async function createLoopFs(fsType: LoopFsType, sizeBytes: number): Promi
     const errors: unknown[] = []
     if (mounted) await unmount(mnt).catch((e: unknown) => errors.push(e))
     mounted = false
-    if (device !== undefined) await detach(device).catch((e: unknown) => errors.push(e))
+    if (device !== undefined) await detach(device, image).catch((e: unknown) => errors.push(e))
     device = undefined
     await rm(scratch, { recursive: true, force: true }).catch((e: unknown) => errors.push(e))
     if (errors.length > 0) throw errors[0]

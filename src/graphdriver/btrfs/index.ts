@@ -1,0 +1,2 @@
+/** The btrfs graph driver: layers as btrfs subvolumes and snapshots. */
+export { BtrfsDriver, btrfsFactory } from './driver.js'

@@ -1,0 +1,200 @@
+/**
+ * What the host must offer before overlay2 can run on a data root, checked
+ * the way dockerd 20.10 checks it (overlayutils.SupportsOverlay,
+ * fsutils.SupportsDType, overlay2's doesSupportNativeDiff): by doing the
+ * thing in a scratch directory on the same filesystem, not by reading
+ * version numbers.
+ */
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { isErrno } from '../../errors/index.js'
+import { FS_MAGIC, lgetxattr, lsetxattr, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
+import type { ProbeResult } from '../types.js'
+import { supportsDType } from './dtype.js'
+import { DRIVER_NAME } from './layout.js'
+
+/**
+ * dockerd's names for backing filesystems (graphdriver.FsNames in 20.10),
+ * which `docker info` shows as "Backing Filesystem". ext2/3/4 share one
+ * magic and one name, "extfs".
+ */
+const DOCKER_FS_NAMES: ReadonlyMap<number, string> = new Map([
+  [0x61756673, 'aufs'],
+  [0x9123683e, 'btrfs'],
+  [0x28cd3d45, 'cramfs'],
+  [0xf15f, 'ecryptfs'],
+  [0xef53, 'extfs'],
+  [0xf2f52010, 'f2fs'],
+  [0x65735546, 'fuse'],
+  [0x47504653, 'gpfs'],
+  [0x72b6, 'jffs2'],
+  [0x3153464a, 'jfs'],
+  [0x6969, 'nfs'],
+  [0x794c7630, 'overlayfs'],
+  [0x858458f6, 'ramfs'],
+  [0x52654973, 'reiserfs'],
+  [0x517b, 'smb'],
+  [0x73717368, 'squashfs'],
+  [0x01021994, 'tmpfs'],
+  [0xa501fcf5, 'vxfs'],
+  [0x58465342, 'xfs'],
+  [0x2fc12fc1, 'zfs'],
+])
+
+/** The "Backing Filesystem" dockerd reports for a filesystem magic; "<unknown>" as dockerd says for others. */
+export function dockerFsName(magic: number): string {
+  return DOCKER_FS_NAMES.get(magic >>> 0) ?? '<unknown>'
+}
+
+/** `path` if it exists, else its nearest existing ancestor (dockerd tests the parent of a missing home). */
+export async function nearestExisting(path: string): Promise<string> {
+  let p = resolve(path)
+  for (;;) {
+    try {
+      await stat(p)
+      return p
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT', 'ENOTDIR')) throw err
+    }
+    const parent = dirname(p)
+    if (parent === p) return p
+    p = parent
+  }
+}
+
+/** True when /proc/filesystems lists overlay (it may still be a module the first mount loads). */
+export async function overlayListed(): Promise<boolean> {
+  try {
+    return /^nodev\s+overlay$/m.test(await readFile('/proc/filesystems', 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** Mounts `options` as an overlay on `target`, through mount(2) when the string can carry the paths. */
+function mountScratch(target: string, lowers: string[], upper: string, work: string): void {
+  const paths = [...lowers, upper, work, target]
+  if (paths.some((p) => /[,:]/.test(p))) {
+    mountNewApi('overlay', target, [
+      ['source', 'overlay'],
+      ...lowers.map((l): [string, string] => ['lowerdir+', l]),
+      ['upperdir', upper],
+      ['workdir', work],
+    ])
+  } else {
+    mount('overlay', target, 'overlay', 0, `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`)
+  }
+}
+
+/**
+ * dockerd's supportsOverlay: mounts an overlay of two lowers, an upper
+ * and a work dir inside a scratch dir of `dir`, then unmounts it. Throws
+ * what mount(2) said.
+ */
+export async function tryOverlayMount(dir: string): Promise<void> {
+  const td = await mkdtemp(join(dir, 'check-overlayfs-support'))
+  try {
+    for (const d of ['lower1', 'lower2', 'upper', 'work', 'merged']) await mkdir(join(td, d), { mode: 0o755 })
+    const merged = join(td, 'merged')
+    mountScratch(merged, [join(td, 'lower2'), join(td, 'lower1')], join(td, 'upper'), join(td, 'work'))
+    umount2(merged)
+  } finally {
+    await rm(td, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Whether the upper dir of an overlay mount records changes the way
+ * native diff reads them (dockerd's doesSupportNativeDiff), or undefined
+ * when it does, or the reason it does not:
+ * - an old kernel copies the opaque flag up with an opaque dir;
+ * - with redirect_dir, renaming a lower dir leaves only a
+ *   trusted.overlay.redirect xattr in the upper dir, not the content;
+ * - with metacopy (not checked by dockerd 20.10, but just as fatal), a
+ *   chmod copies up an empty file that only points at the lower data.
+ */
+export async function nativeDiffProblem(dir: string): Promise<string | undefined> {
+  try {
+    if ((await readFile('/sys/module/overlay/parameters/metacopy', 'utf8')).trim() === 'Y') {
+      return 'the overlay module has metacopy enabled (metacopy=Y)'
+    }
+  } catch {
+    // no such parameter: a kernel without metacopy
+  }
+  const td = await mkdtemp(join(dir, 'opaque-bug-check'))
+  const merged = join(td, 'merged')
+  let mounted = false
+  try {
+    for (const d of ['l1/d', 'l1/d1', 'l2/d', 'l3', 'work', 'merged']) await mkdir(join(td, d), { recursive: true, mode: 0o755 })
+    lsetxattr(join(td, 'l2', 'd'), 'trusted.overlay.opaque', 'y')
+    mountScratch(merged, [join(td, 'l2'), join(td, 'l1')], join(td, 'l3'), join(td, 'work'))
+    mounted = true
+    // Touching a file in d copies the opaque dir d up from l2 into l3.
+    await writeFile(join(merged, 'd', 'f'), '')
+    if (lgetxattr(join(td, 'l3', 'd'), 'trusted.overlay.opaque')?.toString() === 'y') {
+      return 'the kernel copies the opaque flag up with a directory (fixed in 4.8)'
+    }
+    try {
+      await rename(join(merged, 'd1'), join(merged, 'd2'))
+    } catch (err) {
+      // EXDEV: no redirect_dir, the kernel refuses and tools copy instead.
+      if (isErrno(err, 'EXDEV')) return undefined
+      throw err
+    }
+    if (lgetxattr(join(td, 'l3', 'd2'), 'trusted.overlay.redirect')?.toString() === 'd1') {
+      return 'the overlay module has redirect_dir enabled'
+    }
+    return undefined
+  } finally {
+    if (mounted) umount2(merged)
+    await rm(td, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Whether overlay2 can keep its layers under `<root>/overlay2`, and if not
+ * a sentence saying why. Tests the home if it exists, else its nearest
+ * existing ancestor (the filesystem the home will be created on).
+ */
+export async function probeOverlay2(root: string): Promise<ProbeResult> {
+  const home = join(resolve(root), DRIVER_NAME)
+  const dir = await nearestExisting(home)
+  const st = statfs(dir)
+  if (st.type === FS_MAGIC.overlay) {
+    return {
+      ok: false,
+      reason: `"${dir}" is on overlayfs (are we inside a container?); overlay2 cannot stack on an overlay filesystem: put the data root on ext4, xfs or btrfs, e.g. a volume or bind mount`,
+    }
+  }
+  let dtype: boolean
+  try {
+    dtype = supportsDType(dir)
+  } catch (err) {
+    return { ok: false, reason: `Could not test d_type support in "${dir}": ${(err as Error).message}` }
+  }
+  if (!dtype) {
+    const fs = dockerFsName(st.type)
+    let reason = `overlay2: the backing ${fs} filesystem of "${dir}" is formatted without d_type support, which leads to incorrect behavior.`
+    if (fs === 'xfs') reason += ' Reformat the filesystem with ftype=1 to enable d_type support.'
+    if (fs === 'extfs') reason += ' Reformat the filesystem (or use tune2fs) with -O filetype flag to enable d_type support.'
+    return { ok: false, reason: `${reason} Backing filesystems without d_type support are not supported.` }
+  }
+  const listed = await overlayListed()
+  try {
+    await tryOverlayMount(dir)
+  } catch (err) {
+    const what = (err as Error).message
+    if (isErrno(err, 'ENODEV') || !listed) {
+      return { ok: false, reason: `The kernel has no overlay filesystem (not in /proc/filesystems; mounting one failed: ${what}); load it with "modprobe overlay"` }
+    }
+    if (isErrno(err, 'EPERM')) return { ok: false, reason: `Mounting an overlay in "${dir}" was refused (${what}); overlay2 needs root (CAP_SYS_ADMIN)` }
+    return { ok: false, reason: `A test overlay mount in "${dir}" failed: ${what}` }
+  }
+  return { ok: true }
+}
+
+/** True when /sys/module/overlay/parameters/index exists: the kernel knows `index=off`, and dockerd passes it. */
+export function kernelKnowsIndexOption(): boolean {
+  return existsSync('/sys/module/overlay/parameters/index')
+}

@@ -1,0 +1,753 @@
+/**
+ * The overlay2 graph driver: dockerd 20.10's on-disk layout (see
+ * layout.ts), its mount options, and its native diff (the layer's diff
+ * dir is its changes, so diff/changes/diffSize read it directly instead of
+ * comparing two mounted trees). As in dockerd, a diff against anything but
+ * the layer's own parent, or on a kernel whose upper dirs do not record
+ * changes faithfully (redirect_dir, metacopy), falls back to the naive diff
+ * over full mounted trees.
+ *
+ * Where we differ from dockerd, on purpose:
+ * - stacks deeper than 128 (up to the kernel's 500) are created and
+ *   mounted through the new mount API; dockerd refuses "max depth exceeded";
+ * - get/put are reference counted for base layers too (dockerd never
+ *   mounts them and lets put be a no-op), so put without get is an error
+ *   and remove of a base layer someone holds is refused;
+ * - remove refuses a layer that is mounted or has children (IN_USE), and
+ *   never deletes through a mount point;
+ * - applyDiff returns the sum of the tar's entry sizes and diffSize the
+ *   bytes of regular files (the GraphDriver contract, equal for the same
+ *   layer); dockerd returns directory.Size for both, which adds symlink
+ *   target lengths.
+ *
+ * One driver instance per data root per process: the reference counts live
+ * in this object, and opening a second instance treats the first one's
+ * mounts as stale and unmounts them (exactly what it does after a crash).
+ */
+import { readFileSync } from 'node:fs'
+import { lstat, mkdir, readdir, readFile, readlink, realpath, rm, rmdir, chmod, symlink, unlink, writeFile } from 'node:fs/promises'
+import { basename, dirname, join, normalize, resolve } from 'node:path'
+import type { Readable } from 'node:stream'
+import { isMainThread } from 'node:worker_threads'
+import { applyLayer } from '../../archive/apply.js'
+import { changesOverlay, type Change } from '../../archive/changes.js'
+import { exportOverlayUpper } from '../../archive/export.js'
+import { StrataError, isErrno } from '../../errors/index.js'
+import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
+import { withNaiveDiff } from '../naive-diff.js'
+import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver } from '../types.js'
+import { dockerFsName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2 } from './checks.js'
+import {
+  COMMITTED_FILE,
+  COMMITTED_FILE_MODE,
+  DIFF_DIR,
+  DIFF_DIR_MODE,
+  DRIVER_NAME,
+  HOME_MODE,
+  LAYER_DIR_MODE,
+  LINK_DIR,
+  LINK_DIR_MODE,
+  LINK_FILE,
+  LINK_FILE_MODE,
+  LOWER_FILE,
+  LOWER_FILE_MODE,
+  MAX_LOWERS,
+  MERGED_DIR,
+  MERGED_DIR_MODE,
+  WORK_DIR,
+  WORK_DIR_MODE,
+  generateShortId,
+  isShortId,
+  linkTarget,
+  lowerString,
+  mountPlan,
+  parseLower,
+  tooManyLayers,
+  validateLayerId,
+  type MountPlan,
+} from './layout.js'
+import { isMountPoint, mountPointsUnder } from './mounts.js'
+
+type MountApiChoice = 'auto' | 'legacy' | 'new'
+
+/** Lower files read between two yields to the event loop when remove looks for children. */
+const CHILD_SCAN_BATCH = 256
+
+/** One layer's get count, and whether its first get mounted something (base layers are not mounted). */
+interface Ref {
+  count: number
+  mounted: boolean
+}
+
+/** Settings fixed at open. */
+interface DriverState {
+  home: string
+  realHome: string
+  backingFs: string
+  indexOff: boolean
+  api: MountApiChoice
+  nativeDiffProblem: string | undefined
+}
+
+/** Results of the native-diff check per filesystem home, like dockerd's once-per-process useNaiveDiff. */
+const nativeDiffChecked = new Map<string, string | undefined>()
+
+/** Reads a whole small file, or undefined when it does not exist. */
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined
+    throw err
+  }
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await lstat(path)
+    return true
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
+    throw err
+  }
+}
+
+/** mkdir with an exact mode (mkdir's mode goes through the umask; chmod does not). */
+async function mkdirMode(path: string, mode: number): Promise<void> {
+  await mkdir(path, { mode })
+  await chmod(path, mode)
+}
+
+/** writeFile with an exact mode. */
+async function writeFileMode(path: string, content: string, mode: number): Promise<void> {
+  await writeFile(path, content, { mode })
+  await chmod(path, mode)
+}
+
+/** umount2(MNT_DETACH), treating "not mounted" (EINVAL) and "gone" (ENOENT) as done. */
+function detach(path: string): void {
+  try {
+    umount2(path, MNT_DETACH)
+  } catch (err) {
+    if (!isErrno(err, 'EINVAL', 'ENOENT')) throw err
+  }
+}
+
+/** rmdir that ignores failure: dockerd removes merged/ only so other namespaces drop their copy of the mount. */
+async function rmdirQuietly(path: string): Promise<void> {
+  try {
+    await rmdir(path)
+  } catch {
+    // busy, already gone or not empty: nothing depends on it
+  }
+}
+
+/**
+ * Bytes of the regular files in a tree, each inode counted once so
+ * hardlinks are not counted twice: what a diff of the tree carries as
+ * content, and so what applyDiff returned for it. moby's directory.Size,
+ * which dockerd's overlay2 uses, also adds symlinks' lstat sizes (their
+ * target lengths); we leave them out, as the naive-diff drivers do, so
+ * diffSize agrees with applyDiff on every driver. Entries vanishing during
+ * the walk are skipped; the root missing is an error.
+ */
+export async function regularFileBytes(dir: string): Promise<number> {
+  const seen = new Set<bigint>()
+  let size = 0
+  const stack = [dir]
+  while (stack.length > 0) {
+    const d = stack.pop() as string
+    let names: string[]
+    try {
+      names = await readdir(d)
+    } catch (err) {
+      if (d !== dir && isErrno(err, 'ENOENT', 'ENOTDIR')) continue
+      throw err
+    }
+    for (const name of names) {
+      const p = join(d, name)
+      let st
+      try {
+        st = await lstat(p, { bigint: true })
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) continue
+        throw err
+      }
+      if (st.isDirectory()) {
+        stack.push(p)
+        continue
+      }
+      if (!st.isFile() || st.size === 0n || seen.has(st.ino)) continue
+      seen.add(st.ino)
+      size += Number(st.size)
+    }
+  }
+  return size
+}
+
+/**
+ * Whether a relative mount can chdir into the home and come back: only the
+ * main thread can chdir, and only a working directory that still exists
+ * can be returned to. Otherwise plans use absolute paths (the new mount
+ * API when they do not fit a page).
+ */
+function canChdirAndBack(): boolean {
+  if (!isMainThread) return false
+  try {
+    process.cwd()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Parses the driver's own `--storage-opt` pairs (dockerd: overlay2.size, overlay2.override_kernel_check). */
+function parseDriverOptions(options: Record<string, string> | undefined): MountApiChoice {
+  let api: MountApiChoice = 'auto'
+  for (const [rawKey, value] of Object.entries(options ?? {})) {
+    const key = rawKey.toLowerCase()
+    switch (key) {
+      case 'overlay2.mountapi':
+        if (value !== 'auto' && value !== 'legacy' && value !== 'new') {
+          throw new StrataError('INVALID_ARGUMENT', `overlay2: option "${rawKey}" is "${value}"; expected "auto", "legacy" or "new"`)
+        }
+        api = value
+        break
+      case 'overlay2.override_kernel_check':
+        // Accepted and ignored, as dockerd 20.10 does (deprecated there).
+        break
+      case 'overlay2.size':
+        throw new StrataError('NOT_SUPPORTED', `overlay2: option "${rawKey}" needs xfs project quotas, which strata does not implement`)
+      default:
+        throw new StrataError('INVALID_ARGUMENT', `overlay2: unknown option "${rawKey}"`)
+    }
+  }
+  return api
+}
+
+/** Checks per-layer `--storage-opt`s: dockerd knows only `size`, which needs project quotas. */
+function checkCreateOpts(id: string, opts: CreateOpts | undefined, readWrite: boolean): void {
+  for (const rawKey of Object.keys(opts?.storageOpt ?? {})) {
+    const key = rawKey.toLowerCase()
+    if (key !== 'size') throw new StrataError('INVALID_ARGUMENT', `overlay2: unknown storage option "${rawKey}" for layer "${id}"`)
+    if (!readWrite) throw new StrataError('INVALID_ARGUMENT', `--storage-opt size is only supported for read-write layers, not layer "${id}"`)
+    throw new StrataError('NOT_SUPPORTED', `--storage-opt size for layer "${id}" needs xfs project quotas, which strata does not implement`)
+  }
+}
+
+export class Overlay2Driver implements GraphDriver {
+  readonly name = DRIVER_NAME
+  readonly home: string
+  readonly #realHome: string
+  readonly #backingFs: string
+  readonly #indexOff: boolean
+  readonly #api: MountApiChoice
+  readonly #nativeDiffProblem: string | undefined
+  /** get counts of layers this instance holds. */
+  readonly #refs = new Map<string, Ref>()
+  /** Tail of each layer's queue of operations: one operation per layer at a time. */
+  readonly #locks = new Map<string, Promise<void>>()
+  /** dockerd's naiveDiff: for diffs against another layer than the parent, over this driver's own get/put. */
+  readonly #naive: GraphDriver
+
+  /** Use Overlay2Driver.open (or overlay2Factory.open): opening checks the host and recovers stale mounts. */
+  private constructor(state: DriverState) {
+    this.home = state.home
+    this.#realHome = state.realHome
+    this.#backingFs = state.backingFs
+    this.#indexOff = state.indexOff
+    this.#api = state.api
+    this.#nativeDiffProblem = state.nativeDiffProblem
+    this.#naive = withNaiveDiff(this)
+  }
+
+  /**
+   * Opens the driver on `<root>/overlay2`: checks the host (as the probe
+   * does), creates the home (0710) and `l/` (0700), and unmounts whatever
+   * a previous process left mounted under the home.
+   */
+  static async open(opts: DriverOptions): Promise<Overlay2Driver> {
+    const api = parseDriverOptions(opts.options)
+    const probe = await probeOverlay2(opts.root)
+    if (!probe.ok) throw new StrataError('NOT_SUPPORTED', probe.reason ?? `overlay2 cannot run on "${opts.root}"`)
+    const home = join(resolve(opts.root), DRIVER_NAME)
+    if (!(await pathExists(home))) {
+      await mkdir(home, { recursive: true, mode: HOME_MODE })
+      await chmod(home, HOME_MODE)
+    }
+    const links = join(home, LINK_DIR)
+    if (!(await pathExists(links))) await mkdirMode(links, LINK_DIR_MODE)
+    const realHome = await realpath(home)
+    let problem: string | undefined
+    if (nativeDiffChecked.has(realHome)) problem = nativeDiffChecked.get(realHome)
+    else {
+      problem = await nativeDiffProblem(realHome)
+      nativeDiffChecked.set(realHome, problem)
+    }
+    const driver = new Overlay2Driver({
+      home,
+      realHome,
+      backingFs: dockerFsName(statfs(home).type),
+      indexOff: kernelKnowsIndexOption(),
+      api,
+      nativeDiffProblem: problem,
+    })
+    await driver.#unmountAllUnder(realHome)
+    return driver
+  }
+
+  // -------------------------------------------------------------------------
+  // Layers
+
+  async create(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    checkCreateOpts(id, opts, false)
+    await this.#create(id, parent)
+  }
+
+  async createReadWrite(id: string, parent: string | null, opts?: CreateOpts): Promise<void> {
+    checkCreateOpts(id, opts, true)
+    await this.#create(id, parent)
+  }
+
+  /**
+   * dockerd's create(): the layer dir, diff/, a fresh short ID in link and
+   * as l/<short id> -> ../<id>/diff, and for a child: work/, the parent's
+   * `committed` marker and the lower file (the parent's link, then the
+   * parent's lowers). The depth is checked before anything is written.
+   */
+  async #create(id: string, parent: string | null): Promise<void> {
+    validateLayerId(id)
+    if (parent !== null) {
+      validateLayerId(parent, 'Parent layer id')
+      if (parent === id) throw new StrataError('INVALID_ARGUMENT', `Layer "${id}" cannot be its own parent`)
+    }
+    await this.#locked(parent === null ? [id] : [id, parent], async () => {
+      const dir = this.#dir(id)
+      if (await pathExists(dir)) throw new StrataError('ALREADY_EXISTS', `Layer "${id}" already exists in "${this.home}"`)
+      let lower: string | undefined
+      if (parent !== null) {
+        const parentDir = this.#dir(parent)
+        if (!(await pathExists(parentDir))) throw new StrataError('NOT_FOUND', `Parent layer "${parent}" of new layer "${id}" does not exist`)
+        const parentLink = await this.#readLink(parent)
+        lower = lowerString(parentLink, await readOptional(join(parentDir, LOWER_FILE)))
+        const depth = lower.split(':').length
+        if (depth > MAX_LOWERS) throw tooManyLayers(depth)
+      }
+
+      try {
+        await mkdirMode(dir, LAYER_DIR_MODE)
+      } catch (err) {
+        if (isErrno(err, 'EEXIST')) throw new StrataError('ALREADY_EXISTS', `Layer "${id}" already exists in "${this.home}"`)
+        throw err
+      }
+      let linkPath: string | undefined
+      try {
+        await mkdirMode(join(dir, DIFF_DIR), DIFF_DIR_MODE)
+        const shortId = await this.#makeLink(id)
+        linkPath = join(this.home, LINK_DIR, shortId)
+        await writeFileMode(join(dir, LINK_FILE), shortId, LINK_FILE_MODE)
+        if (parent !== null && lower !== undefined) {
+          await mkdirMode(join(dir, WORK_DIR), WORK_DIR_MODE)
+          await writeFileMode(join(this.#dir(parent), COMMITTED_FILE), '', COMMITTED_FILE_MODE)
+          await writeFileMode(join(dir, LOWER_FILE), lower, LOWER_FILE_MODE)
+        }
+      } catch (err) {
+        if (linkPath !== undefined) await rm(linkPath, { force: true })
+        await rm(dir, { recursive: true, force: true })
+        throw err
+      }
+    })
+  }
+
+  /** Creates l/<new short id> -> ../<id>/diff, drawing again on the (astronomically unlikely) collision. */
+  async #makeLink(id: string): Promise<string> {
+    for (let attempt = 0; ; attempt++) {
+      const shortId = generateShortId()
+      try {
+        await symlink(linkTarget(id), join(this.home, LINK_DIR, shortId))
+        return shortId
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST') || attempt >= 10) throw err
+      }
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    validateLayerId(id)
+    await this.#locked([id], async () => {
+      const dir = this.#dir(id)
+      if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+      const ref = this.#refs.get(id)
+      if (ref !== undefined) {
+        throw new StrataError('IN_USE', `Layer "${id}" is mounted (${ref.count} reference${ref.count === 1 ? '' : 's'}); put it before removing it`)
+      }
+      const shortId = (await readOptional(join(dir, LINK_FILE)))?.trim()
+      if (shortId !== undefined && isShortId(shortId) && (await pathExists(join(dir, COMMITTED_FILE)))) {
+        const child = await this.#findChild(id, shortId)
+        if (child !== undefined) {
+          throw new StrataError('IN_USE', `Layer "${id}" has a child layer "${child}"; remove its children first`, { details: { child } })
+        }
+      }
+
+      // A mount left under the layer (a crashed process's merged/) must go
+      // first: the recursive delete below would cross it into the lowers.
+      const realDir = join(this.#realHome, id)
+      for (const mp of await mountPointsUnder(realDir)) detach(mp)
+      const left = await mountPointsUnder(realDir)
+      if (left.length > 0) throw new StrataError('IN_USE', `Layer "${id}" still has mounts under it ("${left.join('", "')}") after unmounting`)
+
+      if (shortId !== undefined && isShortId(shortId)) {
+        const link = join(this.home, LINK_DIR, shortId)
+        // Only our own link: a link file copied from another layer must not take that layer's link with it.
+        const target = await readlink(link).catch(() => undefined)
+        if (target === linkTarget(id)) await unlink(link)
+      }
+      await rm(dir, { recursive: true, force: true })
+    })
+  }
+
+  /**
+   * A layer whose lower file names `l/<shortId>` (a descendant of `id`),
+   * preferring a direct child (whose lower file starts with it). remove
+   * runs this for every layer that ever had a child, over every layer's
+   * lower file, so it reads them synchronously (a few microseconds each,
+   * where a promise round trip through the thread pool costs ten times
+   * that) in batches, yielding to the event loop between batches.
+   */
+  async #findChild(id: string, shortId: string): Promise<string | undefined> {
+    const entry = `${LINK_DIR}/${shortId}`
+    const names = (await readdir(this.home)).filter((n) => n !== LINK_DIR && n !== id)
+    let descendant: string | undefined
+    for (let i = 0; i < names.length; i += CHILD_SCAN_BATCH) {
+      if (i > 0) await new Promise<void>((r) => setImmediate(r))
+      for (const name of names.slice(i, i + CHILD_SCAN_BATCH)) {
+        let lower: string
+        try {
+          lower = readFileSync(join(this.home, name, LOWER_FILE), 'utf8')
+        } catch {
+          continue // no lower file (a base layer), or not a layer dir at all
+        }
+        if (lower === entry || lower.startsWith(`${entry}:`)) return name
+        if (descendant === undefined && lower.split(':').includes(entry)) descendant = name
+      }
+    }
+    return descendant
+  }
+
+  async exists(id: string): Promise<boolean> {
+    try {
+      validateLayerId(id)
+    } catch {
+      return false
+    }
+    return pathExists(this.#dir(id))
+  }
+
+  // -------------------------------------------------------------------------
+  // Mounts
+
+  /**
+   * A base layer: its diff dir, nothing mounted. Any other layer: an
+   * overlay at merged/, mounted by the first get; later gets return the
+   * same path. Read-write (upper = diff) while the layer has no child,
+   * read-only (diff on top of the lowers) once it has (`committed`).
+   */
+  async get(id: string, _opts?: GetOpts): Promise<string> {
+    validateLayerId(id)
+    return this.#locked([id], async () => {
+      const dir = this.#dir(id)
+      if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+      const ref = this.#refs.get(id)
+      if (ref !== undefined) {
+        ref.count++
+        return ref.mounted ? join(dir, MERGED_DIR) : join(dir, DIFF_DIR)
+      }
+      const lower = await readOptional(join(dir, LOWER_FILE))
+      if (lower === undefined) {
+        this.#refs.set(id, { count: 1, mounted: false })
+        return join(dir, DIFF_DIR)
+      }
+
+      const lowers = parseLower(lower, `lower file of layer "${id}"`)
+      const readOnly = await pathExists(join(dir, COMMITTED_FILE))
+      const plan = readOnly
+        ? mountPlan([`${id}/${DIFF_DIR}`, ...lowers], null, null, this.#planOptions())
+        : mountPlan(lowers, `${id}/${DIFF_DIR}`, `${id}/${WORK_DIR}`, this.#planOptions())
+
+      const merged = join(dir, MERGED_DIR)
+      try {
+        await mkdirMode(merged, MERGED_DIR_MODE)
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw err
+      }
+      // Not ours (we hold no reference): left by another process. Stacking
+      // a second overlay on it would hide it without releasing it.
+      const realMerged = join(this.#realHome, id, MERGED_DIR)
+      if (await isMountPoint(realMerged)) detach(realMerged)
+      try {
+        this.#mount(plan, merged)
+      } catch (err) {
+        await rmdirQuietly(merged)
+        const how = plan.api === 'new' ? 'the new mount API' : 'mount(2)'
+        throw new StrataError(
+          'SYSCALL',
+          `Mounting layer "${id}" (${lowers.length} lower${lowers.length === 1 ? '' : 's'}, ${readOnly ? 'read-only' : 'read-write'}) at "${merged}" through ${how} failed: ${(err as Error).message}`,
+          { cause: err },
+        )
+      }
+      this.#refs.set(id, { count: 1, mounted: true })
+      return merged
+    })
+  }
+
+  /** Drops one reference; the last one unmounts merged/ (lazily, as dockerd) and removes it. */
+  async put(id: string): Promise<void> {
+    validateLayerId(id)
+    await this.#locked([id], async () => {
+      const ref = this.#refs.get(id)
+      if (ref === undefined) {
+        if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+        throw new StrataError('INVALID_ARGUMENT', `Layer "${id}" is not mounted: put without a matching get`)
+      }
+      if (ref.count > 1) {
+        ref.count--
+        return
+      }
+      if (ref.mounted) {
+        const merged = join(this.#dir(id), MERGED_DIR)
+        try {
+          detach(merged)
+        } catch (err) {
+          throw new StrataError('SYSCALL', `Unmounting layer "${id}" at "${merged}" failed: ${(err as Error).message}`, { cause: err })
+        }
+        this.#refs.delete(id)
+        await rmdirQuietly(merged)
+      } else {
+        this.#refs.delete(id)
+      }
+    })
+  }
+
+  /** Unmounts every layer this instance mounted, then anything else mounted under the home. */
+  async cleanup(): Promise<void> {
+    // Let operations in flight finish first, so none mounts behind our back.
+    await Promise.allSettled([...this.#locks.values()])
+    const failures: string[] = []
+    for (const [id, ref] of this.#refs) {
+      if (!ref.mounted) continue
+      const merged = join(this.#dir(id), MERGED_DIR)
+      try {
+        detach(merged)
+        await rmdirQuietly(merged)
+      } catch (err) {
+        failures.push(`"${merged}": ${(err as Error).message}`)
+      }
+    }
+    this.#refs.clear()
+    try {
+      await this.#unmountAllUnder(this.#realHome)
+    } catch (err) {
+      failures.push((err as Error).message)
+    }
+    if (failures.length > 0) throw new StrataError('SYSCALL', `overlay2 cleanup could not unmount ${failures.join('; ')}`)
+  }
+
+  /** Detaches every mount under `dir` (deepest first) and removes the merged/ dirs it leaves. */
+  async #unmountAllUnder(dir: string): Promise<void> {
+    for (const mp of await mountPointsUnder(dir)) {
+      detach(mp)
+      if (basename(mp) === MERGED_DIR && dirname(dirname(mp)) === this.#realHome) await rmdirQuietly(mp)
+    }
+  }
+
+  #planOptions(): Parameters<typeof mountPlan>[3] {
+    return { home: this.home, indexOff: this.#indexOff, api: this.#api, allowRelative: canChdirAndBack() }
+  }
+
+  /**
+   * Performs a mount plan on `target`. A relative legacy plan is what
+   * dockerd's mountFrom does in a re-exec'd child: chdir into the home,
+   * mount, come back. The whole sequence is synchronous, so no other
+   * JavaScript runs while the working directory is the home.
+   */
+  #mount(plan: MountPlan, target: string): void {
+    if (plan.api === 'new') {
+      mountNewApi('overlay', target, plan.options)
+      return
+    }
+    if (!plan.relative) {
+      mount('overlay', target, 'overlay', 0, plan.data)
+      return
+    }
+    const previous = process.cwd()
+    process.chdir(plan.cwd)
+    try {
+      mount('overlay', target, 'overlay', 0, plan.data)
+    } finally {
+      process.chdir(previous)
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Information
+
+  /** The "Storage Driver" lines of dockerd 20.10's `docker info` for overlay2. */
+  async status(): Promise<Array<[string, string]>> {
+    return [
+      ['Backing Filesystem', this.#backingFs],
+      // open refuses a filesystem without d_type, so this is always true.
+      ['Supports d_type', 'true'],
+      ['Native Overlay Diff', String(this.#nativeDiffProblem === undefined)],
+      // Never: we run as root, where overlayfs uses trusted.* attributes.
+      ['userxattr', 'false'],
+    ]
+  }
+
+  /**
+   * What `docker inspect` shows as GraphDriver.Data: LowerDir (the lowers'
+   * diff dirs, resolved from l/, nearest first, ':'-joined; absent for a
+   * base layer), MergedDir, UpperDir, WorkDir. Keys in the order Go's JSON
+   * encoder writes a map (sorted).
+   */
+  async getMetadata(id: string): Promise<Record<string, string>> {
+    validateLayerId(id)
+    const dir = this.#dir(id)
+    if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+    const meta: Record<string, string> = {}
+    const lowers = await this.#lowerDiffDirs(id)
+    if (lowers.length > 0) meta.LowerDir = lowers.join(':')
+    meta.MergedDir = join(dir, MERGED_DIR)
+    meta.UpperDir = join(dir, DIFF_DIR)
+    meta.WorkDir = join(dir, WORK_DIR)
+    return meta
+  }
+
+  // -------------------------------------------------------------------------
+  // Diffs (native: the diff dir holds exactly the layer's changes)
+
+  /** A layer tar of `id`'s diff dir, overlay whiteouts turned into aufs ones (dockerd's native Diff). */
+  async diff(id: string, parent: string | null): Promise<Readable> {
+    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.diff(id, parent)
+    return exportOverlayUpper(join(this.#dir(id), DIFF_DIR))
+  }
+
+  /** Changes read from the diff dir against the lowers (moby's OverlayChanges), sorted by path. */
+  async changes(id: string, parent: string | null): Promise<Change[]> {
+    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.changes(id, parent)
+    return changesOverlay(join(this.#dir(id), DIFF_DIR), await this.#lowerDiffDirs(id))
+  }
+
+  /**
+   * Extracts a layer tar into the diff dir, whiteouts as overlayfs wants
+   * them (0/0 char devices, trusted.overlay.opaque=y). Returns the sum of
+   * the tar's entry sizes, as the GraphDriver contract defines the size
+   * (dockerd's overlay2 reports directory.Size of the diff dir instead,
+   * which differs by the lengths of symlink targets).
+   */
+  async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
+    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.applyDiff(id, parent, tar)
+    return this.#locked([id], async () => {
+      const ref = this.#refs.get(id)
+      if (ref?.mounted === true) {
+        throw new StrataError('IN_USE', `Layer "${id}" is mounted; overlayfs does not allow writing to its diff dir underneath the mount`)
+      }
+      const result = await applyLayer(join(this.#dir(id), DIFF_DIR), tar, { whiteouts: 'overlay' })
+      return result.size
+    })
+  }
+
+  /** Bytes of the regular files in the diff dir, hardlinks once (moby's directory.Size, less symlinks). */
+  async diffSize(id: string, parent: string | null): Promise<number> {
+    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.diffSize(id, parent)
+    return regularFileBytes(join(this.#dir(id), DIFF_DIR))
+  }
+
+  // -------------------------------------------------------------------------
+  // Helpers
+
+  #dir(id: string): string {
+    return join(this.home, id)
+  }
+
+  /** The short ID in `id`'s link file. */
+  async #readLink(id: string): Promise<string> {
+    const content = await readOptional(join(this.#dir(id), LINK_FILE))
+    if (content === undefined || !isShortId(content.trim())) {
+      throw new StrataError('CORRUPT', `Layer "${id}" has ${content === undefined ? 'no link file' : `a link file holding "${content}", not a short id`}`)
+    }
+    return content.trim()
+  }
+
+  /** Absolute diff dirs of `id`'s lowers, nearest first (dockerd's getLowerDirs): each l/ link resolved. */
+  async #lowerDiffDirs(id: string): Promise<string[]> {
+    const content = await readOptional(join(this.#dir(id), LOWER_FILE))
+    if (content === undefined) return []
+    const out: string[] = []
+    for (const entry of parseLower(content, `lower file of layer "${id}"`)) {
+      let target: string
+      try {
+        target = await readlink(join(this.home, entry))
+      } catch (err) {
+        throw new StrataError('CORRUPT', `Layer "${id}" lists lower "${entry}", which is not a link in "${join(this.home, LINK_DIR)}"`, { cause: err })
+      }
+      const resolved = normalize(join(this.home, LINK_DIR, target))
+      if (dirname(dirname(resolved)) !== this.home) {
+        throw new StrataError('CORRUPT', `Link "${entry}" of layer "${id}" points to "${target}", outside "${this.home}"`)
+      }
+      out.push(resolved)
+    }
+    return out
+  }
+
+  /** The id of `id`'s parent, from the first entry of its lower file (null for a base layer). */
+  async #parentOf(id: string): Promise<string | null> {
+    const lowers = await this.#lowerDiffDirs(id)
+    return lowers.length === 0 ? null : basename(dirname(lowers[0] as string))
+  }
+
+  /**
+   * Whether the diff dir alone answers a diff of `id` against `parent`
+   * (dockerd: `!useNaiveDiff && isParent`): `parent` is the layer's own
+   * parent and the kernel's upper dirs record changes faithfully.
+   */
+  async #canDiffNatively(id: string, parent: string | null): Promise<boolean> {
+    validateLayerId(id)
+    if (parent !== null) validateLayerId(parent, 'Parent layer id')
+    if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+    if (this.#nativeDiffProblem !== undefined) return false
+    return (await this.#parentOf(id)) === parent
+  }
+
+  /** Runs `fn` holding the locks of `ids` (taken in sorted order, so two multi-id holders cannot deadlock). */
+  async #locked<T>(ids: string[], fn: () => Promise<T>): Promise<T> {
+    const releases: Array<() => void> = []
+    try {
+      for (const key of [...new Set(ids)].sort()) releases.push(await this.#acquire(key))
+      return await fn()
+    } finally {
+      for (const release of releases.reverse()) release()
+    }
+  }
+
+  async #acquire(key: string): Promise<() => void> {
+    const previous = this.#locks.get(key) ?? Promise.resolve()
+    let release!: () => void
+    const mine = new Promise<void>((r) => {
+      release = r
+    })
+    const tail = previous.then(() => mine)
+    this.#locks.set(key, tail)
+    await previous
+    return () => {
+      release()
+      if (this.#locks.get(key) === tail) this.#locks.delete(key)
+    }
+  }
+}
+
+/** overlay2 as a driver kind: probe a data root, open the driver on it. */
+export const overlay2Factory: DriverFactory = {
+  name: DRIVER_NAME,
+  probe: probeOverlay2,
+  open: (opts: DriverOptions) => Overlay2Driver.open(opts),
+}
