@@ -7,22 +7,30 @@
 import { StrataError } from '../errors/index.js'
 import { archiveCommand } from './archive.js'
 import { UsageError } from './errors.js'
+import { GLOBAL_HELP, parseGlobal } from './global.js'
+import { infoCommand } from './info.js'
 
 const HELP = `Usage: strata COMMAND [ARGS...]
 
 Docker's image and layer storage, without a daemon.
 
 Commands:
-  archive   Apply, rebuild and compare layer tars on plain directories
+  info      Show the storage driver, its status and the data root
+  archive   Apply and rebuild layer tars on plain directories
 
+${GLOBAL_HELP}
 Run 'strata COMMAND --help' for more on a command.
 `
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv
   try {
+    const { global, rest: verbArgs } = parseGlobal(argv, process.env)
+    const [command, ...rest] = verbArgs
     let out: string
     switch (command) {
+      case 'info':
+        out = await infoCommand(rest, global)
+        break
       case 'archive':
         out = await archiveCommand(rest)
         break

@@ -162,6 +162,9 @@ export class TarParser {
     this.#ended = true
     switch (this.#state) {
       case State.Header:
+        if (this.#blockFill !== 0 && this.#position === this.#blockFill) {
+          throw new StrataError('CORRUPT', `Not a tar archive: the stream is ${this.#position} bytes, shorter than one 512-byte header`)
+        }
         if (this.#blockFill !== 0) throw this.#truncated('inside a header block')
         break
       case State.SecondZero:
