@@ -7,7 +7,9 @@ PACKAGES=(
   attr libcap2-bin                    # getfattr/setfattr, getcap/setcap used by fixtures
   busybox-static debootstrap          # real root filesystems to build layers from
   btrfs-progs xfsprogs                # filesystems for driver tests on loop devices
+  containers-storage                  # peer for the graph driver benchmark (bench/graphdriver.ts)
   python3 make g++                    # node-gyp builds zstd-napi from source
+  docker.io                           # dockerd 20.10 + /usr/bin/docker: the reference data root
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

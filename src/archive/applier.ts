@@ -144,6 +144,10 @@ export class Applier implements TarHandler {
   #entry(h: TarHeader): void {
     const components = entryComponents(h.name)
     if (components.length === 0) {
+      // dockerd extracts overlay2 and aufs layers with archive.Unpack, which
+      // skips a "." entry when the target exists: the layer dir keeps its own
+      // metadata. vfs and btrfs go through UnpackLayer, which applies it.
+      if (this.#format !== 'full') return
       if (h.type !== 'dir') throw new StrataError('UNSAFE_PATH', `Entry "${h.name}" names the layer root but is a ${h.type}, not a directory`)
       this.#applyMetadata(this.root, h)
       this.#dirs.push({ components, atime: accessTime(h), mtime: h.mtime })
