@@ -151,21 +151,7 @@ function writeString(block: Buffer, offset: number, length: number, value: strin
 }
 
 /** Fields for one ustar block; values must already fit (the writer moves overflow into PAX). */
-export interface UstarFields {
-  name: string
-  prefix: string
-  mode: number
-  uid: number
-  gid: number
-  size: number
-  mtime: number
-  typeflag: string
-  linkname: string
-  uname: string
-  gname: string
-  devmajor: number
-  devminor: number
-}
+export type UstarFields = Omit<RawHeader, 'format'> & { prefix: string }
 
 /** One POSIX ustar header block ("ustar\0" "00"), checksum filled in. */
 export function encodeUstar(f: UstarFields): Buffer {
