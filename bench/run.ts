@@ -7,10 +7,12 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { archiveBench } from './archive.js'
+import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
 
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
   archive: archiveBench,
+  graphdriver: graphdriverBench,
 }
 
 const args = process.argv.slice(2)

@@ -175,6 +175,13 @@ export interface NaiveChangesOptions {
    * restored mtime. Default true.
    */
   compareContent?: boolean
+  /**
+   * The layer tree is a copy-on-write snapshot of the parent tree (btrfs):
+   * an entry with the same inode number and ctime in both trees is an
+   * untouched file (though each subvolume has its own st_dev), so its
+   * metadata is compared but its content is not read. Default false.
+   */
+  snapshot?: boolean
 }
 
 const CHUNK = 64 * 1024
@@ -266,6 +273,7 @@ async function entryDiffers(oldAbs: string, o: BigIntStats, newAbs: string, n: B
  */
 export async function changesNaive(layerDir: string, parentDir: string | null, opts: NaiveChangesOptions = {}): Promise<Change[]> {
   const compareContent = opts.compareContent ?? true
+  const snapshot = opts.snapshot ?? false
   await statRoot('layer directory', layerDir)
   if (parentDir !== null) await statRoot('parent directory', parentDir)
   const out: Change[] = []
@@ -302,7 +310,11 @@ export async function changesNaive(layerDir: string, parentDir: string | null, o
       }
       if (sameInode(o, n)) continue
       const at = out.length
-      const changed = await entryDiffers(parentDir + path, o, layerDir + path, n, compareContent)
+      // In a snapshot, a file nobody touched keeps its inode and ctime: its
+      // metadata is still compared (ctime is tick-grained, a write in the
+      // same tick keeps it), but its bytes need not be read.
+      const untouched = snapshot && o.ino === n.ino && o.ctimeNs === n.ctimeNs
+      const changed = await entryDiffers(parentDir + path, o, layerDir + path, n, compareContent && !untouched)
       if (changed) out.push({ path, kind: 'C' })
       if (!isDir(n)) continue
       if (!isDir(o)) {

@@ -16,14 +16,14 @@
  *   sizes, in which symlinks, hardlinks and whiteouts weigh 0).
  * - No "sleep until the next second" after a diff: moby needs it because its
  *   comparison forgives sub-second mtimes; changesNaive compares them to the
- *   nanosecond (and compares content).
+ *   nanosecond (and, unless the driver turns it off, compares content).
  * - diff against no parent goes through changesNaive too (everything "A"),
  *   so entries come in sorted-path order instead of moby's walk order.
  */
 import { lstatSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { applyLayer } from '../archive/apply.js'
-import { changesNaive, type Change } from '../archive/changes.js'
+import { changesNaive, type Change, type NaiveChangesOptions } from '../archive/changes.js'
 import { exportChanges } from '../archive/export.js'
 import { isErrno } from '../errors/index.js'
 import type { GraphDriver } from './types.js'
@@ -35,16 +35,20 @@ export type ProtoDriver = Omit<GraphDriver, 'diff' | 'changes' | 'applyDiff' | '
  * Completes `driver` with diff, changes, applyDiff and diffSize computed by
  * comparing full trees. Every other method is the driver's own (calls are
  * forwarded, so the driver keeps its private state and `this`).
+ * `compare` says how files are compared (see NaiveChangesOptions): btrfs
+ * passes `snapshot`, vfs turns content comparison off.
  */
-export function withNaiveDiff(driver: ProtoDriver): GraphDriver {
-  return new NaiveDiffDriver(driver)
+export function withNaiveDiff(driver: ProtoDriver, compare: NaiveChangesOptions = {}): GraphDriver {
+  return new NaiveDiffDriver(driver, compare)
 }
 
 class NaiveDiffDriver implements GraphDriver {
   readonly #d: ProtoDriver
+  readonly #compare: NaiveChangesOptions
 
-  constructor(driver: ProtoDriver) {
+  constructor(driver: ProtoDriver, compare: NaiveChangesOptions) {
     this.#d = driver
+    this.#compare = compare
   }
 
   get name(): string {
@@ -108,7 +112,7 @@ class NaiveDiffDriver implements GraphDriver {
   }
 
   async changes(id: string, parent: string | null): Promise<Change[]> {
-    return this.#withTrees(id, parent, (layerFs, parentFs) => changesNaive(layerFs, parentFs))
+    return this.#withTrees(id, parent, (layerFs, parentFs) => changesNaive(layerFs, parentFs, this.#compare))
   }
 
   /**
@@ -123,11 +127,11 @@ class NaiveDiffDriver implements GraphDriver {
     try {
       let changes: Change[]
       if (parent === null) {
-        changes = await changesNaive(layerFs, null)
+        changes = await changesNaive(layerFs, null, this.#compare)
       } else {
         const parentFs = await this.#d.get(parent)
         try {
-          changes = await changesNaive(layerFs, parentFs)
+          changes = await changesNaive(layerFs, parentFs, this.#compare)
         } finally {
           await this.#d.put(parent)
         }
@@ -180,7 +184,7 @@ class NaiveDiffDriver implements GraphDriver {
    */
   async diffSize(id: string, parent: string | null): Promise<number> {
     return this.#withTrees(id, parent, async (layerFs, parentFs) => {
-      const changes = await changesNaive(layerFs, parentFs)
+      const changes = await changesNaive(layerFs, parentFs, this.#compare)
       return changesSize(layerFs, changes)
     })
   }

@@ -380,6 +380,7 @@ export const btrfsFactory: DriverFactory = {
   name: DRIVER_NAME,
   probe: probeBtrfs,
   async open(opts: DriverOptions): Promise<GraphDriver> {
-    return withNaiveDiff(await openBtrfsDriver(opts))
+    // A child is a snapshot of its parent: untouched files keep inode and ctime.
+    return withNaiveDiff(await openBtrfsDriver(opts), { snapshot: true })
   },
 }
