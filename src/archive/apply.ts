@@ -46,6 +46,8 @@ export async function applyLayer(target: string, source: Readable, opts: ApplyOp
   const compressed = new HashingStream()
   source.on('error', (err) => compressed.destroy(err))
   const { compression, stream } = await openDecompressed(source.pipe(compressed))
+  // Uncompressed: the digest is the diffID, hashed below; don't hash it twice.
+  if (compression === 'none') compressed.stopHashing()
   const applier = new Applier(target, opts.whiteouts)
   const handler: TarHandler = opts.tarSplit === undefined ? applier : combineHandlers(applier, new TarSplitRecorder(opts.tarSplit))
   const parser = new TarParser(handler)

@@ -66,22 +66,35 @@ export class Digester {
 export class HashingStream extends Transform {
   readonly #digester = new Digester()
   #result: Digest | undefined
+  #hashing = true
+  #size = 0
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.#digester.update(chunk)
+    if (this.#hashing) this.#digester.update(chunk)
+    this.#size += chunk.length
     cb(null, chunk)
   }
 
   override _flush(cb: TransformCallback): void {
-    this.#result = this.#digester.digest()
+    if (this.#hashing) this.#result = this.#digester.digest()
     cb()
   }
 
+  /**
+   * Stops hashing (bytes keep flowing and being counted) when the digest
+   * turns out not to be needed, e.g. an uncompressed layer whose digest is
+   * its diffID, hashed once further down.
+   */
+  stopHashing(): void {
+    this.#hashing = false
+  }
+
   get size(): number {
-    return this.#digester.size
+    return this.#size
   }
 
   digest(): Digest {
+    if (!this.#hashing) throw new StrataError('INVALID_ARGUMENT', 'Digest read from a stream that stopped hashing')
     if (this.#result === undefined) throw new StrataError('INVALID_ARGUMENT', 'Digest read before the stream ended')
     return this.#result
   }
