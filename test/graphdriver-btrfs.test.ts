@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test'
 import { isStrataError } from '../src/errors/index.js'
 import { BtrfsDriver, btrfsFactory } from '../src/graphdriver/btrfs/index.js'
 import { openBtrfsDriver, probeBtrfs } from '../src/graphdriver/btrfs/driver.js'
-import { fsName, statfs } from '../src/sys/index.js'
+import { fsName, lutimens, statfs } from '../src/sys/index.js'
 import { createLoopFs, withLoopFs, type LoopFs } from './helpers/loopfs.js'
 import { findOnPath, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
@@ -340,6 +340,37 @@ describe('btrfs driver on a loop btrfs', { skip }, () => {
     await assert.rejects(d.remove('base'), assertCode('IN_USE'))
     await d.remove('copy')
     await d.remove('layer')
+    await d.remove('base')
+    await d.cleanup()
+  })
+
+  test('naive diff: a same-size rewrite with its mtime restored, right after the snapshot, is a change; untouched files are not read', async () => {
+    const root = newRoot()
+    const d = await btrfsFactory.open({ root })
+    await d.create('base', null)
+    const base = await d.get('base')
+    await writeFile(join(base, 'untouched'), 'same\n')
+    // Past the coarse-clock margin: "untouched" is older than the snapshot.
+    await new Promise((resolve) => setTimeout(resolve, 120))
+    // "config" is written, snapshotted and rewritten within a tick or so: same ctime is likely.
+    await writeFile(join(base, 'config'), 'v1\n')
+    await d.put('base')
+    await d.create('child', 'base')
+    const child = await d.get('child')
+    // Within the same clock tick as the snapshot: inode, size and (restored) mtime all equal.
+    const before = await lstat(join(child, 'config'), { bigint: true })
+    await writeFile(join(child, 'config'), 'v2\n')
+    const ns = before.mtimeNs
+    lutimens(join(child, 'config'), { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) }, { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) })
+    await d.put('child')
+    assert.deepEqual((await d.changes('child', 'base')).map((c) => `${c.kind} ${c.path}`), ['C /config'])
+    const raw = await openBtrfsDriver({ root })
+    const before2 = raw.untouchedBefore('child')
+    assert.ok(before2 !== undefined, 'a snapshot has a snapshot time')
+    assert.equal(raw.untouchedBefore('base'), undefined, 'a base subvolume is no snapshot')
+    const untouched = await lstat(join(d.home, 'subvolumes/child/untouched'), { bigint: true })
+    assert.ok(untouched.ctimeNs < before2, 'a file written before the snapshot counts as untouched')
+    await d.remove('child')
     await d.remove('base')
     await d.cleanup()
   })

@@ -176,12 +176,14 @@ export interface NaiveChangesOptions {
    */
   compareContent?: boolean
   /**
-   * The layer tree is a copy-on-write snapshot of the parent tree (btrfs):
-   * an entry with the same inode number and ctime in both trees is an
-   * untouched file (though each subvolume has its own st_dev), so its
-   * metadata is compared but its content is not read. Default false.
+   * The layer tree is a copy-on-write snapshot of the parent tree (btrfs)
+   * that nothing touched before this time (ns since the epoch): an entry
+   * with the same inode number and ctime in both trees, and a ctime older
+   * than this, is untouched since the snapshot, so its metadata is compared
+   * but its content is not read. Pass the snapshot time minus a margin for
+   * the coarse clock inode times come from.
    */
-  snapshot?: boolean
+  untouchedBefore?: bigint
 }
 
 const CHUNK = 64 * 1024
@@ -273,7 +275,7 @@ async function entryDiffers(oldAbs: string, o: BigIntStats, newAbs: string, n: B
  */
 export async function changesNaive(layerDir: string, parentDir: string | null, opts: NaiveChangesOptions = {}): Promise<Change[]> {
   const compareContent = opts.compareContent ?? true
-  const snapshot = opts.snapshot ?? false
+  const untouchedBefore = opts.untouchedBefore
   await statRoot('layer directory', layerDir)
   if (parentDir !== null) await statRoot('parent directory', parentDir)
   const out: Change[] = []
@@ -310,10 +312,10 @@ export async function changesNaive(layerDir: string, parentDir: string | null, o
       }
       if (sameInode(o, n)) continue
       const at = out.length
-      // In a snapshot, a file nobody touched keeps its inode and ctime: its
-      // metadata is still compared (ctime is tick-grained, a write in the
-      // same tick keeps it), but its bytes need not be read.
-      const untouched = snapshot && o.ino === n.ino && o.ctimeNs === n.ctimeNs
+      // In a snapshot, a file nobody touched keeps its inode and a ctime from
+      // before the snapshot: its bytes need not be read. (Same ctime alone
+      // proves nothing: a write in the same clock tick keeps it.)
+      const untouched = untouchedBefore !== undefined && o.ino === n.ino && o.ctimeNs === n.ctimeNs && n.ctimeNs < untouchedBefore
       const changed = await entryDiffers(parentDir + path, o, layerDir + path, n, compareContent && !untouched)
       if (changed) out.push({ path, kind: 'C' })
       if (!isDir(n)) continue

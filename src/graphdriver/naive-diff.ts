@@ -35,18 +35,22 @@ export type ProtoDriver = Omit<GraphDriver, 'diff' | 'changes' | 'applyDiff' | '
  * Completes `driver` with diff, changes, applyDiff and diffSize computed by
  * comparing full trees. Every other method is the driver's own (calls are
  * forwarded, so the driver keeps its private state and `this`).
- * `compare` says how files are compared (see NaiveChangesOptions): btrfs
- * passes `snapshot`, vfs turns content comparison off.
+ * `compare` says how a layer's files are compared with its parent's (see
+ * NaiveChangesOptions): btrfs tells when a snapshot was taken, vfs turns
+ * content comparison off.
  */
-export function withNaiveDiff(driver: ProtoDriver, compare: NaiveChangesOptions = {}): GraphDriver {
+export function withNaiveDiff(driver: ProtoDriver, compare: CompareOptionsFor = () => ({})): GraphDriver {
   return new NaiveDiffDriver(driver, compare)
 }
 
+/** The comparison options for diffs of layer `id`. */
+export type CompareOptionsFor = (id: string) => NaiveChangesOptions
+
 class NaiveDiffDriver implements GraphDriver {
   readonly #d: ProtoDriver
-  readonly #compare: NaiveChangesOptions
+  readonly #compare: CompareOptionsFor
 
-  constructor(driver: ProtoDriver, compare: NaiveChangesOptions) {
+  constructor(driver: ProtoDriver, compare: CompareOptionsFor) {
     this.#d = driver
     this.#compare = compare
   }
@@ -112,7 +116,7 @@ class NaiveDiffDriver implements GraphDriver {
   }
 
   async changes(id: string, parent: string | null): Promise<Change[]> {
-    return this.#withTrees(id, parent, (layerFs, parentFs) => changesNaive(layerFs, parentFs, this.#compare))
+    return this.#withTrees(id, parent, (layerFs, parentFs) => changesNaive(layerFs, parentFs, this.#compare(id)))
   }
 
   /**
@@ -127,11 +131,11 @@ class NaiveDiffDriver implements GraphDriver {
     try {
       let changes: Change[]
       if (parent === null) {
-        changes = await changesNaive(layerFs, null, this.#compare)
+        changes = await changesNaive(layerFs, null, this.#compare(id))
       } else {
         const parentFs = await this.#d.get(parent)
         try {
-          changes = await changesNaive(layerFs, parentFs, this.#compare)
+          changes = await changesNaive(layerFs, parentFs, this.#compare(id))
         } finally {
           await this.#d.put(parent)
         }
@@ -184,7 +188,7 @@ class NaiveDiffDriver implements GraphDriver {
    */
   async diffSize(id: string, parent: string | null): Promise<number> {
     return this.#withTrees(id, parent, async (layerFs, parentFs) => {
-      const changes = await changesNaive(layerFs, parentFs, this.#compare)
+      const changes = await changesNaive(layerFs, parentFs, this.#compare(id))
       return changesSize(layerFs, changes)
     })
   }

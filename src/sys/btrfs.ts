@@ -112,8 +112,10 @@ export interface BtrfsSubvolInfo {
   receivedUuid: string | null
   /** The transaction that created it. */
   otransid: bigint
-  /** When it was created, seconds since the epoch. */
+  /** When it was created (for a snapshot: when it was taken), seconds since the epoch. */
   otimeSec: bigint
+  /** The nanoseconds of that time. */
+  otimeNsec: number
 }
 
 function uuidAt(buf: Buffer, offset: number): string | null {
@@ -144,5 +146,6 @@ export function btrfsSubvolInfo(fd: number, path?: string): BtrfsSubvolInfo {
     receivedUuid: uuidAt(args, 328),
     otransid: args.readBigUInt64LE(352),
     otimeSec: args.readBigUInt64LE(392),
+    otimeNsec: args.readUInt32LE(400),
   }
 }

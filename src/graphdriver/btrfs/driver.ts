@@ -126,6 +126,9 @@ async function checkFilesystem(root: string): Promise<ProbeResult> {
  * through btrfsFactory.open, which checks the filesystem and wraps it with
  * the naive diff; the class alone has no diff methods.
  */
+/** How far inode times (coarse clock) may lag a snapshot's otime (fine clock): a few ticks at HZ=100. */
+const COARSE_CLOCK_MARGIN_NS = 50_000_000n
+
 export class BtrfsDriver implements ProtoDriver {
   readonly name = DRIVER_NAME
   readonly home: string
@@ -226,6 +229,20 @@ export class BtrfsDriver implements ProtoDriver {
       if (isErrno(err, 'ENOENT')) return false
       throw syscallError(err, `Cannot stat layer "${id}" at "${this.#layout.subvolume(id)}"`)
     }
+  }
+
+  /**
+   * For a layer that is a snapshot: the time before which nothing in it was
+   * touched, for the naive diff (NaiveChangesOptions.untouchedBefore). The
+   * snapshot's otime comes from the fine-grained clock, inode ctimes from
+   * the coarse one, which lags by up to a tick: hence the margin.
+   */
+  untouchedBefore(id: string): bigint | undefined {
+    const path = this.#layout.subvolume(id)
+    if (!isSubvolume(path)) return undefined
+    const info = subvolumeInfo(path)
+    if (info.parentUuid === null) return undefined
+    return info.otimeSec * 1_000_000_000n + BigInt(info.otimeNsec) - COARSE_CLOCK_MARGIN_NS
   }
 
   /**
@@ -380,7 +397,12 @@ export const btrfsFactory: DriverFactory = {
   name: DRIVER_NAME,
   probe: probeBtrfs,
   async open(opts: DriverOptions): Promise<GraphDriver> {
-    // A child is a snapshot of its parent: untouched files keep inode and ctime.
-    return withNaiveDiff(await openBtrfsDriver(opts), { snapshot: true })
+    // A child is a snapshot of its parent: files untouched since keep their
+    // inode and an older ctime, and their content need not be compared.
+    const driver = await openBtrfsDriver(opts)
+    return withNaiveDiff(driver, (id) => {
+      const before = driver.untouchedBefore(id)
+      return before === undefined ? {} : { untouchedBefore: before }
+    })
   },
 }

@@ -273,6 +273,6 @@ export const vfsFactory: DriverFactory = {
     // Metadata only, as dockerd and containers-storage compare: a vfs child is
     // a plain copy, so nothing but reading every byte of both trees could tell
     // an untouched file from one rewritten with its size and ns mtime restored.
-    return withNaiveDiff(await VfsDriver.open(opts), { compareContent: false })
+    return withNaiveDiff(await VfsDriver.open(opts), () => ({ compareContent: false }))
   },
 }
