@@ -235,6 +235,18 @@ async function tarOf(dir: string): Promise<Buffer> {
   return drain(exportChanges(dir, await changesNaive(dir, null)))
 }
 
+/** makeRichTree's tree as a layer tar, with its snapshot (root excluded), for cases that start from it. */
+async function withRichTar(fn: (rich: { tar: Buffer; expected: Map<string, TreeEntry> }) => Promise<void>): Promise<void> {
+  const src = await mkdtemp(join(tmpdir(), 'strata-test-suite-src-'))
+  try {
+    await makeRichTree(src)
+    const expected = await snapshotTree(src, { ignore: (rel) => rel === '.' })
+    await fn({ tar: await tarOf(src), expected })
+  } finally {
+    await rm(src, { recursive: true, force: true })
+  }
+}
+
 /** Asserts `what` rejects with a StrataError of `code` (or one of several) whose message names `mention`. */
 async function expectError(what: Promise<unknown>, code: StrataErrorCode | StrataErrorCode[], mention?: string): Promise<void> {
   const codes = Array.isArray(code) ? code : [code]
@@ -353,11 +365,7 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
     })
 
     tcase('base-modes', 'a base layer applied from a tar keeps every type, mode, owner, time, xattr and hardlink', async () => {
-      const src = await mkdtemp(join(tmpdir(), 'strata-test-suite-src-'))
-      try {
-        await makeRichTree(src)
-        const expected = await snapshotTree(src, { ignore: (rel) => rel === '.' })
-        const tar = await tarOf(src)
+      await withRichTar(async ({ tar, expected }) => {
         await withScratch(driver(), async (s) => {
           const base = await s.create()
           const size = await driver().applyDiff(base, null, Readable.from([tar]))
@@ -365,16 +373,11 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
           assertSameTree(await s.snapshot(base), expected, 'the base layer differs from the tree its tar was made of')
           assert.equal(await driver().diffSize(base, null), size, 'diffSize(base, null) equals what applyDiff returned')
         })
-      } finally {
-        await rm(src, { recursive: true, force: true })
-      }
+      })
     })
 
     tcase('diff-base', 'diff of a base layer against nothing, applied to a fresh base layer, gives the same tree', async () => {
-      const src = await mkdtemp(join(tmpdir(), 'strata-test-suite-src-'))
-      try {
-        await makeRichTree(src)
-        const tar = await tarOf(src)
+      await withRichTar(async ({ tar }) => {
         await withScratch(driver(), async (s) => {
           const base = await s.create()
           await driver().applyDiff(base, null, Readable.from([tar]))
@@ -383,16 +386,11 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
           await driver().applyDiff(copy, null, Readable.from([diff]))
           assertSameTree(await s.snapshot(copy), await s.snapshot(base))
         })
-      } finally {
-        await rm(src, { recursive: true, force: true })
-      }
+      })
     })
 
     tcase('snapshot-sees-parent', 'a child layer (read-only or read-write) shows its parent exactly', async () => {
-      const src = await mkdtemp(join(tmpdir(), 'strata-test-suite-src-'))
-      try {
-        await makeRichTree(src)
-        const tar = await tarOf(src)
+      await withRichTar(async ({ tar }) => {
         await withScratch(driver(), async (s) => {
           const base = await s.create()
           await driver().applyDiff(base, null, Readable.from([tar]))
@@ -402,9 +400,7 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
           const rw = await s.createReadWrite(child)
           assertSameTree(await s.snapshot(rw), want, 'read-write grandchild differs from its grandparent')
         })
-      } finally {
-        await rm(src, { recursive: true, force: true })
-      }
+      })
     })
 
     const depths = [128]
@@ -563,10 +559,7 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
     })
 
     tcase('child-write-parent-unchanged', "whatever a child does, its parent's tree stays exactly as it was", async () => {
-      const src = await mkdtemp(join(tmpdir(), 'strata-test-suite-src-'))
-      try {
-        await makeRichTree(src)
-        const tar = await tarOf(src)
+      await withRichTar(async ({ tar }) => {
         await withScratch(driver(), async (s) => {
           const base = await s.create()
           await driver().applyDiff(base, null, Readable.from([tar]))
@@ -585,9 +578,7 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
           })
           assertSameTree(await s.snapshot(base, true), before, 'the parent changed')
         })
-      } finally {
-        await rm(src, { recursive: true, force: true })
-      }
+      })
     })
 
     tcase('read-write-layer', "a read-write layer's writes show in its diff, and nowhere else", async () => {
