@@ -15,7 +15,7 @@ import { vfsFactory } from './vfs/driver.js'
 import { overlay2Factory } from './overlay2/index.js'
 import { btrfsFactory } from './btrfs/index.js'
 
-export type { Change, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, ProbeResult } from './types.js'
+export type { ApplyLayerOptions, Change, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
 export { DRIVER_ORDER, DriverRegistry, defaultRegistry, openDriver, registerDriver } from './registry.js'
 export { withNaiveDiff, type ProtoDriver } from './naive-diff.js'
 export { copyTree, type CopyTreeOptions, type CopyTreeResult, type ReflinkMode } from './copy.js'

@@ -29,6 +29,16 @@
  *   btrfs through snapshot parent uuids). vfs cannot tell (a copy keeps no
  *   link to its parent, and dockerd keeps no record either), so there the
  *   layer store is what refuses; it removes children first anyway.
+ * - Mounts are shared between processes. A get whose mount already exists
+ *   (made by another process, or by a persistent get) adopts it: the
+ *   reference is counted here, but the last put here forgets the mount
+ *   instead of unmounting it, since it was not ours. A persistent get
+ *   (GetOpts.persistent) is not counted here at all; the matching
+ *   put(id, { persistent: true }), from any process, unmounts the layer
+ *   unless this instance still holds references on it (then the last of
+ *   those unmounts). Opening a driver never unmounts anything: which mounts
+ *   are stale is the layer store's call (mountedLayers + persistent put),
+ *   made under its lock.
  * - put without a matching get is INVALID_ARGUMENT (NOT_FOUND for an
  *   unknown layer); getMetadata of an unknown layer is NOT_FOUND.
  * - Every driver lays its files out exactly as dockerd 20.10 does under
@@ -36,10 +46,14 @@
  *   dockerd. Each driver's `layout.ts` draws that layout.
  * - Building a mount's options is a pure function (testable without root);
  *   performing the mount is separate.
- * - cleanup() unmounts everything this driver instance mounted.
+ * - cleanup() unmounts what this instance mounted and still holds
+ *   (persistent mounts excepted).
  */
 import type { Readable } from 'node:stream'
+import type { ApplyResult } from '../archive/apply.js'
 import type { Change } from '../archive/changes.js'
+import type { LineSink } from '../archive/tarsplit/index.js'
+import type { Digest } from '../digest/index.js'
 
 export type { Change }
 
@@ -51,7 +65,35 @@ export interface CreateOpts {
 export interface GetOpts {
   /** SELinux mount label; accepted for compatibility, unused on this host. */
   mountLabel?: string
+  /**
+   * The mount outlives this process (`strata mount` prints a path and
+   * exits): the reference is not counted in this instance, and cleanup()
+   * leaves the mount alone. Whoever tracks it (the layer store's mount
+   * count) later calls put(), from any process, to unmount it.
+   */
+  persistent?: boolean
 }
+
+export interface PutOpts {
+  /** Releases a persistent get (see GetOpts.persistent); never an error for a layer that is not mounted. */
+  persistent?: boolean
+}
+
+export interface ApplyLayerOptions {
+  /** Receives the layer's tar-split JSON lines as the tar is applied. */
+  tarSplit?: LineSink
+  /** The diffID the uncompressed tar must hash to; DIGEST_MISMATCH otherwise. */
+  expectedDiffId?: Digest
+}
+
+/**
+ * What applyLayer learned in its one pass. `size` is the driver's applied
+ * size, the figure dockerd writes to layerdb's `size` file: the sum of the
+ * tar's entry sizes for the naive-diff drivers (vfs, btrfs), moby's
+ * directory.Size of the diff dir for overlay2 (non-directory lstat sizes,
+ * symlinks included, each inode once).
+ */
+export type LayerApplyResult = ApplyResult
 
 export interface GraphDriver {
   /** "overlay2", "vfs", "btrfs". */
@@ -67,8 +109,10 @@ export interface GraphDriver {
   remove(id: string): Promise<void>
   /** Makes the layer's full content visible and returns its path (reference counted). */
   get(id: string, opts?: GetOpts): Promise<string>
-  /** Drops one reference taken by get; unmounts at zero. */
-  put(id: string): Promise<void>
+  /** Drops one reference taken by get; unmounts at zero (see the rules on shared mounts). */
+  put(id: string, opts?: PutOpts): Promise<void>
+  /** Ids of this driver's layers mounted now, by any process in this mount namespace (vfs: none). */
+  mountedLayers(): Promise<string[]>
   exists(id: string): Promise<boolean>
   /** The "Storage Driver" lines of `info`, in order. */
   status(): Promise<Array<[string, string]>>
@@ -83,6 +127,19 @@ export interface GraphDriver {
   changes(id: string, parent: string | null): Promise<Change[]>
   /** Applies a layer tar (uncompressed) to the freshly created layer `id`; returns the applied size. */
   applyDiff(id: string, parent: string | null, tar: Readable): Promise<number>
+  /**
+   * applyDiff in full: the tar may be compressed (gzip, zstd), and one pass
+   * yields the diffID, the compressed digest, the applied size and, when
+   * asked, the tar-split lines. The layer store registers layers with it.
+   */
+  applyLayer(id: string, parent: string | null, source: Readable, opts?: ApplyLayerOptions): Promise<LayerApplyResult>
+  /**
+   * A directory holding the content of every file `id` itself added or
+   * changed, readable without a mount (dockerd's DiffGetter): overlay2's
+   * diff dir, vfs's copy, btrfs's subvolume. Rebuilding a layer tar from
+   * tar-split reads file contents from here. NOT_FOUND for an unknown layer.
+   */
+  diffFilesDir(id: string): Promise<string>
   /** Bytes of `id`'s changes against `parent` (what diff would carry). */
   diffSize(id: string, parent: string | null): Promise<number>
 }

@@ -1,0 +1,116 @@
+/**
+ * Locks between strata processes sharing a data root, on flock(2):
+ *
+ * - DataRootLock: one exclusive lock on `<root>/strata.lock` for short
+ *   metadata steps (commit, delete, tag, recovery). Calls in one process
+ *   queue behind each other first, so the process waits on the kernel for
+ *   at most one of them and never deadlocks on itself. Not reentrant: code
+ *   running under it must not ask for it again.
+ * - DirLock: a flock on a directory (a layer's layerdb dir, a transaction
+ *   dir). Held shared by the live users of a layer; a deleter or recovery
+ *   that can take it exclusively without waiting knows nobody alive uses it.
+ *   The lock stays with the directory's inode across renames, which is what
+ *   lets a transaction dir become the layer dir with its lock still held.
+ */
+import { closeSync, openSync } from 'node:fs'
+import { mkdir, open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { StrataError, isErrno } from '../errors/index.js'
+import { flock, tryFlock, type LockMode } from '../sys/flock.js'
+
+export const DATA_ROOT_LOCK_FILE = 'strata.lock'
+
+export class DataRootLock {
+  readonly path: string
+  #tail: Promise<void> = Promise.resolve()
+
+  constructor(root: string) {
+    this.path = join(root, DATA_ROOT_LOCK_FILE)
+  }
+
+  /** Runs `fn` holding the data-root lock exclusively. */
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const previous = this.#tail
+    let done!: () => void
+    this.#tail = new Promise<void>((resolve) => (done = resolve))
+    await previous
+    try {
+      const fd = await this.#openLockFile()
+      try {
+        await flock(fd, 'exclusive', this.path)
+        return await fn()
+      } finally {
+        closeSync(fd)
+      }
+    } finally {
+      done()
+    }
+  }
+
+  async #openLockFile(): Promise<number> {
+    try {
+      return (await open(this.path, 'a', 0o600)).fd
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err
+      await mkdir(join(this.path, '..'), { recursive: true, mode: 0o711 })
+      return (await open(this.path, 'a', 0o600)).fd
+    }
+  }
+}
+
+/** A flock held on a directory; close() releases it. */
+export class DirLock {
+  readonly path: string
+  #fd: number | undefined
+
+  private constructor(path: string, fd: number) {
+    this.path = path
+    this.#fd = fd
+  }
+
+  /**
+   * Takes `mode` on `dir` without waiting. Returns undefined when someone
+   * holds a conflicting lock; NOT_FOUND when the directory does not exist.
+   */
+  static tryAcquire(dir: string, mode: LockMode): DirLock | undefined {
+    let fd: number
+    try {
+      fd = openSync(dir, 'r')
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) throw new StrataError('NOT_FOUND', `"${dir}" does not exist`, { cause: err })
+      throw err
+    }
+    try {
+      if (tryFlock(fd, mode, dir)) return new DirLock(dir, fd)
+    } catch (err) {
+      closeSync(fd)
+      throw err
+    }
+    closeSync(fd)
+    return undefined
+  }
+
+  /** Whether anyone alive holds a lock on `dir` (false for a missing dir). */
+  static isHeld(dir: string): boolean {
+    let probe: DirLock | undefined
+    try {
+      probe = DirLock.tryAcquire(dir, 'exclusive')
+    } catch (err) {
+      if (err instanceof StrataError && err.code === 'NOT_FOUND') return false
+      throw err
+    }
+    if (probe === undefined) return true
+    probe.close()
+    return false
+  }
+
+  get held(): boolean {
+    return this.#fd !== undefined
+  }
+
+  close(): void {
+    if (this.#fd === undefined) return
+    closeSync(this.#fd)
+    this.#fd = undefined
+  }
+}

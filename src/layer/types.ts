@@ -1,0 +1,127 @@
+/**
+ * The layer store's contract: read-only layers keyed by chainID and mounted
+ * (container) layers, in dockerd 20.10's `image/<driver>/layerdb/` files,
+ * shared safely by several strata processes on one data root.
+ *
+ * References. dockerd counts references in memory; strata has no daemon,
+ * so a reference is either on disk or held by a live process:
+ * - on disk: a child layer (its `parent` file), a mounted layer (its
+ *   `mounts/<id>/parent`), an image (its config's top chainID, reported by
+ *   the `ImageReferences` the store is opened with);
+ * - live: a `LayerHandle`, which is a shared flock(2) on the layer's
+ *   `layerdb/sha256/<chainID-hex>` directory, taken by get() and
+ *   register() and dropped by release() or by the process dying.
+ * A layer is deleted (driver data, then metadata) only by release(), and
+ * only when no reference of either kind is left; release then goes on to
+ * the parent. Layers nothing refers to are otherwise kept (a crash between
+ * registering layers and creating their image leaves them, as dockerd's do).
+ *
+ * Locks. One exclusive flock on `<root>/strata.lock` (the data-root lock)
+ * guards short metadata steps: committing a registration, deleting, taking
+ * a handle, recovery. Long work (applying a tar, exporting) runs outside it
+ * under handles and transaction locks, so two processes load at once.
+ */
+import type { Readable } from 'node:stream'
+import type { Change } from '../archive/changes.js'
+import type { Compression } from '../archive/compression.js'
+import type { Digest } from '../digest/index.js'
+
+export type ChainID = Digest
+export type DiffID = Digest
+
+/** What layerdb/sha256/<chainID>/ records about a read-only layer. */
+export interface LayerInfo {
+  chainId: ChainID
+  diffId: DiffID
+  /** null for a base layer. */
+  parent: ChainID | null
+  /** The driver's layer id (random 64 hex). */
+  cacheId: string
+  /** Decimal bytes in the `size` file (the driver's applied size). */
+  size: number
+  /** Whether tar-split.json.gz is present (export is then byte-exact). */
+  hasTarSplit: boolean
+}
+
+/** A live reference to a read-only layer; release() it when done. */
+export interface LayerHandle extends LayerInfo {
+  /** Drops this reference; deletes the layer (and then unreferenced parents) if it was the last. */
+  release(): Promise<void>
+}
+
+export interface RegisterOptions {
+  /** The diffID the layer must have (from an image config); DIGEST_MISMATCH and nothing kept otherwise. */
+  expectedDiffId?: DiffID
+  /** Bytes of the source read so far (compressed), for progress bars. */
+  onProgress?: (bytesRead: number) => void
+}
+
+export interface RegisterResult {
+  layer: LayerHandle
+  /** false when the chainID existed already and the new copy was thrown away. */
+  created: boolean
+  /** Digest and size of the source as given (compressed when it was), for distribution metadata. */
+  digest: Digest
+  compressedSize: number
+  compression: Compression
+}
+
+/** The export of a layer: the tar stream, and after it ends, what it hashed to. */
+export interface LayerExport {
+  stream: Readable
+  /**
+   * Settles after the stream ends. With tar-split the stream itself fails
+   * (DIGEST_MISMATCH) if the rebuilt tar does not hash to the diffID. Without
+   * tar-split the tar is generated from the layer's files and `matches`
+   * says whether it hashes to the diffID; a mismatch is reported here, not
+   * hidden and not fatal (dockerd allows layers without tar-split).
+   */
+  verified: Promise<{ digest: Digest; matches: boolean; fromTarSplit: boolean }>
+}
+
+/** layerdb/mounts/<name>/: a container's read-write layer. */
+export interface MountInfo {
+  /** The container id the mount is stored under. */
+  name: string
+  /** Driver id of the read-write layer (random 64 hex). */
+  mountId: string
+  /** Driver id of the init layer, `<mountId>-init`, or null when created without one. */
+  initId: string | null
+  /** The image's top chainID (null: a container on no image). */
+  parent: ChainID | null
+  /** How many mount() calls are outstanding (strata's own file, `mount-count`; dockerd ignores it). */
+  mountCount: number
+}
+
+export interface CreateMountOptions {
+  /**
+   * Writes the init layer (`<mountId>-init`) between the image and the RW
+   * layer with Docker's init files. Default true, as dockerd does for every
+   * container.
+   */
+  init?: boolean
+}
+
+/** Which chainIDs images keep alive: the top chainID of every image's rootfs. */
+export type ImageReferences = () => Promise<ReadonlySet<ChainID>>
+
+/** A problem check() found. */
+export interface CheckProblem {
+  kind:
+    | 'layer-metadata' // a layerdb entry with missing or malformed files
+    | 'layer-content' // exported tar does not hash to the diffID
+    | 'layer-missing-parent'
+    | 'layer-missing-driver-data'
+    | 'mount-metadata'
+    | 'mount-missing-parent'
+    | 'image-config' // content does not hash to the image ID, or is not a valid config
+    | 'image-missing-layer'
+    | 'reference-dangling' // a tag pointing to an image that does not exist
+  /** chainID, mount name, image ID or reference. */
+  subject: string
+  message: string
+  /** What --repair did about it, when it did something. */
+  repaired?: string
+}
+
+export type { Change }
