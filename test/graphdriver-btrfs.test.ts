@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
+import { sha256Of } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { BtrfsDriver, btrfsFactory } from '../src/graphdriver/btrfs/index.js'
 import { openBtrfsDriver, probeBtrfs } from '../src/graphdriver/btrfs/driver.js'
@@ -326,8 +327,14 @@ describe('btrfs driver on a loop btrfs', { skip }, () => {
     const size = await d.diffSize('layer', 'base')
     const tar = Buffer.concat(await (await d.diff('layer', 'base')).toArray())
     await d.create('copy', 'base')
-    const applied = await d.applyDiff('copy', 'base', Readable.from([tar]))
-    assert.equal(applied, size)
+    const applied = await d.applyLayer('copy', 'base', Readable.from([tar]))
+    assert.equal(applied.size, size)
+    assert.equal(applied.diffId, sha256Of(tar))
+    // The layer's files are its subvolume; nothing is mounted, persistently or not.
+    assert.equal(await d.diffFilesDir('copy'), join(d.home, 'subvolumes', 'copy'))
+    assert.equal(await d.get('copy', { persistent: true }), join(d.home, 'subvolumes', 'copy'))
+    await d.put('copy', { persistent: true })
+    assert.deepEqual(await d.mountedLayers(), [])
     const a = await d.get('layer')
     const b = await d.get('copy')
     try {

@@ -260,14 +260,18 @@ test('overlay2 created by strata for a 3-layer image has the same file set and f
   driver = await Overlay2Driver.open({ root: strataRoot })
   const strataIds: string[] = []
   let parent: string | null = null
-  for (const layer of image.layers) {
+  for (const [level, layer] of image.layers.entries()) {
     const id = randomBytes(32).toString('hex')
     await driver.create(id, parent)
-    await driver.applyDiff(id, parent, Readable.from([layer]))
+    const applied = await driver.applyLayer(id, parent, Readable.from([layer]))
+    assert.equal(applied.diffId, image.diffIds[level], `layer ${level}: applyLayer's diffId is the image's diffID`)
+    // The size dockerd's layer store wrote for the same tar (its overlay2 ApplyDiff's directory.Size).
+    const dockerSize = (await readFile(join(loaded.dataRoot, 'image', 'overlay2', 'layerdb', 'sha256', chains[level]!.slice(7), 'size'), 'utf8')).trim()
+    assert.equal(String(applied.size), dockerSize, `layer ${level}: applyLayer's size equals dockerd's layerdb size`)
     strataIds.push(id)
     parent = id
   }
-  t.diagnostic(`strata created and applied the 3 layers in ${ms(phase)}`)
+  t.diagnostic(`strata created and applied the 3 layers in ${ms(phase)}; sizes equal dockerd's layerdb sizes`)
   // --- the homes --------------------------------------------------------
   const dockerHome = join(loaded.dataRoot, 'overlay2')
   const strataHome = join(strataRoot, 'overlay2')

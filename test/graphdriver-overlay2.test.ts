@@ -1,21 +1,25 @@
 /**
  * The overlay2 driver: mount planning (pure), dockerd's on-disk layout,
  * whiteouts, copy-up, native diff, stacks of 128 (mount(2)) and 500 (new
- * mount API) layers, reference counting, remove's refusals, stale mount
- * recovery and status. Real mounts, as root; every test unmounts what it
+ * mount API) layers, reference counting, remove's refusals, mounts shared
+ * with other processes (persistent get/put, adoption, cleanup) and status. Real mounts, as root; every test unmounts what it
  * mounted and checks /proc/self/mountinfo holds nothing under its root.
  */
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { after, test, type TestContext } from 'node:test'
+import { promisify } from 'node:util'
 import { readTar, END_OF_ARCHIVE, encodeHeader, padding, type TarHeaderInput } from '../src/archive/tar/index.js'
+import { sha256Of } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import {
   Overlay2Driver,
+  directorySize,
   dockerFsName,
   generateShortId,
   lowerString,
@@ -30,6 +34,7 @@ import { requireRoot } from './helpers/peers.js'
 // ---------------------------------------------------------------------------
 // Helpers
 
+const execFileAsync = promisify(execFile)
 const PREFIX = 'strata-test-ovl2-'
 
 interface Mount {
@@ -442,28 +447,44 @@ test('diff of a container that changed one file holds exactly that file and its 
   assert.equal(await driver.diffSize('ctr', 'img'), 'v2, longer\n'.length)
 })
 
-test('diffSize agrees with applyDiff: regular file bytes, hardlinks once, symlinks and whiteouts weigh nothing', async (t) => {
+test("applyLayer's size and diffSize are dockerd's directory.Size of the diff dir: symlinks count, hardlinks once, whiteouts nothing", async (t) => {
   if (!requireRoot(t)) return
   const { driver } = await openDriver(t)
   await driver.create('base', null)
   await writeFile(join(driver.home, 'base/diff/base-file'), 'abc')
   await driver.create('layer', 'base')
-  const applied = await driver.applyDiff(
-    'layer',
-    'base',
+  const target = 'busybox-with-a-long-name'
+  const tar = await collect(
     tarOf([
       { name: 'bin/', type: 'dir' },
       { name: 'bin/busybox', type: 'file', content: '12345', mode: 0o755 },
       { name: 'bin/sh', type: 'hardlink', linkname: 'bin/busybox' },
-      { name: 'bin/ls', type: 'symlink', linkname: 'busybox-with-a-long-name' },
+      { name: 'bin/ls', type: 'symlink', linkname: target },
+      { name: 'empty', type: 'file', content: '' },
       { name: '.wh.gone', type: 'file' },
     ]),
   )
-  assert.equal(applied, 5)
-  assert.equal(await driver.diffSize('layer', 'base'), 5)
-  // Against no parent: the whole tree, compared naively (as dockerd does).
+  const lines: string[] = []
+  const result = await driver.applyLayer('layer', 'base', Readable.from([tar]), { tarSplit: (l) => lines.push(l) })
+  assert.equal(result.size, 5 + target.length, 'the file once (two names, one inode) plus the symlink target')
+  assert.equal(result.diffId, sha256Of(tar))
+  assert.ok(lines.length > 0)
+  assert.equal(await directorySize(join(driver.home, 'layer/diff')), result.size)
+  assert.equal(await driver.diffSize('layer', 'base'), result.size)
+  // Against no parent: the whole tree, compared naively (as dockerd does): regular files only.
   assert.equal(await driver.diffSize('layer', null), 5 + 3)
   await rejectsWith(driver.diffSize('missing', null), 'NOT_FOUND')
+  await rejectsWith(driver.diffFilesDir('missing'), 'NOT_FOUND', /"missing"/)
+  assert.equal(await driver.diffFilesDir('layer'), join(driver.home, 'layer/diff'))
+
+  // applyDiff into a mounted layer is refused: overlayfs forbids writing under a mount.
+  await driver.createReadWrite('ctr', 'layer')
+  await driver.get('ctr')
+  try {
+    await rejectsWith(driver.applyDiff('ctr', 'layer', tarOf([{ name: 'f', type: 'file', content: 'x' }])), 'IN_USE', /"ctr" is mounted/)
+  } finally {
+    await driver.put('ctr')
+  }
 })
 
 // ---------------------------------------------------------------------------
@@ -586,40 +607,144 @@ test('remove refuses a mounted layer and a layer with children, then removes dir
   await rejectsWith(driver.remove('img'), 'NOT_FOUND', /"img"/)
 })
 
-test('a new driver instance unmounts what a crashed process left mounted', async (t) => {
+// ---------------------------------------------------------------------------
+// Mounts shared between processes
+
+const INDEX_URL = new URL('../src/graphdriver/index.js', import.meta.url).href
+
+/**
+ * Runs a separate node process that opens overlay2 on `root` and does
+ * `action` on layer `id`, then exits without cleanup: "get" is a
+ * persistent get (what `strata mount` does), "hold" a counted get never
+ * put (a process that dies holding a mount), "put" a persistent put.
+ * Returns what it printed (get: the path).
+ */
+async function inChild(root: string, id: string, action: 'get' | 'hold' | 'put'): Promise<string> {
+  const script = `
+    const [, url, root, id, action] = process.argv
+    const { overlay2Factory } = await import(url)
+    const d = await overlay2Factory.open({ root })
+    if (action === 'get') process.stdout.write(await d.get(id, { persistent: true }))
+    else if (action === 'hold') process.stdout.write(await d.get(id))
+    else await d.put(id, { persistent: true })
+  `
+  const { stdout } = await execFileAsync(process.execPath, ['--input-type=module', '-e', script, INDEX_URL, root, id, action])
+  return stdout
+}
+
+/** Mount points under `root`, relative to its real path. */
+function mountedUnder(root: string): string[] {
+  const real = realpathSync(root)
+  return mountsUnder(root).map((m) => m.mountPoint.slice(real.length + 1))
+}
+
+test('a persistent get in another process: listed by mountedLayers, kept by opens and by get/put here, released by a persistent put', async (t) => {
   if (!requireRoot(t)) return
   const { root, drivers } = scratchRoot(t)
-  const first = await Overlay2Driver.open({ root })
-  drivers.push(first)
-  await first.create('img', null)
-  await writeFile(join(first.home, 'img/diff/file'), 'data\n')
-  await first.createReadWrite('ctr', 'img')
-  const merged = await first.get('ctr')
-  assert.equal(mountsUnder(root).length, 1)
+  const driver = await Overlay2Driver.open({ root })
+  drivers.push(driver)
+  await driver.create('img', null)
+  await writeFile(join(driver.home, 'img/diff/file'), 'data\n')
+  await driver.createReadWrite('ctr', 'img')
+  const merged = join(driver.home, 'ctr/merged')
+  assert.deepEqual(await driver.mountedLayers(), [])
 
-  // `first` is never put: as if its process died holding the mount.
+  assert.equal(await inChild(root, 'ctr', 'get'), merged)
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'], 'the mount outlives the process that made it')
+  assert.deepEqual(await driver.mountedLayers(), ['ctr'])
+
+  // Opening another instance unmounts nothing.
   const second = await Overlay2Driver.open({ root })
   drivers.push(second)
-  assert.deepEqual(mountsUnder(root), [])
-  assert.ok(!existsSync(merged), 'the stale merged/ is removed')
-  // The dead instance's put finds nothing mounted and does no harm.
-  await first.put('ctr')
+  assert.deepEqual(await second.mountedLayers(), ['ctr'])
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'])
 
-  assert.equal(await second.get('ctr'), merged)
+  // A counted get here adopts the mount (no second overlay on top); its put leaves it.
+  assert.equal(await driver.get('ctr'), merged)
   assert.equal(await readFile(join(merged, 'file'), 'utf8'), 'data\n')
-  await second.put('ctr')
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'], 'adopted, not mounted over')
+  await driver.put('ctr')
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'], 'the last put of an adopted mount does not unmount it')
+  await rejectsWith(driver.put('ctr'), 'INVALID_ARGUMENT', /"ctr"/)
+  await rejectsWith(driver.remove('ctr'), 'IN_USE', /"ctr" is mounted/)
+  await second.cleanup()
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'], 'cleanup leaves a mount it did not make')
 
-  // A stale mount found at get time (not at open) is replaced, not stacked on.
-  const third = await second.get('ctr')
-  const fourth = await Overlay2Driver.open({ root })
-  drivers.push(fourth)
-  await mkdir(merged, { recursive: true })
+  // A persistent put while this instance holds references: the last of them unmounts.
+  await driver.get('ctr')
+  await driver.get('ctr')
+  await driver.put('ctr', { persistent: true })
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'], 'held here: the persistent put defers to our references')
+  await driver.put('ctr')
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'])
+  await driver.put('ctr')
+  assert.deepEqual(mountedUnder(root), [], 'the last reference unmounted it')
+  assert.ok(!existsSync(merged))
+
+  // A persistent put with no references here unmounts at once; again, it is a no-op.
+  await inChild(root, 'ctr', 'get')
+  assert.deepEqual(await driver.mountedLayers(), ['ctr'])
+  await driver.put('ctr', { persistent: true })
+  assert.deepEqual(mountedUnder(root), [])
+  assert.ok(!existsSync(merged), 'merged/ removed with the mount')
+  await driver.put('ctr', { persistent: true })
+  await driver.put('img', { persistent: true })
+  await rejectsWith(driver.put('missing', { persistent: true }), 'NOT_FOUND', /"missing"/)
+
+  // Mounted here persistently, released by another process.
+  assert.equal(await driver.get('ctr', { persistent: true }), merged)
+  await rejectsWith(driver.put('ctr'), 'INVALID_ARGUMENT', /"ctr"/)
+  await inChild(root, 'ctr', 'put')
+  assert.deepEqual(mountedUnder(root), [])
+
+  // A process that died holding a counted get: the mount stays until someone releases it.
+  assert.equal(await inChild(root, 'ctr', 'hold'), merged)
+  assert.deepEqual(await driver.mountedLayers(), ['ctr'])
+  await driver.put('ctr', { persistent: true })
+  assert.deepEqual(mountedUnder(root), [])
+  await driver.remove('ctr')
+})
+
+test('cleanup unmounts only what this instance mounted and holds: persistent and adopted mounts stay', async (t) => {
+  if (!requireRoot(t)) return
+  const { root, drivers } = scratchRoot(t)
+  const driver = await Overlay2Driver.open({ root })
+  drivers.push(driver)
+  await driver.create('img', null)
+  for (const id of ['own', 'persistent', 'adopted', 'shared']) await driver.createReadWrite(id, 'img')
+  await driver.get('own')
+  await driver.get('own')
+  await driver.get('persistent', { persistent: true })
+  await inChild(root, 'adopted', 'get')
+  await driver.get('adopted')
+  // Mounted by our get, then also taken persistently: no longer ours alone.
+  await driver.get('shared')
+  await driver.get('shared', { persistent: true })
+  assert.deepEqual(await driver.mountedLayers(), ['adopted', 'own', 'persistent', 'shared'])
+
+  await driver.cleanup()
+  assert.deepEqual(await driver.mountedLayers(), ['adopted', 'persistent', 'shared'])
+  await rejectsWith(driver.put('adopted'), 'INVALID_ARGUMENT', /"adopted"/)
+  for (const id of ['adopted', 'persistent', 'shared']) await driver.put(id, { persistent: true })
+  assert.deepEqual(mountedUnder(root), [])
+})
+
+test('something other than the layer overlay mounted on merged/ is refused by get, and released by a persistent put', async (t) => {
+  if (!requireRoot(t)) return
+  const { driver, root } = await openDriver(t)
+  await driver.create('img', null)
+  await driver.createReadWrite('ctr', 'img')
+  const merged = join(driver.home, 'ctr/merged')
+  await mkdir(merged)
   mount('tmpfs', merged, 'tmpfs', 0, 'size=1m')
-  assert.equal(await fourth.get('ctr'), third)
-  assert.equal(mountsUnder(root).length, 1)
-  assert.equal(await readFile(join(merged, 'file'), 'utf8'), 'data\n')
-  await fourth.put('ctr')
-  assert.equal(mountsUnder(root).length, 0)
+  await rejectsWith(driver.get('ctr'), 'IN_USE', /tmpfs/)
+  assert.deepEqual(await driver.mountedLayers(), ['ctr'])
+  await rejectsWith(driver.remove('ctr'), 'IN_USE')
+  await driver.put('ctr', { persistent: true })
+  assert.deepEqual(mountedUnder(root), [])
+  assert.equal(await driver.get('ctr'), merged)
+  assert.deepEqual(mountedUnder(root), ['overlay2/ctr/merged'])
+  await driver.put('ctr')
 })
 
 // ---------------------------------------------------------------------------
@@ -691,5 +816,5 @@ driverConformance(
       },
     }
   },
-  { maxDepth: 500 },
+  { maxDepth: 500, sizeRule: 'directory' },
 )

@@ -10,6 +10,8 @@
  * whose get returned a diff directory would make every comparison wrong.
  *
  * Differences from moby, on purpose:
+ * - applyLayer's size is the sum of the tar's entry sizes (what moby's
+ *   NaiveDiffDriver.ApplyDiff returns too).
  * - diffSize counts regular files only (hardlinked inodes once), where
  *   moby's ChangesSize also counts symlinks' lstat size. That makes it equal
  *   to what applyDiff returns for the same diff (the sum of the tar's entry
@@ -26,13 +28,13 @@ import { applyLayer } from '../archive/apply.js'
 import { changesNaive, type Change, type NaiveChangesOptions } from '../archive/changes.js'
 import { exportChanges } from '../archive/export.js'
 import { isErrno } from '../errors/index.js'
-import type { GraphDriver } from './types.js'
+import type { ApplyLayerOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from './types.js'
 
 /** A driver without the diff methods: what withNaiveDiff completes. */
-export type ProtoDriver = Omit<GraphDriver, 'diff' | 'changes' | 'applyDiff' | 'diffSize'>
+export type ProtoDriver = Omit<GraphDriver, 'diff' | 'changes' | 'applyDiff' | 'applyLayer' | 'diffSize'>
 
 /**
- * Completes `driver` with diff, changes, applyDiff and diffSize computed by
+ * Completes `driver` with diff, changes, applyDiff, applyLayer and diffSize computed by
  * comparing full trees. Every other method is the driver's own (calls are
  * forwarded, so the driver keeps its private state and `this`).
  * `compare` says how a layer's files are compared with its parent's (see
@@ -75,12 +77,20 @@ class NaiveDiffDriver implements GraphDriver {
     return this.#d.remove(id)
   }
 
-  get(...args: Parameters<GraphDriver['get']>): Promise<string> {
-    return this.#d.get(...args)
+  get(id: string, opts?: GetOpts): Promise<string> {
+    return this.#d.get(id, opts)
   }
 
-  put(id: string): Promise<void> {
-    return this.#d.put(id)
+  put(id: string, opts?: PutOpts): Promise<void> {
+    return this.#d.put(id, opts)
+  }
+
+  mountedLayers(): Promise<string[]> {
+    return this.#d.mountedLayers()
+  }
+
+  diffFilesDir(id: string): Promise<string> {
+    return this.#d.diffFilesDir(id)
   }
 
   exists(id: string): Promise<boolean> {
@@ -170,13 +180,22 @@ class NaiveDiffDriver implements GraphDriver {
     return out
   }
 
-  /** Applies the layer tar to `id` (which must be freshly created, holding a copy of `parent`): whiteouts delete. */
+  /** applyLayer's size: the sum of the tar's entry sizes. */
   async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
+    return (await this.applyLayer(id, parent, tar)).size
+  }
+
+  /**
+   * Applies the layer tar (compressed or not) to `id`, which must be
+   * freshly created and so hold a copy of `parent` already: whiteouts
+   * delete. One pass hashes it and records tar-split. A failure leaves the
+   * layer partly written and released, for the caller to remove.
+   */
+  async applyLayer(id: string, parent: string | null, source: Readable, opts: ApplyLayerOptions = {}): Promise<LayerApplyResult> {
     void parent // the layer already holds its parent's content (create copied or snapshotted it)
     const layerFs = await this.#d.get(id)
     try {
-      const result = await applyLayer(layerFs, tar, { whiteouts: 'full' })
-      return result.size
+      return await applyLayer(layerFs, source, { whiteouts: 'full', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
     } finally {
       await this.#d.put(id)
     }

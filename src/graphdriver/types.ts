@@ -20,8 +20,8 @@
  * - A *diff* is a layer tar of a layer's own changes against its parent,
  *   with aufs-style whiteouts (`.wh.name`, `.wh..wh..opq`); *applyDiff*
  *   writes such a tar into a freshly created layer (nothing else may have
- *   been written to it) and returns the applied size (the sum of the tar's
- *   entry sizes, dockerd's layer "size").
+ *   been written to it) and returns the applied size (dockerd's layer
+ *   "size"; which figure depends on the driver, see LayerApplyResult).
  *
  * Rules:
  * - remove of a layer that has children is refused (IN_USE) by drivers
@@ -118,7 +118,7 @@ export interface GraphDriver {
   status(): Promise<Array<[string, string]>>
   /** Paths inspect shows (overlay2: LowerDir, UpperDir, WorkDir, MergedDir). */
   getMetadata(id: string): Promise<Record<string, string>>
-  /** Unmounts everything this driver mounted. */
+  /** Unmounts what this instance mounted and still holds (not adopted or persistent mounts). */
   cleanup(): Promise<void>
 
   /** A layer tar of `id`'s changes against `parent` (aufs-style whiteouts). */

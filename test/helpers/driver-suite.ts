@@ -27,7 +27,11 @@
  * - remove of a layer held by get is IN_USE;
  * - create of an existing id is ALREADY_EXISTS, with a missing parent
  *   NOT_FOUND, and leaves no layer behind;
- * - after cleanup(), nothing is held: every layer can be removed.
+ * - after cleanup(), nothing is held: every layer can be removed;
+ * - a persistent get is not counted (a plain put after it is
+ *   INVALID_ARGUMENT), and a persistent put of a layer not mounted, or of a
+ *   base layer, is a no-op.
+ * Sizes follow the driver's rule (DriverSuiteOptions.sizeRule).
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -37,7 +41,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { after, before, describe, test, type TestContext } from 'node:test'
+import { gzipSync } from 'node:zlib'
 import { changesNaive, type Change } from '../../src/archive/changes.js'
+import { assembleTar, directoryFileGetter, readTarSplit } from '../../src/archive/tarsplit/index.js'
+import { parseDigest, sha256Of } from '../../src/digest/index.js'
 import { exportChanges } from '../../src/archive/export.js'
 import { isErrno, isStrataError, type StrataErrorCode } from '../../src/errors/index.js'
 import { copyTree } from '../../src/graphdriver/copy.js'
@@ -59,7 +66,18 @@ export interface DriverSuiteOptions {
   maxDepth?: number
   /** Case ids (SUITE_CASES) this driver cannot pass by design, each skipped with that reason. */
   skip?: string[]
+  /**
+   * Which size the driver's applyDiff/applyLayer and diffSize report (see
+   * LayerApplyResult in types.ts): 'content' (default), the bytes of the
+   * regular files a tar carries (vfs, btrfs: the tar's entry sizes);
+   * 'directory', moby's directory.Size of the layer's own files (overlay2:
+   * non-directory lstat sizes, symlink target lengths included, each inode
+   * once).
+   */
+  sizeRule?: SizeRule
 }
+
+export type SizeRule = 'content' | 'directory'
 
 /** Every case id, for `skip`. */
 export const SUITE_CASES = [
@@ -70,6 +88,10 @@ export const SUITE_CASES = [
   'snapshot-sees-parent',
   'deep-read',
   'diff-apply',
+  'apply-layer',
+  'apply-layer-fails',
+  'diff-files-dir',
+  'persistent',
   'diff-release',
   'changes',
   'child-write-parent-unchanged',
@@ -285,6 +307,27 @@ function contentBytes(snap: Map<string, TreeEntry>): number {
   return total
 }
 
+/** moby's directory.Size of a snapshot: non-directory sizes (symlinks: their target's length), each inode once. */
+function directoryBytes(snap: Map<string, TreeEntry>): number {
+  const groups = new Set<string>()
+  let total = 0
+  for (const e of snap.values()) {
+    const size = e.type === 'file' ? e.size : e.type === 'symlink' ? Buffer.byteLength(e.linkTarget ?? '') : 0
+    if (size === 0) continue
+    if (e.inodeGroup !== undefined) {
+      if (groups.has(e.inodeGroup)) continue
+      groups.add(e.inodeGroup)
+    }
+    total += size
+  }
+  return total
+}
+
+/** The size a driver following `rule` reports for a layer whose own files are `snap`. */
+function ruleBytes(rule: SizeRule, snap: Map<string, TreeEntry>): number {
+  return rule === 'directory' ? directoryBytes(snap) : contentBytes(snap)
+}
+
 function formatted(changes: Change[]): string[] {
   return changes.map((c) => `${c.kind} ${c.path}`)
 }
@@ -299,6 +342,7 @@ function formatted(changes: Change[]): string[] {
  */
 export function driverConformance(name: string, setup: () => Promise<DriverSuiteContext>, opts: DriverSuiteOptions = {}): void {
   const skip = new Set(opts.skip ?? [])
+  const sizeRule: SizeRule = opts.sizeRule ?? 'content'
   for (const s of skip) {
     if (!(SUITE_CASES as readonly string[]).includes(s)) throw new Error(`driverConformance(${name}): unknown case "${s}" in skip (known: ${SUITE_CASES.join(', ')})`)
   }
@@ -369,7 +413,7 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
         await withScratch(driver(), async (s) => {
           const base = await s.create()
           const size = await driver().applyDiff(base, null, Readable.from([tar]))
-          assert.equal(size, contentBytes(expected), 'applyDiff returns the bytes of content it wrote')
+          assert.equal(size, ruleBytes(sizeRule, expected), `applyDiff returns the ${sizeRule} size of what it wrote`)
           assertSameTree(await s.snapshot(base), expected, 'the base layer differs from the tree its tar was made of')
           assert.equal(await driver().diffSize(base, null), size, 'diffSize(base, null) equals what applyDiff returned')
         })
@@ -457,8 +501,9 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
           await putFile(dir, 'new/suid', '#!/bin/sh\n', 0o755)
           await chmod(join(dir, 'new/suid'), 0o4755)
           mknod(join(dir, 'new/fifo'), S_IFIFO | 0o600)
-          // The regular files diff must carry, each inode once.
-          return [...Array.from({ length: 5 }, (_, i) => `new/f-${i}`), 'files/f-0', 'files/f-1', 'chmod-me', 'chown-me', 'new/hl-a', 'new/suid']
+          // The regular files diff must carry, each inode once (and the symlink, for the directory size).
+          const files = [...Array.from({ length: 5 }, (_, i) => `new/f-${i}`), 'files/f-0', 'files/f-1', 'chmod-me', 'chown-me', 'new/hl-a', 'new/suid']
+          return sizeRule === 'directory' ? [...files, 'new/link'] : files
         })
         let wantBytes = 0
         await s.with(upper, async (dir) => {
@@ -466,13 +511,122 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
         })
 
         const diffSize = await driver().diffSize(upper, base)
-        assert.equal(diffSize, wantBytes, 'diffSize is the size of the added and changed regular files')
+        assert.equal(diffSize, wantBytes, sizeRule === 'directory' ? 'diffSize is the size of the added and changed files and symlinks' : 'diffSize is the size of the added and changed regular files')
         const tar = await drain(await driver().diff(upper, base))
         const fresh = await s.create(base)
         const applied = await driver().applyDiff(fresh, base, Readable.from([tar]))
         assert.equal(applied, diffSize, 'applyDiff returns what diffSize said')
         assertSameTree(await s.snapshot(fresh), await s.snapshot(upper), 'the re-applied layer differs from the original')
         assert.deepEqual(formatted(await driver().changes(fresh, base)), formatted(await driver().changes(upper, base)))
+      })
+    })
+
+    tcase('apply-layer', 'applyLayer reports the diffID, digests, sizes and tar-split of what it applied, plain or gzip', async () => {
+      await withRichTar(async ({ tar, expected }) => {
+        await withScratch(driver(), async (s) => {
+          const diffId = sha256Of(tar)
+          const base = await s.create()
+          const lines: string[] = []
+          const plain = await driver().applyLayer(base, null, Readable.from([tar]), { tarSplit: (l) => lines.push(l), expectedDiffId: diffId })
+          assert.equal(plain.diffId, diffId, 'diffId is the sha256 of the tar')
+          assert.equal(plain.digest, diffId, 'an uncompressed tar is its own digest')
+          assert.equal(plain.compression, 'none')
+          assert.equal(plain.tarSize, tar.length)
+          assert.equal(plain.compressedSize, tar.length)
+          assert.equal(plain.size, ruleBytes(sizeRule, expected), `size is the ${sizeRule} size`)
+          assert.ok(lines.length > 0, 'tar-split lines were recorded')
+          // The tar-split and the layer's own files rebuild the tar byte for byte.
+          const entries = readTarSplit(Readable.from([lines.join('\n') + '\n']), false)
+          const chunks: Buffer[] = []
+          for await (const c of assembleTar(entries, directoryFileGetter(await driver().diffFilesDir(base)))) chunks.push(c)
+          const rebuilt = Buffer.concat(chunks)
+          assert.equal(sha256Of(rebuilt), diffId, 'the tar rebuilt from tar-split and diffFilesDir hashes to the diffID')
+          assertSameTree(await s.snapshot(base), expected)
+
+          const gz = gzipSync(tar)
+          const other = await s.create()
+          const zipped = await driver().applyLayer(other, null, Readable.from([gz]))
+          assert.equal(zipped.diffId, diffId, 'the diffID is of the uncompressed tar')
+          assert.equal(zipped.digest, sha256Of(gz), 'the digest is of the bytes as given')
+          assert.equal(zipped.compression, 'gzip')
+          assert.equal(zipped.compressedSize, gz.length)
+          assert.equal(zipped.size, plain.size)
+          assert.equal(await driver().applyDiff(await s.create(), null, Readable.from([tar])), plain.size, 'applyDiff returns applyLayer\'s size')
+        })
+      })
+    })
+
+    tcase('apply-layer-fails', 'a failed applyLayer (digest mismatch, bad tar) throws and leaves the layer held by nobody, removable', async () => {
+      await withRichTar(async ({ tar }) => {
+        await withScratch(driver(), async (s) => {
+          const base = await s.create()
+          const wrong = parseDigest(`sha256:${'0'.repeat(64)}`)
+          await expectError(driver().applyLayer(base, null, Readable.from([tar]), { expectedDiffId: wrong }), 'DIGEST_MISMATCH')
+          assert.equal(await driver().exists(base), true, 'the layer is still there for the caller to remove')
+          await s.remove(base)
+
+          const parent = await s.create()
+          const child = await s.create(parent)
+          const garbage = Buffer.alloc(1024, 0x41) // not a tar header: its checksum is wrong
+          await assert.rejects(driver().applyLayer(child, parent, Readable.from([garbage])))
+          assert.equal(await driver().exists(child), true)
+          assert.deepEqual(await driver().mountedLayers(), [], 'nothing is left mounted')
+          await s.remove(child)
+        })
+      })
+    })
+
+    tcase('diff-files-dir', "diffFilesDir holds the files a layer added or changed, without a mount; NOT_FOUND for an unknown layer", async () => {
+      await withScratch(driver(), async (s) => {
+        const base = await s.create()
+        await s.with(base, (dir) => putFile(dir, 'etc/base', 'base\n'))
+        const child = await s.create(base)
+        await s.with(child, async (dir) => {
+          await putFile(dir, 'etc/child', 'child\n')
+          await putFile(dir, 'etc/base', 'changed\n')
+        })
+        const dir = await driver().diffFilesDir(child)
+        assert.equal(await readFile(join(dir, 'etc/child'), 'utf8'), 'child\n')
+        assert.equal(await readFile(join(dir, 'etc/base'), 'utf8'), 'changed\n')
+        assert.equal(await readFile(join(await driver().diffFilesDir(base), 'etc/base'), 'utf8'), 'base\n')
+        assert.ok(!isMounted(dir), 'diffFilesDir is not a mount')
+        const unknown = newLayerId()
+        await expectError(driver().diffFilesDir(unknown), 'NOT_FOUND', unknown)
+      })
+    })
+
+    tcase('persistent', 'a persistent get is not counted; its persistent put releases it, and is a no-op when nothing is mounted', async () => {
+      await withScratch(driver(), async (s) => {
+        const base = await s.create()
+        await s.with(base, (dir) => putFile(dir, 'f', 'f\n'))
+        const child = await s.create(base)
+        const path = await driver().get(child, { persistent: true })
+        let released = false
+        try {
+          assert.equal(await readFile(join(path, 'f'), 'utf8'), 'f\n')
+          await expectError(driver().put(child), 'INVALID_ARGUMENT', child)
+          const mounts = isMounted(path)
+          assert.deepEqual((await driver().mountedLayers()).includes(child), mounts, 'mountedLayers lists the layer iff it is mounted')
+          if (mounts) await expectError(driver().remove(child), 'IN_USE', child)
+          // A counted get on top of it: its put leaves the persistent mount alone.
+          assert.equal(await s.get(child), path)
+          await s.put(child)
+          if (mounts) assert.ok(isMounted(path), 'a counted put took down a persistent mount')
+          await driver().put(child, { persistent: true })
+          released = true
+          assert.ok(!isMounted(path), 'the persistent put unmounted the layer')
+          assert.ok(!(await driver().mountedLayers()).includes(child))
+        } finally {
+          if (!released) await driver().put(child, { persistent: true })
+        }
+        // Nothing mounted (any more), a base layer: no-ops.
+        await driver().put(child, { persistent: true })
+        await driver().put(base, { persistent: true })
+        // A base layer is never mounted: a persistent get is its files' dir, uncounted.
+        assert.equal(await driver().get(base, { persistent: true }), await driver().diffFilesDir(base))
+        await expectError(driver().put(base), 'INVALID_ARGUMENT', base)
+        await driver().put(base, { persistent: true })
+        await expectError(driver().put(newLayerId(), { persistent: true }), ['NOT_FOUND', 'INVALID_ARGUMENT'])
       })
     })
 

@@ -16,6 +16,8 @@
  *   from every driver that can know.
  * - get/put are reference counted (dockerd's btrfs Put is a no-op), so
  *   remove can refuse a layer that is in use and put can catch a bad count.
+ *   A persistent get/put is not counted: nothing is mounted, so there is
+ *   nothing to keep alive across processes.
  * - Quotas (`--storage-opt size`, `btrfs.min_space`) are NOT_SUPPORTED.
  * - status() reports [["Btrfs", ""]], see there.
  */
@@ -25,7 +27,7 @@ import { dirname } from 'node:path'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { FS_MAGIC, fsName, statfs } from '../../sys/index.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
-import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, ProbeResult } from '../types.js'
+import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, ProbeResult, PutOpts } from '../types.js'
 import { createSubvolume, deleteSubvolume, isSubvolume, snapshotSubvolume, subvolumeInfo } from './ioctl.js'
 import { BtrfsLayout, DATA_ROOT_MODE, DIR_MODE, DRIVER_NAME, LAYER_ROOT_MODE } from './layout.js'
 
@@ -308,18 +310,23 @@ export class BtrfsDriver implements ProtoDriver {
     })
   }
 
-  async get(id: string, _opts?: GetOpts): Promise<string> {
+  async get(id: string, opts?: GetOpts): Promise<string> {
     checkId(id)
     return this.#locked(id, async () => {
       const path = await this.#existing(id)
-      this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1)
+      if (opts?.persistent !== true) this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1)
       return path
     })
   }
 
-  async put(id: string): Promise<void> {
+  /** Drops one get; with `persistent`, only checks the layer exists (no mount to release). */
+  async put(id: string, opts?: PutOpts): Promise<void> {
     checkId(id)
     await this.#locked(id, async () => {
+      if (opts?.persistent === true) {
+        await this.#existing(id)
+        return
+      }
       const refs = this.#refs.get(id) ?? 0
       // INVALID_ARGUMENT whether or not the layer exists: either way the
       // caller's count is wrong, which is what the drivers agree to report.
@@ -327,6 +334,17 @@ export class BtrfsDriver implements ProtoDriver {
       if (refs === 1) this.#refs.delete(id)
       else this.#refs.set(id, refs - 1)
     })
+  }
+
+  /** btrfs mounts nothing per layer. */
+  async mountedLayers(): Promise<string[]> {
+    return []
+  }
+
+  /** The layer's subvolume: its own files are in it (with its parent's). */
+  async diffFilesDir(id: string): Promise<string> {
+    checkId(id)
+    return this.#existing(id)
   }
 
   async exists(id: string): Promise<boolean> {

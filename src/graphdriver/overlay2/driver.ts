@@ -7,22 +7,27 @@
  * changes faithfully (redirect_dir, metacopy), falls back to the naive diff
  * over full mounted trees.
  *
+ * Sizes are dockerd's: applyLayer/applyDiff and diffSize return
+ * directory.Size of the diff dir (size.ts: non-directory lstat sizes,
+ * symlink target lengths included, each inode once), the figure dockerd
+ * writes to layerdb's `size` file. (The naive fallback returns the tar's
+ * entry sizes, as dockerd's NaiveDiffDriver does.)
+ *
+ * Mounts are shared between processes (types.ts): the reference counts
+ * live in this object, but a layer's merged/ found mounted (by another
+ * process, or by a persistent get) is adopted rather than replaced, and
+ * the last put of an adopted mount forgets it without unmounting.
+ * Opening the driver unmounts nothing; which mounts are stale is the
+ * layer store's call (mountedLayers, then put with `persistent`).
+ *
  * Where we differ from dockerd, on purpose:
  * - stacks deeper than 128 (up to the kernel's 500) are created and
  *   mounted through the new mount API; dockerd refuses "max depth exceeded";
  * - get/put are reference counted for base layers too (dockerd never
  *   mounts them and lets put be a no-op), so put without get is an error
  *   and remove of a base layer someone holds is refused;
- * - remove refuses a layer that is mounted or has children (IN_USE), and
- *   never deletes through a mount point;
- * - applyDiff returns the sum of the tar's entry sizes and diffSize the
- *   bytes of regular files (the GraphDriver contract, equal for the same
- *   layer); dockerd returns directory.Size for both, which adds symlink
- *   target lengths.
- *
- * One driver instance per data root per process: the reference counts live
- * in this object, and opening a second instance treats the first one's
- * mounts as stale and unmounts them (exactly what it does after a crash).
+ * - remove refuses a layer that is mounted, by this process or any other,
+ *   or has children (IN_USE), and never deletes through a mount point.
  */
 import { readFileSync } from 'node:fs'
 import { lstat, mkdir, readdir, readFile, readlink, realpath, rm, rmdir, chmod, symlink, unlink, writeFile } from 'node:fs/promises'
@@ -35,7 +40,7 @@ import { exportOverlayUpper } from '../../archive/export.js'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
-import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver } from '../types.js'
+import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
 import { dockerFsName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2 } from './checks.js'
 import {
   COMMITTED_FILE,
@@ -66,17 +71,25 @@ import {
   validateLayerId,
   type MountPlan,
 } from './layout.js'
-import { isMountPoint, mountPointsUnder } from './mounts.js'
+import { mountEntries, mountPointsUnder, mountsAt } from './mounts.js'
+import { directorySize } from './size.js'
 
 type MountApiChoice = 'auto' | 'legacy' | 'new'
 
 /** Lower files read between two yields to the event loop when remove looks for children. */
 const CHILD_SCAN_BATCH = 256
 
-/** One layer's get count, and whether its first get mounted something (base layers are not mounted). */
+/**
+ * The references this instance holds on one layer: the get count, whether
+ * the layer is mounted (base layers are not), and whether that mount is
+ * adopted, i.e. not this instance's alone to take down (found mounted by
+ * another process, or also held by a persistent get): the last put then
+ * forgets it instead of unmounting it.
+ */
 interface Ref {
   count: number
   mounted: boolean
+  adopted: boolean
 }
 
 /** Settings fixed at open. */
@@ -140,49 +153,6 @@ async function rmdirQuietly(path: string): Promise<void> {
   } catch {
     // busy, already gone or not empty: nothing depends on it
   }
-}
-
-/**
- * Bytes of the regular files in a tree, each inode counted once so
- * hardlinks are not counted twice: what a diff of the tree carries as
- * content, and so what applyDiff returned for it. moby's directory.Size,
- * which dockerd's overlay2 uses, also adds symlinks' lstat sizes (their
- * target lengths); we leave them out, as the naive-diff drivers do, so
- * diffSize agrees with applyDiff on every driver. Entries vanishing during
- * the walk are skipped; the root missing is an error.
- */
-export async function regularFileBytes(dir: string): Promise<number> {
-  const seen = new Set<bigint>()
-  let size = 0
-  const stack = [dir]
-  while (stack.length > 0) {
-    const d = stack.pop() as string
-    let names: string[]
-    try {
-      names = await readdir(d)
-    } catch (err) {
-      if (d !== dir && isErrno(err, 'ENOENT', 'ENOTDIR')) continue
-      throw err
-    }
-    for (const name of names) {
-      const p = join(d, name)
-      let st
-      try {
-        st = await lstat(p, { bigint: true })
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) continue
-        throw err
-      }
-      if (st.isDirectory()) {
-        stack.push(p)
-        continue
-      }
-      if (!st.isFile() || st.size === 0n || seen.has(st.ino)) continue
-      seen.add(st.ino)
-      size += Number(st.size)
-    }
-  }
-  return size
 }
 
 /**
@@ -250,7 +220,7 @@ export class Overlay2Driver implements GraphDriver {
   /** dockerd's naiveDiff: for diffs against another layer than the parent, over this driver's own get/put. */
   readonly #naive: GraphDriver
 
-  /** Use Overlay2Driver.open (or overlay2Factory.open): opening checks the host and recovers stale mounts. */
+  /** Use Overlay2Driver.open (or overlay2Factory.open): opening checks the host first. */
   private constructor(state: DriverState) {
     this.home = state.home
     this.#realHome = state.realHome
@@ -263,8 +233,9 @@ export class Overlay2Driver implements GraphDriver {
 
   /**
    * Opens the driver on `<root>/overlay2`: checks the host (as the probe
-   * does), creates the home (0710) and `l/` (0700), and unmounts whatever
-   * a previous process left mounted under the home.
+   * does) and creates the home (0710) and `l/` (0700). Mounts found under
+   * the home are left alone: they may be another process's, or persistent
+   * (see the shared-mount rules in types.ts).
    */
   static async open(opts: DriverOptions): Promise<Overlay2Driver> {
     const api = parseDriverOptions(opts.options)
@@ -284,7 +255,7 @@ export class Overlay2Driver implements GraphDriver {
       problem = await nativeDiffProblem(realHome)
       nativeDiffChecked.set(realHome, problem)
     }
-    const driver = new Overlay2Driver({
+    return new Overlay2Driver({
       home,
       realHome,
       backingFs: dockerFsName(statfs(home).type),
@@ -292,8 +263,6 @@ export class Overlay2Driver implements GraphDriver {
       api,
       nativeDiffProblem: problem,
     })
-    await driver.#unmountAllUnder(realHome)
-    return driver
   }
 
   // -------------------------------------------------------------------------
@@ -389,12 +358,16 @@ export class Overlay2Driver implements GraphDriver {
         }
       }
 
-      // A mount left under the layer (a crashed process's merged/) must go
-      // first: the recursive delete below would cross it into the lowers.
-      const realDir = join(this.#realHome, id)
-      for (const mp of await mountPointsUnder(realDir)) detach(mp)
-      const left = await mountPointsUnder(realDir)
-      if (left.length > 0) throw new StrataError('IN_USE', `Layer "${id}" still has mounts under it ("${left.join('", "')}") after unmounting`)
+      // A mount under the layer (another process's merged/, a persistent
+      // get's, or a crashed process's) is not ours to take down here: the
+      // layer store decides, and releases it with put(id, {persistent}).
+      // The recursive delete below would cross it into the lowers.
+      const mounts = await mountPointsUnder(join(this.#realHome, id))
+      if (mounts.length > 0) {
+        throw new StrataError('IN_USE', `Layer "${id}" is mounted ("${[...new Set(mounts)].join('", "')}") by another process or a persistent get; release it with a persistent put before removing it`, {
+          details: { mounts },
+        })
+      }
 
       if (shortId !== undefined && isShortId(shortId)) {
         const link = join(this.home, LINK_DIR, shortId)
@@ -451,58 +424,62 @@ export class Overlay2Driver implements GraphDriver {
    * overlay at merged/, mounted by the first get; later gets return the
    * same path. Read-write (upper = diff) while the layer has no child,
    * read-only (diff on top of the lowers) once it has (`committed`).
+   *
+   * A merged/ already mounted (by another process, or a persistent get) is
+   * adopted, not replaced. A persistent get records no reference: it
+   * mounts if needed and returns the path; if this instance holds the
+   * mount, its last put then leaves it mounted.
    */
-  async get(id: string, _opts?: GetOpts): Promise<string> {
+  async get(id: string, opts?: GetOpts): Promise<string> {
     validateLayerId(id)
+    const persistent = opts?.persistent === true
     return this.#locked([id], async () => {
       const dir = this.#dir(id)
       if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
       const ref = this.#refs.get(id)
-      if (ref !== undefined) {
-        ref.count++
-        return ref.mounted ? join(dir, MERGED_DIR) : join(dir, DIFF_DIR)
-      }
-      const lower = await readOptional(join(dir, LOWER_FILE))
+      const lower = ref?.mounted === false ? undefined : await readOptional(join(dir, LOWER_FILE))
       if (lower === undefined) {
-        this.#refs.set(id, { count: 1, mounted: false })
+        if (!persistent) {
+          if (ref !== undefined) ref.count++
+          else this.#refs.set(id, { count: 1, mounted: false, adopted: false })
+        }
         return join(dir, DIFF_DIR)
       }
 
-      const lowers = parseLower(lower, `lower file of layer "${id}"`)
-      const readOnly = await pathExists(join(dir, COMMITTED_FILE))
-      const plan = readOnly
-        ? mountPlan([`${id}/${DIFF_DIR}`, ...lowers], null, null, this.#planOptions())
-        : mountPlan(lowers, `${id}/${DIFF_DIR}`, `${id}/${WORK_DIR}`, this.#planOptions())
-
       const merged = join(dir, MERGED_DIR)
-      try {
-        await mkdirMode(merged, MERGED_DIR_MODE)
-      } catch (err) {
-        if (!isErrno(err, 'EEXIST')) throw err
+      // Checked even when we hold the layer: a persistent put from another
+      // process may have taken our mount down, and then we mount again.
+      if (await this.#isMounted(id)) {
+        if (ref !== undefined) {
+          if (persistent) ref.adopted = true
+          else ref.count++
+        } else if (!persistent) {
+          this.#refs.set(id, { count: 1, mounted: true, adopted: true })
+        }
+        return merged
       }
-      // Not ours (we hold no reference): left by another process. Stacking
-      // a second overlay on it would hide it without releasing it.
-      const realMerged = join(this.#realHome, id, MERGED_DIR)
-      if (await isMountPoint(realMerged)) detach(realMerged)
-      try {
-        this.#mount(plan, merged)
-      } catch (err) {
-        await rmdirQuietly(merged)
-        const how = plan.api === 'new' ? 'the new mount API' : 'mount(2)'
-        throw new StrataError(
-          'SYSCALL',
-          `Mounting layer "${id}" (${lowers.length} lower${lowers.length === 1 ? '' : 's'}, ${readOnly ? 'read-only' : 'read-write'}) at "${merged}" through ${how} failed: ${(err as Error).message}`,
-          { cause: err },
-        )
+
+      await this.#mountLayer(id, lower)
+      if (ref !== undefined) {
+        // Our references now hold a mount we made; a persistent get shares it.
+        ref.adopted = persistent
+        if (!persistent) ref.count++
+      } else if (!persistent) {
+        this.#refs.set(id, { count: 1, mounted: true, adopted: false })
       }
-      this.#refs.set(id, { count: 1, mounted: true })
       return merged
     })
   }
 
-  /** Drops one reference; the last one unmounts merged/ (lazily, as dockerd) and removes it. */
-  async put(id: string): Promise<void> {
+  /**
+   * Drops one reference; the last one unmounts merged/ (lazily, as dockerd)
+   * and removes it, unless the mount is adopted (then it is only
+   * forgotten). With `persistent`, releases a persistent get instead; see
+   * #putPersistent.
+   */
+  async put(id: string, opts?: PutOpts): Promise<void> {
     validateLayerId(id)
+    if (opts?.persistent === true) return this.#putPersistent(id)
     await this.#locked([id], async () => {
       const ref = this.#refs.get(id)
       if (ref === undefined) {
@@ -513,51 +490,116 @@ export class Overlay2Driver implements GraphDriver {
         ref.count--
         return
       }
-      if (ref.mounted) {
-        const merged = join(this.#dir(id), MERGED_DIR)
-        try {
-          detach(merged)
-        } catch (err) {
-          throw new StrataError('SYSCALL', `Unmounting layer "${id}" at "${merged}" failed: ${(err as Error).message}`, { cause: err })
-        }
-        this.#refs.delete(id)
-        await rmdirQuietly(merged)
-      } else {
-        this.#refs.delete(id)
-      }
+      if (ref.mounted && !ref.adopted) await this.#unmountLayer(id)
+      this.#refs.delete(id)
     })
   }
 
-  /** Unmounts every layer this instance mounted, then anything else mounted under the home. */
+  /**
+   * Releases a persistent get, made by this process or any other: unmounts
+   * merged/ unless this instance still holds references on the layer
+   * (then the last of those unmounts it). A layer that is not mounted, or
+   * a base layer, is a no-op; an unknown layer is NOT_FOUND.
+   */
+  async #putPersistent(id: string): Promise<void> {
+    await this.#locked([id], async () => {
+      if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+      const ref = this.#refs.get(id)
+      if (ref !== undefined) {
+        ref.adopted = false
+        return
+      }
+      if ((await mountsAt(join(this.#realHome, id, MERGED_DIR))).length === 0) return
+      await this.#unmountLayer(id)
+    })
+  }
+
+  /** Ids of layers whose merged/ is a mount point now, whoever mounted it, sorted. */
+  async mountedLayers(): Promise<string[]> {
+    const ids = new Set<string>()
+    for (const { mountPoint } of await mountEntries()) {
+      if (basename(mountPoint) !== MERGED_DIR) continue
+      const layerDir = dirname(mountPoint)
+      if (dirname(layerDir) === this.#realHome) ids.add(basename(layerDir))
+    }
+    return [...ids].sort()
+  }
+
+  /**
+   * Unmounts the layers this instance mounted and still holds. Adopted
+   * mounts (another process's) and persistent ones stay.
+   */
   async cleanup(): Promise<void> {
     // Let operations in flight finish first, so none mounts behind our back.
     await Promise.allSettled([...this.#locks.values()])
     const failures: string[] = []
     for (const [id, ref] of this.#refs) {
-      if (!ref.mounted) continue
-      const merged = join(this.#dir(id), MERGED_DIR)
+      if (!ref.mounted || ref.adopted) continue
       try {
-        detach(merged)
-        await rmdirQuietly(merged)
+        await this.#unmountLayer(id)
       } catch (err) {
-        failures.push(`"${merged}": ${(err as Error).message}`)
+        failures.push((err as Error).message)
       }
     }
     this.#refs.clear()
-    try {
-      await this.#unmountAllUnder(this.#realHome)
-    } catch (err) {
-      failures.push((err as Error).message)
-    }
-    if (failures.length > 0) throw new StrataError('SYSCALL', `overlay2 cleanup could not unmount ${failures.join('; ')}`)
+    if (failures.length > 0) throw new StrataError('SYSCALL', `overlay2 cleanup: ${failures.join('; ')}`)
   }
 
-  /** Detaches every mount under `dir` (deepest first) and removes the merged/ dirs it leaves. */
-  async #unmountAllUnder(dir: string): Promise<void> {
-    for (const mp of await mountPointsUnder(dir)) {
-      detach(mp)
-      if (basename(mp) === MERGED_DIR && dirname(dirname(mp)) === this.#realHome) await rmdirQuietly(mp)
+  /**
+   * Whether `id`'s merged/ has the layer's overlay mounted now. Something
+   * else mounted there (a tmpfs, a bind mount) would hide the layer if
+   * adopted and be hidden if mounted over, so it is refused.
+   */
+  async #isMounted(id: string): Promise<boolean> {
+    const realMerged = join(this.#realHome, id, MERGED_DIR)
+    const mounts = await mountsAt(realMerged)
+    const top = mounts[mounts.length - 1]
+    if (top === undefined) return false
+    if (top.fsType !== 'overlay') {
+      throw new StrataError('IN_USE', `Layer "${id}" cannot be mounted: "${realMerged}" has a ${top.fsType || 'non-overlay'} filesystem mounted on it, not the layer's overlay; unmount it first`, {
+        details: { fsType: top.fsType },
+      })
     }
+    return true
+  }
+
+  /** Mounts `id`'s overlay at merged/ (creating the dir), from its lower file's content. */
+  async #mountLayer(id: string, lower: string): Promise<void> {
+    const dir = this.#dir(id)
+    const lowers = parseLower(lower, `lower file of layer "${id}"`)
+    const readOnly = await pathExists(join(dir, COMMITTED_FILE))
+    const plan = readOnly
+      ? mountPlan([`${id}/${DIFF_DIR}`, ...lowers], null, null, this.#planOptions())
+      : mountPlan(lowers, `${id}/${DIFF_DIR}`, `${id}/${WORK_DIR}`, this.#planOptions())
+
+    const merged = join(dir, MERGED_DIR)
+    try {
+      await mkdirMode(merged, MERGED_DIR_MODE)
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err
+    }
+    try {
+      this.#mount(plan, merged)
+    } catch (err) {
+      await rmdirQuietly(merged)
+      const how = plan.api === 'new' ? 'the new mount API' : 'mount(2)'
+      throw new StrataError(
+        'SYSCALL',
+        `Mounting layer "${id}" (${lowers.length} lower${lowers.length === 1 ? '' : 's'}, ${readOnly ? 'read-only' : 'read-write'}) at "${merged}" through ${how} failed: ${(err as Error).message}`,
+        { cause: err },
+      )
+    }
+  }
+
+  /** Detaches `id`'s merged/ (already gone is fine) and removes the dir, as dockerd does. */
+  async #unmountLayer(id: string): Promise<void> {
+    const merged = join(this.#dir(id), MERGED_DIR)
+    try {
+      detach(merged)
+    } catch (err) {
+      throw new StrataError('SYSCALL', `Unmounting layer "${id}" at "${merged}" failed: ${(err as Error).message}`, { cause: err })
+    }
+    await rmdirQuietly(merged)
   }
 
   #planOptions(): Parameters<typeof mountPlan>[3] {
@@ -637,29 +679,44 @@ export class Overlay2Driver implements GraphDriver {
     return changesOverlay(join(this.#dir(id), DIFF_DIR), await this.#lowerDiffDirs(id))
   }
 
-  /**
-   * Extracts a layer tar into the diff dir, whiteouts as overlayfs wants
-   * them (0/0 char devices, trusted.overlay.opaque=y). Returns the sum of
-   * the tar's entry sizes, as the GraphDriver contract defines the size
-   * (dockerd's overlay2 reports directory.Size of the diff dir instead,
-   * which differs by the lengths of symlink targets).
-   */
+  /** applyLayer's size (see there). */
   async applyDiff(id: string, parent: string | null, tar: Readable): Promise<number> {
-    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.applyDiff(id, parent, tar)
+    return (await this.applyLayer(id, parent, tar)).size
+  }
+
+  /**
+   * Extracts a layer tar (compressed or not) into the diff dir, whiteouts
+   * as overlayfs wants them (0/0 char devices, trusted.overlay.opaque=y),
+   * in one pass that also hashes it and records tar-split. `size` is
+   * dockerd's: directory.Size of the diff dir, walked after the apply. A
+   * failure leaves the layer in place, partly written, for the caller to
+   * remove.
+   */
+  async applyLayer(id: string, parent: string | null, source: Readable, opts: ApplyLayerOptions = {}): Promise<LayerApplyResult> {
+    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.applyLayer(id, parent, source, opts)
     return this.#locked([id], async () => {
       const ref = this.#refs.get(id)
-      if (ref?.mounted === true) {
+      if (ref?.mounted === true || (await mountsAt(join(this.#realHome, id, MERGED_DIR))).length > 0) {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted; overlayfs does not allow writing to its diff dir underneath the mount`)
       }
-      const result = await applyLayer(join(this.#dir(id), DIFF_DIR), tar, { whiteouts: 'overlay' })
-      return result.size
+      const diffDir = join(this.#dir(id), DIFF_DIR)
+      const result = await applyLayer(diffDir, source, { whiteouts: 'overlay', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
+      return { ...result, size: await directorySize(diffDir) }
     })
   }
 
-  /** Bytes of the regular files in the diff dir, hardlinks once (moby's directory.Size, less symlinks). */
+  /** dockerd's DiffSize: directory.Size of the diff dir (symlinks included, hardlinks once). */
   async diffSize(id: string, parent: string | null): Promise<number> {
     if (!(await this.#canDiffNatively(id, parent))) return this.#naive.diffSize(id, parent)
-    return regularFileBytes(join(this.#dir(id), DIFF_DIR))
+    return directorySize(join(this.#dir(id), DIFF_DIR))
+  }
+
+  /** The layer's diff dir: the files it added or changed, readable without a mount. */
+  async diffFilesDir(id: string): Promise<string> {
+    validateLayerId(id)
+    const dir = this.#dir(id)
+    if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
+    return join(dir, DIFF_DIR)
   }
 
   // -------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 /** The overlay2 graph driver: dockerd 20.10's layout, mounts up to 500 lowers, native diff. */
-export { Overlay2Driver, overlay2Factory, regularFileBytes } from './driver.js'
+export { Overlay2Driver, overlay2Factory } from './driver.js'
+export { directorySize } from './size.js'
+export { mountEntries, parseMountInfo, type MountEntry } from './mounts.js'
 export {
   COMMITTED_FILE,
   DIFF_DIR,

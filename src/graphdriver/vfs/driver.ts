@@ -14,7 +14,8 @@
  * - get/put are reference counted in memory, though nothing is mounted, so
  *   that remove can refuse a layer in use (IN_USE) and a put without a get
  *   is reported, as the GraphDriver contract asks of every driver. dockerd's
- *   vfs Put does nothing.
+ *   vfs Put does nothing. A persistent get/put (GetOpts.persistent) has
+ *   nothing to keep alive across processes: it only checks the layer.
  * - remove does NOT refuse a layer that has children. vfs cannot know: a
  *   child is an independent copy, and nothing on disk links it to its
  *   parent (dockerd does not know either). Keeping a record of our own
@@ -34,7 +35,7 @@ import { StrataError, isErrno, isStrataError } from '../../errors/index.js'
 import { RENAME_NOREPLACE, renameat2 } from '../../sys/index.js'
 import { copyTree } from '../copy.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
-import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver } from '../types.js'
+import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, PutOpts } from '../types.js'
 import { layerDir, layersDir, TMP_PREFIX, tmpDir, VFS_NAME, vfsHome } from './layout.js'
 
 /** Longest id accepted, in bytes: leaves room for the `.tmp-` name within NAME_MAX (255). */
@@ -212,10 +213,44 @@ export class VfsDriver implements ProtoDriver {
     }
   }
 
-  /** The layer's directory. Nothing to mount; the count only guards remove and put. */
+  /**
+   * The layer's directory. Nothing to mount; the count only guards remove
+   * and put. A persistent get is not counted (nothing outlives the process).
+   */
   async get(id: string, opts?: GetOpts): Promise<string> {
-    void opts // mountLabel: no SELinux here, and vfs mounts nothing to label
+    // mountLabel: no SELinux here, and vfs mounts nothing to label
     checkId(id)
+    const dir = this.#existing(id)
+    if (opts?.persistent !== true) this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1)
+    return dir
+  }
+
+  /** Drops one get; with `persistent`, only checks the layer exists (no mount to release). */
+  async put(id: string, opts?: PutOpts): Promise<void> {
+    if (opts?.persistent === true) {
+      checkId(id)
+      this.#existing(id)
+      return
+    }
+    const n = this.#refs.get(id) ?? 0
+    if (n === 0) throw new StrataError('INVALID_ARGUMENT', `Cannot put layer "${id}": it is not held (put without a matching get)`, { details: { id } })
+    if (n === 1) this.#refs.delete(id)
+    else this.#refs.set(id, n - 1)
+  }
+
+  /** vfs mounts nothing. */
+  async mountedLayers(): Promise<string[]> {
+    return []
+  }
+
+  /** The layer's full copy: its own files are in it (with its parent's). */
+  async diffFilesDir(id: string): Promise<string> {
+    checkId(id)
+    return this.#existing(id)
+  }
+
+  /** The directory of an existing layer; NOT_FOUND, or CORRUPT when it is not a directory. */
+  #existing(id: string): string {
     const dir = layerDir(this.home, id)
     let isDir: boolean
     try {
@@ -225,15 +260,7 @@ export class VfsDriver implements ProtoDriver {
       throw new StrataError('SYSCALL', `Cannot look up vfs layer "${id}" ("${dir}"): ${(err as Error).message}`, { cause: err, details: { id } })
     }
     if (!isDir) throw new StrataError('CORRUPT', `vfs layer "${id}" ("${dir}") is not a directory`, { details: { id } })
-    this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1)
     return dir
-  }
-
-  async put(id: string): Promise<void> {
-    const n = this.#refs.get(id) ?? 0
-    if (n === 0) throw new StrataError('INVALID_ARGUMENT', `Cannot put layer "${id}": it is not held (put without a matching get)`, { details: { id } })
-    if (n === 1) this.#refs.delete(id)
-    else this.#refs.set(id, n - 1)
   }
 
   async exists(id: string): Promise<boolean> {
