@@ -6,9 +6,12 @@
  */
 import { StrataError } from '../errors/index.js'
 import { archiveCommand } from './archive.js'
+import { checkCommand } from './check.js'
 import { UsageError } from './errors.js'
 import { GLOBAL_HELP, parseGlobal } from './global.js'
 import { infoCommand } from './info.js'
+import { layerCommand } from './layer.js'
+import type { CommandResult } from './output.js'
 
 const HELP = `Usage: strata COMMAND [ARGS...]
 
@@ -16,6 +19,8 @@ Docker's image and layer storage, without a daemon.
 
 Commands:
   info      Show the storage driver, its status and the data root
+  check     Verify every layer, image and reference in the store (--repair)
+  layer     Manage read-only layers: ls, inspect, import, export, rm
   archive   Apply and rebuild layer tars on plain directories
 
 ${GLOBAL_HELP}
@@ -26,10 +31,16 @@ async function main(argv: string[]): Promise<number> {
   try {
     const { global, rest: verbArgs } = parseGlobal(argv, process.env)
     const [command, ...rest] = verbArgs
-    let out: string
+    let out: CommandResult
     switch (command) {
       case 'info':
         out = await infoCommand(rest, global)
+        break
+      case 'check':
+        out = await checkCommand(rest, global)
+        break
+      case 'layer':
+        out = await layerCommand(rest, global)
         break
       case 'archive':
         out = await archiveCommand(rest)
@@ -43,8 +54,10 @@ async function main(argv: string[]): Promise<number> {
       default:
         throw new UsageError(`unknown command "${command}"; see "strata --help"`)
     }
-    if (out !== '') process.stdout.write(out)
-    return 0
+    const { stdout, stderr, exitCode } = typeof out === 'string' ? { stdout: out, stderr: undefined, exitCode: 0 } : out
+    if (stdout !== '') process.stdout.write(stdout)
+    if (stderr !== undefined && stderr !== '') process.stderr.write(stderr)
+    return exitCode ?? 0
   } catch (err) {
     return report(err)
   }

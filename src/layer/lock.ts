@@ -13,7 +13,7 @@
  *   lets a transaction dir become the layer dir with its lock still held.
  */
 import { closeSync, openSync } from 'node:fs'
-import { mkdir, open } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno } from '../errors/index.js'
 import { flock, tryFlock, type LockMode } from '../sys/flock.js'
@@ -47,13 +47,16 @@ export class DataRootLock {
     }
   }
 
+  // A plain descriptor (openSync), closed with closeSync: a FileHandle's
+  // .fd closed behind its back makes its garbage collection fail (EBADF),
+  // which kills the process.
   async #openLockFile(): Promise<number> {
     try {
-      return (await open(this.path, 'a', 0o600)).fd
+      return openSync(this.path, 'a', 0o600)
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err
       await mkdir(join(this.path, '..'), { recursive: true, mode: 0o711 })
-      return (await open(this.path, 'a', 0o600)).fd
+      return openSync(this.path, 'a', 0o600)
     }
   }
 }

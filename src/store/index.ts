@@ -1,0 +1,128 @@
+/**
+ * src/store: one data root opened whole. The graph driver, the layer store
+ * on it, and the image, reference and distribution stores in
+ * `<root>/image/<driver>/`, wired together the way dockerd's daemon wires
+ * them: images keep their top layers alive (the layer store asks the image
+ * store which chainIDs those are before it deletes anything), every store
+ * shares the one data-root lock, and opening runs the layer store's
+ * recovery.
+ *
+ * @example
+ * import { Store } from 'strata'
+ * const store = await Store.open({ root: '/var/lib/strata' })
+ * try {
+ *   for (const id of await store.images.list()) console.log(id)
+ * } finally {
+ *   await store.close()
+ * }
+ */
+import { StrataError } from '../errors/index.js'
+import { openDriver, type GraphDriver } from '../graphdriver/index.js'
+import { DistributionMetadataStore, ImageStore, ReferenceStore, parseImageId, type ImageID } from '../image/index.js'
+import { LayerStore, type CheckProblem } from '../layer/index.js'
+
+export interface OpenStoreOptions {
+  /** The data root (dockerd's --data-root). */
+  root: string
+  /** A driver name; default: the root's prior driver, else the first that works of overlay2, btrfs, vfs. */
+  driver?: string
+  /** `--storage-opt k=v` pairs for the driver. */
+  driverOptions?: Record<string, string>
+}
+
+export interface CheckOptions {
+  /** Remove what cannot be trusted (see LayerStore.check, ImageStore.check, ReferenceStore.check). */
+  repair?: boolean
+}
+
+export class Store {
+  readonly root: string
+  readonly driver: GraphDriver
+  readonly layers: LayerStore
+  readonly images: ImageStore
+  readonly references: ReferenceStore
+  readonly distribution: DistributionMetadataStore
+
+  private constructor(parts: {
+    root: string
+    driver: GraphDriver
+    layers: LayerStore
+    images: ImageStore
+    references: ReferenceStore
+    distribution: DistributionMetadataStore
+  }) {
+    this.root = parts.root
+    this.driver = parts.driver
+    this.layers = parts.layers
+    this.images = parts.images
+    this.references = parts.references
+    this.distribution = parts.distribution
+  }
+
+  static async open(opts: OpenStoreOptions): Promise<Store> {
+    const driver = await openDriver(opts.root, opts.driver, opts.driverOptions)
+    try {
+      const layers = await LayerStore.open({ root: opts.root, driver })
+      const common = { root: opts.root, driverName: driver.name, lock: layers.lock }
+      const images = await ImageStore.open({ root: opts.root, driverName: driver.name, layers })
+      layers.setImageReferences(() => images.topChainIds())
+      const references = await ReferenceStore.open(common)
+      const distribution = await DistributionMetadataStore.open(common)
+      return new Store({ root: opts.root, driver, layers, images, references, distribution })
+    } catch (err) {
+      await driver.cleanup().catch(() => {})
+      throw err
+    }
+  }
+
+  /**
+   * Finds an image the way docker's CLI does: a full or short image ID
+   * (`sha256:` optional), else a reference (`busybox` is
+   * `docker.io/library/busybox:latest`).
+   */
+  async findImage(nameOrId: string): Promise<ImageID> {
+    if (/^(sha256:)?[a-f0-9]{64}$/.test(nameOrId)) {
+      const id = parseImageId(nameOrId)
+      if (await this.images.exists(id)) return id
+    }
+    let byRef: ImageID | undefined
+    try {
+      byRef = await this.references.get(nameOrId)
+    } catch (err) {
+      // Not a valid reference: it can still be a short ID.
+      if (!(err instanceof StrataError) || err.code !== 'INVALID_ARGUMENT') throw err
+    }
+    if (byRef !== undefined) return byRef
+    if (/^(sha256:)?[a-f0-9]{1,63}$/.test(nameOrId)) {
+      try {
+        return await this.images.resolvePrefix(nameOrId.replace(/^sha256:/, ''))
+      } catch (err) {
+        if (!(err instanceof StrataError) || err.code !== 'NOT_FOUND') throw err
+      }
+    }
+    throw new StrataError('NOT_FOUND', `No such image: ${nameOrId}`)
+  }
+
+  /**
+   * Verifies the whole store: every layer against its diffID (rebuilding
+   * its tar), every image against its ID and its layers, every reference
+   * against the images. With repair, removes what cannot be trusted, layers
+   * first so that images on removed layers are found missing.
+   */
+  async check(opts: CheckOptions = {}): Promise<CheckProblem[]> {
+    const repair = opts.repair === true
+    const problems: CheckProblem[] = []
+    problems.push(...(await this.layers.check({ repair })))
+    problems.push(...(await this.images.check({ repair })))
+    problems.push(...(await this.references.check({ repair, imageExists: (id) => this.images.exists(id) })))
+    return problems
+  }
+
+  /** Releases what this process holds (driver mounts it made and still holds). Persistent mounts stay. */
+  async close(): Promise<void> {
+    await this.layers.close()
+    await this.driver.cleanup()
+  }
+}
+
+export type { CheckProblem }
