@@ -6,10 +6,12 @@
  * version numbers.
  */
 import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { closeSync, openSync } from 'node:fs'
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { isErrno } from '../../errors/index.js'
-import { FS_MAGIC, lgetxattr, lsetxattr, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
+import { FS_MAGIC, MNT_DETACH, lgetxattr, lsetxattr, mount, mountNewApi, statfs, tryFlock, umount2 } from '../../sys/index.js'
+import { mountPointsUnder } from './mounts.js'
 import type { ProbeResult } from '../types.js'
 import { supportsDType } from './dtype.js'
 import { DRIVER_NAME } from './layout.js'
@@ -93,15 +95,78 @@ function mountScratch(target: string, lowers: string[], upper: string, work: str
  * what mount(2) said.
  */
 export async function tryOverlayMount(dir: string): Promise<void> {
-  const td = await mkdtemp(join(dir, 'check-overlayfs-support'))
-  try {
+  await withScratchDir(dir, SUPPORT_CHECK_PREFIX, async (td) => {
     for (const d of ['lower1', 'lower2', 'upper', 'work', 'merged']) await mkdir(join(td, d), { mode: 0o755 })
     const merged = join(td, 'merged')
     mountScratch(merged, [join(td, 'lower2'), join(td, 'lower1')], join(td, 'upper'), join(td, 'work'))
     umount2(merged)
+  })
+}
+
+/** Names of the scratch dirs the checks make (dockerd's names), inside the dir they test. */
+const SUPPORT_CHECK_PREFIX = 'check-overlayfs-support'
+const OPAQUE_CHECK_PREFIX = 'opaque-bug-check'
+const SCRATCH_RE = /^(check-overlayfs-support|opaque-bug-check)[A-Za-z0-9]{6}$/
+/** A scratch dir younger than this may be one whose maker has not locked it yet. */
+const SCRATCH_GRACE_MS = 60_000
+
+/**
+ * Runs `fn` on a fresh scratch dir in `dir`, holding a flock on it so that
+ * removeStaleScratchDirs in another process leaves it alone, and removes
+ * it afterwards (unmounting anything `fn` left mounted under it).
+ */
+async function withScratchDir<T>(dir: string, prefix: string, fn: (td: string) => Promise<T>): Promise<T> {
+  const td = await mkdtemp(join(dir, prefix))
+  const fd = openSync(td, 'r')
+  try {
+    tryFlock(fd, 'exclusive', td)
+    return await fn(td)
   } finally {
+    for (const mp of await mountPointsUnder(td)) {
+      try {
+        umount2(mp, MNT_DETACH)
+      } catch {
+        // gone already
+      }
+    }
     await rm(td, { recursive: true, force: true })
+    closeSync(fd)
   }
+}
+
+/**
+ * Removes the checks' scratch dirs a killed process left in `dir` (with
+ * whatever it left mounted in them): those nobody holds a lock on and that
+ * are older than a minute. Returns the names removed.
+ */
+export async function removeStaleScratchDirs(dir: string): Promise<string[]> {
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return removed
+  }
+  for (const name of names) {
+    if (!SCRATCH_RE.test(name)) continue
+    const td = join(dir, name)
+    let fd: number
+    try {
+      if (Date.now() - (await stat(td)).mtimeMs < SCRATCH_GRACE_MS) continue
+      fd = openSync(td, 'r')
+    } catch {
+      continue
+    }
+    try {
+      if (!tryFlock(fd, 'exclusive', td)) continue
+      for (const mp of await mountPointsUnder(td)) umount2(mp, MNT_DETACH)
+      await rm(td, { recursive: true, force: true })
+      removed.push(name)
+    } finally {
+      closeSync(fd)
+    }
+  }
+  return removed
 }
 
 /**
@@ -122,7 +187,10 @@ export async function nativeDiffProblem(dir: string): Promise<string | undefined
   } catch {
     // no such parameter: a kernel without metacopy
   }
-  const td = await mkdtemp(join(dir, 'opaque-bug-check'))
+  return withScratchDir(dir, OPAQUE_CHECK_PREFIX, (td) => opaqueAndRedirectProblem(td))
+}
+
+async function opaqueAndRedirectProblem(td: string): Promise<string | undefined> {
   const merged = join(td, 'merged')
   let mounted = false
   try {
@@ -148,7 +216,6 @@ export async function nativeDiffProblem(dir: string): Promise<string | undefined
     return undefined
   } finally {
     if (mounted) umount2(merged)
-    await rm(td, { recursive: true, force: true })
   }
 }
 

@@ -41,7 +41,7 @@ import { StrataError, isErrno } from '../../errors/index.js'
 import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
-import { dockerFsName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2 } from './checks.js'
+import { dockerFsName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
 import {
   COMMITTED_FILE,
   COMMITTED_FILE_MODE,
@@ -252,6 +252,8 @@ export class Overlay2Driver implements GraphDriver {
     let problem: string | undefined
     if (nativeDiffChecked.has(realHome)) problem = nativeDiffChecked.get(realHome)
     else {
+      // Scratch dirs of checks a killed process left behind (locked while in use).
+      await removeStaleScratchDirs(realHome)
       problem = await nativeDiffProblem(realHome)
       nativeDiffChecked.set(realHome, problem)
     }
