@@ -64,6 +64,13 @@ export interface RegisterResult {
   digest: Digest
   compressedSize: number
   compression: Compression
+  /**
+   * false when the source was not read at all (expectedDiffId named a layer
+   * that exists; the source was destroyed unread): digest is then the
+   * expected diffID, compressedSize 0 and compression 'none', since the
+   * source's own were never seen.
+   */
+  sourceRead: boolean
 }
 
 /** The export of a layer: the tar stream, and after it ends, what it hashed to. */
