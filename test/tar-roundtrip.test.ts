@@ -450,6 +450,8 @@ test('(j) tar-split lines are Go tar-split JSON, and the gzip file reads with zc
     `{"type":1,"name":"d/\\u003c\\u0026\\u003e","size":8,"payload":"${crc('escaped\n')}","position":7}\n`,
     `{"type":2,"payload":"${b64(bytes.subarray(2568, 3072 + 1024))}","position":8}\n`,
     `{"type":2,"payload":"${b64(bytes.subarray(3072 + 1024))}","position":9}\n`,
+    // dockerd 20.10's tar-split ends every file with an empty segment (its last read of the stream).
+    '{"type":2,"payload":"","position":10}\n',
   ]
   assert.deepEqual(applied.lines, expected)
 

@@ -36,7 +36,8 @@ export interface TarHandler {
    * Non-content bytes, in order: called once just before each `entry` with
    * everything read since the previous entry's content (padding, meta
    * entries, the header block), once at the end with the end-of-archive
-   * blocks, then once per ≤1 MiB of trailing bytes. Concatenating these
+   * blocks, then once per ≤1 MiB of trailing bytes, then once with no
+   * bytes (as dockerd 20.10's tar-split records the end). Concatenating these
    * segments with the entries' contents gives back the input exactly.
    */
   segment?(bytes: Buffer): void
@@ -183,6 +184,11 @@ export class TarParser {
     this.#state = State.Trailing
     this.#flushRaw()
     if (this.#trailingSize > 0) this.#flushTrailing()
+    // dockerd 20.10's tar-split reads what follows the archive until EOF and
+    // records every read, the last (empty) one included: its files always
+    // end with an empty segment. We write what dockerd writes, so layerdb's
+    // tar-split files match line for line (checked against a real dockerd).
+    if (this.#accounting) this.#handler.segment!(Buffer.alloc(0))
   }
 
   #lastSize = 0
