@@ -2,12 +2,17 @@
  * strata: Docker's image and layer storage as a library.
  *
  * @example
- * import { applyLayer } from 'strata'
- * const r = await applyLayer('/tmp/rootfs', createReadStream('layer.tar.gz'), { whiteouts: 'full' })
- * console.log(r.diffId)
+ * import { Store } from 'strata'
+ * const store = await Store.open({ root: '/var/lib/strata' })
+ * const { layer } = await store.layers.register(createReadStream('layer.tar.gz'), null)
+ * console.log(layer.chainId, layer.diffId)
+ * await store.close()
  */
 export * from './errors/index.js'
 export * from './digest/index.js'
 export * from './archive/index.js'
 export * from './graphdriver/index.js'
 export * as sys from './sys/index.js'
+export * from './layer/index.js'
+export * from './image/index.js'
+export * from './store/index.js'

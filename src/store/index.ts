@@ -30,7 +30,7 @@ export interface OpenStoreOptions {
   driverOptions?: Record<string, string>
 }
 
-export interface CheckOptions {
+export interface StoreCheckOptions {
   /** Remove what cannot be trusted (see LayerStore.check, ImageStore.check, ReferenceStore.check). */
   repair?: boolean
 }
@@ -109,7 +109,7 @@ export class Store {
    * against the images. With repair, removes what cannot be trusted, layers
    * first so that images on removed layers are found missing.
    */
-  async check(opts: CheckOptions = {}): Promise<CheckProblem[]> {
+  async check(opts: StoreCheckOptions = {}): Promise<CheckProblem[]> {
     const repair = opts.repair === true
     const problems: CheckProblem[] = []
     problems.push(...(await this.layers.check({ repair })))
