@@ -3,17 +3,22 @@
  * in one run, ratios printed as a markdown table (and written to
  * docs/benchmarks.md with --write). Needs root and the peers installed.
  */
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { archiveBench } from './archive.js'
 import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
+import { layerstoreBench } from './layerstore.js'
 
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
   archive: archiveBench,
   graphdriver: graphdriverBench,
+  layerstore: layerstoreBench,
 }
+
+const REPORT = 'docs/benchmarks.md'
+const HEADER = '# Benchmarks\n\nMedian of 3 runs each, strata and its peers alternating on the same input, on this machine; each section carries the date it was run (`npm run bench -- NAME --write` refreshes one).\n'
 
 const args = process.argv.slice(2)
 const write = args.includes('--write')
@@ -22,19 +27,27 @@ const selected = names.length === 0 ? Object.keys(BENCHES) : names
 const work = mkdtempSync(join(tmpdir(), 'strata-bench-'))
 const log = (m: string): void => void process.stderr.write(`bench: ${m}\n`)
 try {
-  const sections: string[] = []
+  const sections = new Map<string, string>()
   for (const name of selected) {
     const bench = BENCHES[name]
     if (bench === undefined) throw new Error(`unknown benchmark "${name}"; known: ${Object.keys(BENCHES).join(', ')}`)
     mkdirSync(join(work, name))
     const results = await bench(join(work, name), log)
-    sections.push(`## ${name}\n\n${formatResults(results)}\n`)
+    sections.set(name, `## ${name}\n\n_${new Date().toISOString().slice(0, 10)}_\n\n${formatResults(results)}\n`)
   }
-  const report = `# Benchmarks\n\nMedian of 3 runs each, strata and peer alternating on the same input, on this machine (${new Date().toISOString().slice(0, 10)}).\n\n${sections.join('\n')}`
-  process.stdout.write(report)
+  process.stdout.write([...sections.values()].join('\n'))
   if (write) {
+    // Sections of benchmarks not run this time are kept as they were.
+    const all = new Map<string, string>()
+    let header = HEADER
+    if (existsSync(REPORT)) {
+      const parts = readFileSync(REPORT, 'utf8').split(/^(?=## )/m)
+      header = parts[0]!
+      for (const part of parts.slice(1)) all.set(/^## (\S+)/.exec(part)![1]!, part.trimEnd() + '\n')
+    }
+    for (const [name, text] of sections) all.set(name, text)
     mkdirSync('docs', { recursive: true })
-    writeFileSync('docs/benchmarks.md', report)
+    writeFileSync(REPORT, `${header.trimEnd()}\n\n${[...all.values()].join('\n')}`)
   }
 } finally {
   rmSync(work, { recursive: true, force: true })
