@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict'
 import { createHmac } from 'node:crypto'
-import { closeSync, openSync } from 'node:fs'
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -15,41 +14,9 @@ import { sha256Of } from '../src/digest/index.js'
 import { StrataError } from '../src/errors/index.js'
 import { DistributionMetadataStore, MAX_V2_METADATA, checkV2MetadataHmac, computeV2MetadataHmac, encodeV2Metadata } from '../src/image/index.js'
 import { goJsonString } from '../src/image/gojson.js'
-import { DATA_ROOT_LOCK_FILE } from '../src/layer/lock.js'
-import { flock } from '../src/sys/flock.js'
+import { DataRootLock } from '../src/layer/lock.js'
 import { tempDirFor } from './helpers/tmp.js'
 
-/**
- * The data-root lock for these tests: an exclusive flock on
- * `<root>/strata.lock`, exactly what DataRootLock takes. DataRootLock itself
- * is not used: it closes the descriptor of a FileHandle it then drops, and
- * when that FileHandle is garbage-collected Node closes the number again
- * and the process dies with EBADF (reported to its owner).
- */
-class TestLock {
-  readonly path: string
-  #tail: Promise<void> = Promise.resolve()
-  constructor(root: string) {
-    this.path = join(root, DATA_ROOT_LOCK_FILE)
-  }
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.#tail
-    let done!: () => void
-    this.#tail = new Promise<void>((resolve) => (done = resolve))
-    await previous
-    try {
-      const fd = openSync(this.path, 'a', 0o600)
-      try {
-        await flock(fd, 'exclusive', this.path)
-        return await fn()
-      } finally {
-        closeSync(fd)
-      }
-    } finally {
-      done()
-    }
-  }
-}
 
 const BLOB1 = sha256Of('blob 1')
 const BLOB2 = sha256Of('blob 2')
@@ -61,7 +28,7 @@ async function modeOf(path: string): Promise<number> {
 
 async function open(t: import('node:test').TestContext): Promise<{ root: string; store: DistributionMetadataStore; dir: string }> {
   const root = tempDirFor(t, 'image-dist-')
-  const store = await DistributionMetadataStore.open({ root, driverName: 'overlay2', lock: new TestLock(root) })
+  const store = await DistributionMetadataStore.open({ root, driverName: 'overlay2', lock: new DataRootLock(root) })
   return { root, store, dir: join(root, 'image', 'overlay2', 'distribution') }
 }
 

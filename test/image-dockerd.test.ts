@@ -16,7 +16,7 @@
  * The layer-dependent calls go to a fake that looks at dockerd's layerdb.
  */
 import assert from 'node:assert/strict'
-import { closeSync, existsSync, mkdtempSync, openSync } from 'node:fs'
+import { existsSync, mkdtempSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,47 +24,15 @@ import { test } from 'node:test'
 import { chainId, parseDigest, sha256Of, type Digest } from '../src/digest/index.js'
 import { StrataError } from '../src/errors/index.js'
 import { ImageStore, RFC3339_NANO_RE, ReferenceStore, familiarString, type ImageID } from '../src/image/index.js'
-import { DATA_ROOT_LOCK_FILE } from '../src/layer/lock.js'
+import { DataRootLock } from '../src/layer/lock.js'
 import type { ChainID, LayerHandle } from '../src/layer/types.js'
-import { flock } from '../src/sys/flock.js'
 import { mountsAtOrUnder, requireDockerd, startDockerd, type Dockerd } from './helpers/dockerd.js'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 
-/**
- * The data-root lock for these tests: an exclusive flock on
- * `<root>/strata.lock`, exactly what DataRootLock takes. DataRootLock itself
- * is not used: it closes the descriptor of a FileHandle it then drops, and
- * when that FileHandle is garbage-collected Node closes the number again
- * and the process dies with EBADF (reported to its owner).
- */
-class TestLock {
-  readonly path: string
-  #tail: Promise<void> = Promise.resolve()
-  constructor(root: string) {
-    this.path = join(root, DATA_ROOT_LOCK_FILE)
-  }
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.#tail
-    let done!: () => void
-    this.#tail = new Promise<void>((resolve) => (done = resolve))
-    await previous
-    try {
-      const fd = openSync(this.path, 'a', 0o600)
-      try {
-        await flock(fd, 'exclusive', this.path)
-        return await fn()
-      } finally {
-        closeSync(fd)
-      }
-    } finally {
-      done()
-    }
-  }
-}
 
 /** Layers as dockerd's layerdb has them: present when layerdb/sha256/<chainID hex>/ exists. */
-function dockerLayers(dataRoot: string, lock: TestLock): { lock: TestLock; get(c: ChainID): Promise<LayerHandle>; has(c: ChainID): Promise<boolean> } {
+function dockerLayers(dataRoot: string, lock: DataRootLock): { lock: DataRootLock; get(c: ChainID): Promise<LayerHandle>; has(c: ChainID): Promise<boolean> } {
   const dirOf = (c: ChainID): string => join(dataRoot, 'image', 'vfs', 'layerdb', 'sha256', c.slice(7))
   return {
     lock,
@@ -127,7 +95,7 @@ test('strata reads the imagedb and repositories.json dockerd 20.10 wrote, and do
 
   // --- strata reads them ------------------------------------------------------
   const imageRoot = join(dataRoot, 'image', 'vfs')
-  const lock = new TestLock(dataRoot)
+  const lock = new DataRootLock(dataRoot)
   const images = await ImageStore.open({ root: dataRoot, driverName: 'vfs', layers: dockerLayers(dataRoot, lock) })
   const refs = await ReferenceStore.open({ root: dataRoot, driverName: 'vfs', lock })
   const contentDir = join(imageRoot, 'imagedb', 'content', 'sha256')

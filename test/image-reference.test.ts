@@ -10,7 +10,6 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -27,41 +26,9 @@ import {
   withDefaultTag,
   type ImageID,
 } from '../src/image/index.js'
-import { DATA_ROOT_LOCK_FILE } from '../src/layer/lock.js'
-import { flock } from '../src/sys/flock.js'
+import { DataRootLock } from '../src/layer/lock.js'
 import { tempDirFor } from './helpers/tmp.js'
 
-/**
- * The data-root lock for these tests: an exclusive flock on
- * `<root>/strata.lock`, exactly what DataRootLock takes. DataRootLock itself
- * is not used: it closes the descriptor of a FileHandle it then drops, and
- * when that FileHandle is garbage-collected Node closes the number again
- * and the process dies with EBADF (reported to its owner).
- */
-class TestLock {
-  readonly path: string
-  #tail: Promise<void> = Promise.resolve()
-  constructor(root: string) {
-    this.path = join(root, DATA_ROOT_LOCK_FILE)
-  }
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.#tail
-    let done!: () => void
-    this.#tail = new Promise<void>((resolve) => (done = resolve))
-    await previous
-    try {
-      const fd = openSync(this.path, 'a', 0o600)
-      try {
-        await flock(fd, 'exclusive', this.path)
-        return await fn()
-      } finally {
-        closeSync(fd)
-      }
-    } finally {
-      done()
-    }
-  }
-}
 
 const ID1 = sha256Of('image one') as ImageID
 const ID2 = sha256Of('image two') as ImageID
@@ -136,7 +103,7 @@ test('parseReference normalises as docker (ParseNormalizedNamed) and familiarStr
 
 test('repositories.json: created empty on open, tags and digests written byte for byte as dockerd writes them', async (t) => {
   const root = tempDirFor(t, 'image-ref-')
-  const store = await ReferenceStore.open({ root, driverName: 'overlay2', lock: new TestLock(root) })
+  const store = await ReferenceStore.open({ root, driverName: 'overlay2', lock: new DataRootLock(root) })
   const path = join(root, 'image', 'overlay2', 'repositories.json')
   assert.equal(store.path, path)
   assert.equal(await readFile(path, 'utf8'), '{"Repositories":{}}')
@@ -163,7 +130,7 @@ test('repositories.json: created empty on open, tags and digests written byte fo
   assert.equal((await stat(path)).mode & 0o7777, 0o600)
 
   // A second store object (another process) sees it all.
-  const other = await ReferenceStore.open({ root, driverName: 'overlay2', lock: new TestLock(root) })
+  const other = await ReferenceStore.open({ root, driverName: 'overlay2', lock: new DataRootLock(root) })
   assert.equal(await other.get('busybox'), ID1, 'a name alone means :latest')
   assert.equal(await other.get('docker.io/library/busybox:latest'), ID1)
   assert.equal(await other.get(`busybox@${D1}`), ID1)
@@ -202,7 +169,7 @@ test('repositories.json: created empty on open, tags and digests written byte fo
 
 test('docker\'s refusals: digest as tag, sha256 as name, moving a tag without force, overwriting a digest', async (t) => {
   const root = tempDirFor(t, 'image-ref-refuse-')
-  const store = await ReferenceStore.open({ root, driverName: 'vfs', lock: new TestLock(root) })
+  const store = await ReferenceStore.open({ root, driverName: 'vfs', lock: new DataRootLock(root) })
   await rejectsWith(store.addTag(`busybox@${D1}`, ID1), 'INVALID_ARGUMENT', /refusing to create a tag with a digest reference/)
   await rejectsWith(store.addTag(`sha256:${HEX}`, ID1), 'INVALID_ARGUMENT', /^refusing to create an ambiguous tag using digest algorithm as name$/)
   await rejectsWith(store.addDigest(`sha256@${D1}`, ID1), 'INVALID_ARGUMENT', /ambiguous tag using digest algorithm as name/)
@@ -234,7 +201,7 @@ test('docker\'s refusals: digest as tag, sha256 as name, moving a tag without fo
 test('reads a repositories.json as dockerd writes it, rejects a damaged one, check --repair drops dangling references', async (t) => {
   const root = tempDirFor(t, 'image-ref-check-')
   const path = join(root, 'image', 'vfs', 'repositories.json')
-  const lock = new TestLock(root)
+  const lock = new DataRootLock(root)
   const store = await ReferenceStore.open({ root, driverName: 'vfs', lock })
   const ghost = sha256Of('ghost')
   await writeFile(
@@ -269,7 +236,7 @@ test('several processes tagging at once through the data-root lock: no tag is lo
   const TAGS = 15
   const dist = fileURLToPath(new URL('..', import.meta.url))
   const script = join(root, 'worker.mjs')
-  // Each worker: the same lock as TestLock, waits for "go", then adds its tags one by one.
+  // Each worker: the data-root lock, waits for "go", then adds its tags one by one.
   await writeFile(
     script,
     `
@@ -277,22 +244,9 @@ import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ReferenceStore } from ${JSON.stringify(join(dist, 'src/image/index.js'))}
-import { flock } from ${JSON.stringify(join(dist, 'src/sys/flock.js'))}
+import { DataRootLock } from ${JSON.stringify(join(dist, 'src/layer/lock.js'))}
 const [root, worker, count, id] = process.argv.slice(2)
-const lockPath = join(root, 'strata.lock')
-let tail = Promise.resolve()
-const lock = {
-  async withLock(fn) {
-    const previous = tail
-    let done
-    tail = new Promise((r) => (done = r))
-    await previous
-    try {
-      const fd = openSync(lockPath, 'a', 0o600)
-      try { await flock(fd, 'exclusive', lockPath); return await fn() } finally { closeSync(fd) }
-    } finally { done() }
-  },
-}
+const lock = new DataRootLock(root)
 const store = await ReferenceStore.open({ root, driverName: 'overlay2', lock })
 writeFileSync(join(root, 'ready-' + worker), '')
 while (!existsSync(join(root, 'go'))) await sleep(5)
@@ -322,7 +276,7 @@ for (let i = 0; i < Number(count); i++) await store.addTag('w' + worker + '/img:
   await writeFile(join(root, 'go'), '')
   await Promise.all(children.map((c) => c.exited))
 
-  const store = await ReferenceStore.open({ root, driverName: 'overlay2', lock: new TestLock(root) })
+  const store = await ReferenceStore.open({ root, driverName: 'overlay2', lock: new DataRootLock(root) })
   const all = await store.all()
   assert.equal(all.length, WORKERS * TAGS, 'every tag of every worker is in the file')
   for (let w = 0; w < WORKERS; w++) {

@@ -10,7 +10,6 @@
  * the image store makes (lock, get, has).
  */
 import assert from 'node:assert/strict'
-import { closeSync, openSync } from 'node:fs'
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -25,57 +24,25 @@ import {
   topChainId,
   type ImageID,
 } from '../src/image/index.js'
-import { DATA_ROOT_LOCK_FILE } from '../src/layer/lock.js'
+import { DataRootLock } from '../src/layer/lock.js'
 import type { ChainID, LayerHandle } from '../src/layer/types.js'
-import { flock } from '../src/sys/flock.js'
 import { tempDirFor } from './helpers/tmp.js'
 
 // ---------------------------------------------------------------------------
-/**
- * The data-root lock for these tests: an exclusive flock on
- * `<root>/strata.lock`, exactly what DataRootLock takes. DataRootLock itself
- * is not used: it closes the descriptor of a FileHandle it then drops, and
- * when that FileHandle is garbage-collected Node closes the number again
- * and the process dies with EBADF (reported to its owner).
- */
-class TestLock {
-  readonly path: string
-  #tail: Promise<void> = Promise.resolve()
-  constructor(root: string) {
-    this.path = join(root, DATA_ROOT_LOCK_FILE)
-  }
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.#tail
-    let done!: () => void
-    this.#tail = new Promise<void>((resolve) => (done = resolve))
-    await previous
-    try {
-      const fd = openSync(this.path, 'a', 0o600)
-      try {
-        await flock(fd, 'exclusive', this.path)
-        return await fn()
-      } finally {
-        closeSync(fd)
-      }
-    } finally {
-      done()
-    }
-  }
-}
 
 // A fake layer store: a set of chainIDs, live handle counts, and a lock that
 // tells whether it is held, so tests can see handles are taken and released
 // outside it.
 
 class FakeLayers {
-  readonly lock: TestLock
+  readonly lock: DataRootLock
   readonly present = new Set<string>()
   readonly live = new Map<string, number>()
   readonly calls: string[] = []
   held = 0
 
   constructor(root: string) {
-    this.lock = new TestLock(root)
+    this.lock = new DataRootLock(root)
     const orig = this.lock.withLock.bind(this.lock)
     this.lock.withLock = async <T>(fn: () => Promise<T>): Promise<T> =>
       orig(async () => {
