@@ -1,6 +1,6 @@
 /**
  * Side-by-side timing: each case runs strata and its peer on the same
- * input, alternating, a few times; the median of each is reported with the
+ * input, alternating (in a rotating order), a few times; the median of each is reported with the
  * ratio. Absolute times drift between machines, ratios less so.
  */
 import { spawn } from 'node:child_process'
@@ -28,7 +28,9 @@ export async function compare(title: string, strata: Contender, peers: Contender
   const all = [strata, ...peers]
   const times = new Map<string, number[]>(all.map((c) => [c.name, []]))
   for (let i = 0; i < runs; i++) {
-    for (const c of all) {
+    // Each round starts with the next contender, so none always runs right
+    // after the same neighbour (disk writeback of the previous run leaks in).
+    for (const c of [...all.slice(i % all.length), ...all.slice(0, i % all.length)]) {
       await c.prepare?.()
       const t0 = performance.now()
       await c.run()

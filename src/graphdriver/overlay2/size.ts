@@ -4,7 +4,7 @@
  * file, and DiffSize). Kept byte-for-byte compatible so a layer applied by
  * strata records the size dockerd would have recorded.
  */
-import { lstat, readdir } from 'node:fs/promises'
+import { lstatSync, readdirSync, type Dirent } from 'node:fs'
 import { join } from 'node:path'
 import { isErrno } from '../../errors/index.js'
 
@@ -16,23 +16,29 @@ import { isErrno } from '../../errors/index.js'
  * missing is an error.
  */
 export async function directorySize(dir: string): Promise<number> {
+  // Synchronous calls on purpose: thousands of tiny lstats cost more as
+  // thread-pool round trips than they block (about 3x slower async).
   const seen = new Set<bigint>()
   let size = 0
   const stack = [dir]
   while (stack.length > 0) {
     const d = stack.pop() as string
-    let names: string[]
+    let entries: Dirent[]
     try {
-      names = await readdir(d)
+      entries = readdirSync(d, { withFileTypes: true })
     } catch (err) {
       if (d !== dir && isErrno(err, 'ENOENT', 'ENOTDIR')) continue
       throw err
     }
-    for (const name of names) {
-      const p = join(d, name)
+    for (const entry of entries) {
+      const p = join(d, entry.name)
+      if (entry.isDirectory()) {
+        stack.push(p)
+        continue
+      }
       let st
       try {
-        st = await lstat(p, { bigint: true })
+        st = lstatSync(p, { bigint: true })
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue
         throw err
