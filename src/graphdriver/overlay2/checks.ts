@@ -107,6 +107,11 @@ export async function tryOverlayMount(dir: string): Promise<void> {
 const SUPPORT_CHECK_PREFIX = 'check-overlayfs-support'
 const OPAQUE_CHECK_PREFIX = 'opaque-bug-check'
 const SCRATCH_RE = /^(check-overlayfs-support|opaque-bug-check)[A-Za-z0-9]{6}$/
+/** Whether `name` in the home is one of the checks' scratch dirs (never a layer). */
+export function isScratchDirName(name: string): boolean {
+  return SCRATCH_RE.test(name)
+}
+
 /** A scratch dir younger than this may be one whose maker has not locked it yet. */
 const SCRATCH_GRACE_MS = 60_000
 

@@ -41,7 +41,7 @@ import { StrataError, isErrno } from '../../errors/index.js'
 import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
-import { dockerFsName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
+import { dockerFsName, isScratchDirName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
 import {
   COMMITTED_FILE,
   COMMITTED_FILE_MODE,
@@ -247,7 +247,14 @@ export class Overlay2Driver implements GraphDriver {
       await chmod(home, HOME_MODE)
     }
     const links = join(home, LINK_DIR)
-    if (!(await pathExists(links))) await mkdirMode(links, LINK_DIR_MODE)
+    if (!(await pathExists(links))) {
+      try {
+        await mkdirMode(links, LINK_DIR_MODE)
+      } catch (err) {
+        // Another process opening the same fresh root made it first.
+        if (!isErrno(err, 'EEXIST')) throw err
+      }
+    }
     const realHome = await realpath(home)
     let problem: string | undefined
     if (nativeDiffChecked.has(realHome)) problem = nativeDiffChecked.get(realHome)
@@ -522,7 +529,8 @@ export class Overlay2Driver implements GraphDriver {
     for (const { mountPoint } of await mountEntries()) {
       if (basename(mountPoint) !== MERGED_DIR) continue
       const layerDir = dirname(mountPoint)
-      if (dirname(layerDir) === this.#realHome) ids.add(basename(layerDir))
+      // Only layers: the kernel checks mount overlays in scratch dirs of the home too.
+      if (dirname(layerDir) === this.#realHome && !isScratchDirName(basename(layerDir))) ids.add(basename(layerDir))
     }
     return [...ids].sort()
   }

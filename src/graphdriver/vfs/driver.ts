@@ -28,11 +28,11 @@
  * - Quotas (the `size` option) are not implemented: a non-zero size is
  *   NOT_SUPPORTED, as dockerd says when the filesystem has no project quota.
  */
-import { chmodSync, lchownSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, closeSync, lchownSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno, isStrataError } from '../../errors/index.js'
-import { RENAME_NOREPLACE, renameat2 } from '../../sys/index.js'
+import { RENAME_NOREPLACE, renameat2, tryFlock } from '../../sys/index.js'
 import { copyTree } from '../copy.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
 import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, PutOpts } from '../types.js'
@@ -86,6 +86,25 @@ function ensureDir(dir: string, mode: number): void {
   chmodSync(dir, mode)
 }
 
+const LOCK_SUFFIX = '.lock'
+
+/**
+ * Marks the temp dir `tmp` as in use until the returned function runs: a
+ * flock on `<tmp>.lock`, made under another name and renamed into place
+ * already locked, so an opening process never sees it unlocked.
+ */
+function lockTemp(tmp: string): () => void {
+  const lockPath = `${tmp}${LOCK_SUFFIX}`
+  const staging = `${lockPath}-${process.pid}`
+  const fd = openSync(staging, 'w', 0o600)
+  tryFlock(fd, 'exclusive', staging)
+  renameSync(staging, lockPath)
+  return () => {
+    rmSync(lockPath, { force: true })
+    closeSync(fd)
+  }
+}
+
 /** A vfs driver without the diff methods; open it through vfsFactory (or wrap it with withNaiveDiff). */
 export class VfsDriver implements ProtoDriver {
   readonly name = VFS_NAME
@@ -112,8 +131,24 @@ export class VfsDriver implements ProtoDriver {
     ensureDir(home, 0o700)
     const dir = layersDir(home)
     ensureDir(dir, 0o700)
+    // Temp dirs of creates that died; a live create holds a flock on its
+    // `<tmp>.lock` file (see #lockTemp), so concurrent processes' are kept.
     for (const name of readdirSync(dir)) {
-      if (name.startsWith(TMP_PREFIX)) rmSync(join(dir, name), { recursive: true, force: true })
+      if (!name.startsWith(TMP_PREFIX) || name.includes(LOCK_SUFFIX)) continue
+      const lockPath = join(dir, `${name}${LOCK_SUFFIX}`)
+      let fd: number | undefined
+      try {
+        fd = openSync(lockPath, 'r')
+      } catch {
+        // no lock file: nobody is working on it
+      }
+      try {
+        if (fd !== undefined && !tryFlock(fd, 'exclusive', lockPath)) continue
+        rmSync(join(dir, name), { recursive: true, force: true })
+        rmSync(lockPath, { force: true })
+      } finally {
+        if (fd !== undefined) closeSync(fd)
+      }
     }
     return new VfsDriver(home)
   }
@@ -160,6 +195,7 @@ export class VfsDriver implements ProtoDriver {
       }
     }
     const tmp = tmpDir(this.home, id)
+    const unlock = lockTemp(tmp)
     try {
       if (parentDir === undefined) {
         mkdirSync(tmp, 0o755)
@@ -183,6 +219,7 @@ export class VfsDriver implements ProtoDriver {
         details: { id, parent },
       })
     } finally {
+      unlock()
       if (parent !== null) await this.put(parent)
     }
   }
