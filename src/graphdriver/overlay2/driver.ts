@@ -323,7 +323,6 @@ export class Overlay2Driver implements GraphDriver {
         await mkdirMode(join(dir, DIFF_DIR), DIFF_DIR_MODE)
         const shortId = await this.#makeLink(id)
         linkPath = join(this.home, LINK_DIR, shortId)
-        await writeFileMode(join(dir, LINK_FILE), shortId, LINK_FILE_MODE)
         if (parent !== null && lower !== undefined) {
           await mkdirMode(join(dir, WORK_DIR), WORK_DIR_MODE)
           await writeFileMode(join(this.#dir(parent), COMMITTED_FILE), '', COMMITTED_FILE_MODE)
@@ -337,10 +336,16 @@ export class Overlay2Driver implements GraphDriver {
     })
   }
 
-  /** Creates l/<new short id> -> ../<id>/diff, drawing again on the (astronomically unlikely) collision. */
+  /**
+   * Creates l/<new short id> -> ../<id>/diff, drawing again on the
+   * (astronomically unlikely) collision. The layer's `link` file is written
+   * before the symlink, so a process killed between the two leaves a layer
+   * that remove() cleans, never an l/ link that no layer names.
+   */
   async #makeLink(id: string): Promise<string> {
     for (let attempt = 0; ; attempt++) {
       const shortId = generateShortId()
+      await writeFileMode(join(this.#dir(id), LINK_FILE), shortId, LINK_FILE_MODE)
       try {
         await symlink(linkTarget(id), join(this.home, LINK_DIR, shortId))
         return shortId
