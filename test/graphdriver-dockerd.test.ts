@@ -2,8 +2,9 @@
  * strata's overlay2 against dockerd 20.10's, on the same real image.
  *
  * dockerd builds a 3-layer image (a `docker import`ed busybox root
- * filesystem, then two RUN steps through the legacy builder) and saves it;
- * a second, fresh dockerd `docker load`s that archive. strata then creates the same three layers from that archive with its
+ * filesystem, then two RUN steps through the legacy builder) and saves it
+ * (helpers/docker-image.ts, cached); a fresh dockerd `docker load`s that
+ * archive. strata then creates the same three layers from that archive with its
  * overlay2 driver, as the layer store would (random 64-hex cache ids,
  * create(id, parent) + applyDiff in manifest order), and the two
  * `overlay2/` homes (the loading dockerd's and strata's) are compared level by level: which files each layer
@@ -26,60 +27,21 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes, createHash } from 'node:crypto'
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs'
-import { lstat, mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { lstat, readFile, readdir, readlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Readable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
 import { readTar } from '../src/archive/tar/index.js'
-import { chainIds, parseDigest, sha256Of, type Digest } from '../src/digest/index.js'
+import { chainIds, sha256Of } from '../src/digest/index.js'
 import { Overlay2Driver } from '../src/graphdriver/overlay2/index.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { mountsAtOrUnder, requireDockerd, startDockerd } from './helpers/dockerd.js'
-import { makeBusyboxRootfs } from './helpers/fixtures.js'
-import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
+import { requireRoot, requireTool } from './helpers/peers.js'
 import { diffTrees, snapshotTree, type TreeEntry } from './helpers/tree.js'
-
-const BASE_TAG = 'strata-test-base:latest'
-const IMAGE_TAG = 'strata-test-3layers:latest'
-
-/**
- * Two RUN steps on the imported base: a new dir and file; then a deleted
- * file (an overlay whiteout), a new file in an existing dir, and a
- * directory deleted and made again (an opaque dir, trusted.overlay.opaque=y).
- */
-const DOCKERFILE = `FROM ${BASE_TAG}
-RUN mkdir /data && echo one > /data/one
-RUN rm /etc/passwd && echo two > /data/two && rm -rf /home && mkdir -m 0750 /home && echo new > /home/new
-`
-
-interface SavedImage {
-  diffIds: Digest[]
-  /** Layer tars in manifest order, base first. */
-  layers: Buffer[]
-}
-
-/** manifest.json, the config and the layer tars of a docker-archive, read with strata's own tar reader. */
-async function readDockerArchive(path: string): Promise<SavedImage> {
-  const files = new Map<string, Buffer>()
-  for await (const entry of readTar(createReadStream(path))) {
-    const chunks: Buffer[] = []
-    for await (const c of entry.body()) chunks.push(c)
-    if (entry.header.type === 'file') files.set(entry.header.name.replace(/^\.\//, ''), Buffer.concat(chunks))
-  }
-  const manifest = JSON.parse(files.get('manifest.json')?.toString() ?? 'null') as Array<{ Config: string; Layers: string[] }> | null
-  assert.ok(manifest !== null && manifest.length === 1, 'manifest.json holds one image')
-  const { Config, Layers } = manifest[0]!
-  const config = JSON.parse(files.get(Config)!.toString()) as { rootfs: { type: string; diff_ids: string[] } }
-  const layers = Layers.map((l) => {
-    const buf = files.get(l)
-    assert.ok(buf !== undefined, `layer ${l} is in the archive`)
-    return buf
-  })
-  return { diffIds: config.rootfs.diff_ids.map(parseDigest), layers }
-}
 
 interface Stat {
   type: string
@@ -199,7 +161,7 @@ test('overlay2 created by strata for a 3-layer image has the same file set and f
   if (!requireRoot(t) || !requireDockerd(t) || !requireTool(t, 'tar', 'busybox')) return
   const started = performance.now()
 
-  // Scratch for the rootfs, the build context, the saved image and strata's data root.
+  // Scratch for strata's data root.
   const scratch = mkdtempSync(join(tmpdir(), 'strata-test-ovl2-dockerd-'))
   const strataRoot = join(scratch, 'strata')
   let driver: Overlay2Driver | undefined
@@ -216,29 +178,13 @@ test('overlay2 created by strata for a 3-layer image has the same file set and f
   }
   t.after(teardownStrata)
 
-  // --- dockerd builds and saves the image -------------------------------
+  // --- dockerd's image (built and saved by dockerd once, then cached) ----
   let phase = performance.now()
-  const dockerd = await startDockerd(t, { storageDriver: 'overlay2' })
-  t.diagnostic(`dockerd ${dockerd.pid} up in ${ms(phase)} (data root ${dockerd.dataRoot})`)
-
-  phase = performance.now()
-  const rootfs = join(scratch, 'rootfs')
-  await makeBusyboxRootfs(rootfs)
-  const baseTar = join(scratch, 'base.tar')
-  await run('tar', ['--numeric-owner', '-C', rootfs, '-cf', baseTar, '.'])
-  await dockerd.docker(['import', baseTar, BASE_TAG])
-  const context = join(scratch, 'context')
-  await mkdir(context)
-  await writeFile(join(context, 'Dockerfile'), DOCKERFILE)
-  await dockerd.docker(['build', '--network', 'none', '-q', '-t', IMAGE_TAG, context])
-  const saved = join(scratch, 'image.tar')
-  await dockerd.docker(['save', '-o', saved, IMAGE_TAG])
+  const saved = await threeLayerArchive(t)
   const image = await readDockerArchive(saved)
   assert.equal(image.layers.length, 3, 'the image has 3 layers')
   image.layers.forEach((l, i) => assert.equal(sha256Of(l), image.diffIds[i], `layer ${i} tar hashes to its diffID`))
-  t.diagnostic(`image built and saved in ${ms(phase)}: diffIDs ${image.diffIds.map((d) => d.slice(7, 19)).join(', ')}`)
-
-  await dockerd.stop()
+  t.diagnostic(`image ready in ${ms(phase)}: diffIDs ${image.diffIds.map((d) => d.slice(7, 19)).join(', ')}`)
 
   // --- a fresh dockerd loads the saved archive: the data root to compare ---
   // (docker load applies each layer tar with the driver's ApplyDiff, as strata does
@@ -370,7 +316,7 @@ test('overlay2 created by strata for a 3-layer image has the same file set and f
   await driver.remove(rw)
   await teardownStrata()
   await loaded.stop()
-  assertNoMounts([scratch, dockerd.dataRoot, dockerd.execRoot, loaded.dataRoot, loaded.execRoot], 'after teardown')
+  assertNoMounts([scratch, loaded.dataRoot, loaded.execRoot], 'after teardown')
   t.diagnostic(`total ${ms(started)}`)
 })
 

@@ -1,8 +1,9 @@
 /**
  * The layer store against dockerd 20.10 (overlay2), both ways.
  *
- * dockerd imports a busybox rootfs, builds two RUN layers on it (a
- * whiteout, an opaque dir), saves the image and creates a container; then
+ * dockerd loads the 3-layer image of helpers/docker-image.ts (a busybox
+ * rootfs and two RUN layers: a whiteout, an opaque dir) and creates a
+ * container; then
  * it is stopped and strata opens ITS data root: recovery must find nothing
  * to undo, every layer must export byte-identical to what `docker save`
  * wrote, check() must find no problem, the container's mount record must
@@ -12,48 +13,23 @@
  * dockerd's byte for byte.
  */
 import assert from 'node:assert/strict'
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdir, readFile, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
 import { test, type TestContext } from 'node:test'
-import { readTar } from '../src/archive/tar/index.js'
-import { chainIds, digestHex, parseDigest, sha256Of, type Digest } from '../src/digest/index.js'
+import { chainIds, digestHex, sha256Of, type Digest } from '../src/digest/index.js'
 import { openDriver, type GraphDriver } from '../src/graphdriver/index.js'
 import { LayerStore, type LayerHandle } from '../src/layer/index.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
+import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
 import { mountsAtOrUnder, requireDockerd, startDockerd } from './helpers/dockerd.js'
-import { makeBusyboxRootfs } from './helpers/fixtures.js'
-import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { requireRoot, requireTool } from './helpers/peers.js'
 import { snapshotTree } from './helpers/tree.js'
+import { collect } from './helpers/layer-env.js'
 
-const BASE_TAG = 'strata-test-layer-base:latest'
-const IMAGE_TAG = 'strata-test-layer-3:latest'
-const DOCKERFILE = `FROM ${BASE_TAG}
-RUN mkdir /data && echo one > /data/one
-RUN rm /etc/passwd && echo two > /data/two && rm -rf /home && mkdir -m 0750 /home && echo new > /home/new
-`
-
-/** The layer tars of a docker-archive, in manifest order, and the config's diffIDs. */
-async function readDockerArchive(path: string): Promise<{ diffIds: Digest[]; layers: Buffer[] }> {
-  const files = new Map<string, Buffer>()
-  for await (const entry of readTar(createReadStream(path))) {
-    const chunks: Buffer[] = []
-    for await (const c of entry.body()) chunks.push(c)
-    if (entry.header.type === 'file') files.set(entry.header.name.replace(/^\.\//, ''), Buffer.concat(chunks))
-  }
-  const [manifest] = JSON.parse(files.get('manifest.json')!.toString()) as Array<{ Config: string; Layers: string[] }>
-  const config = JSON.parse(files.get(manifest!.Config)!.toString()) as { rootfs: { diff_ids: string[] } }
-  return { diffIds: config.rootfs.diff_ids.map((d) => parseDigest(d)), layers: manifest!.Layers.map((l) => files.get(l)!) }
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of stream) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
-}
 
 test('strata reads dockerd’s layerdb, and writes the same one', { timeout: 300_000 }, async (t: TestContext) => {
   if (!requireRoot(t) || !requireDockerd(t) || !requireTool(t, 'tar', 'busybox')) return
@@ -71,19 +47,10 @@ test('strata reads dockerd’s layerdb, and writes the same one', { timeout: 300
   })
 
   // --- dockerd makes an image and a container ------------------------------
+  const saved = await threeLayerArchive(t)
   const dockerRoot = join(scratch, 'docker')
   const dockerd = await startDockerd(t, { storageDriver: 'overlay2', dataRoot: dockerRoot })
-  const rootfs = join(scratch, 'rootfs')
-  await makeBusyboxRootfs(rootfs)
-  const baseTar = join(scratch, 'base.tar')
-  await run('tar', ['--numeric-owner', '-C', rootfs, '-cf', baseTar, '.'])
-  await dockerd.docker(['import', baseTar, BASE_TAG])
-  const context = join(scratch, 'context')
-  await mkdir(context)
-  await writeFile(join(context, 'Dockerfile'), DOCKERFILE)
-  await dockerd.docker(['build', '--network', 'none', '-q', '-t', IMAGE_TAG, context])
-  const saved = join(scratch, 'image.tar')
-  await dockerd.docker(['save', '-o', saved, IMAGE_TAG])
+  await dockerd.docker(['load', '-i', saved])
   const containerId = (await dockerd.docker(['create', '--network', 'none', IMAGE_TAG, 'true'])).stdout.toString().trim()
   await dockerd.stop()
   const image = await readDockerArchive(saved)

@@ -8,18 +8,17 @@
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { lstat, mkdir, readdir, readFile, readlink, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { isStrataError } from '../src/errors/index.js'
-import { openDriver, type GraphDriver } from '../src/graphdriver/index.js'
 import { INIT_ENTRIES, LayerStore, listDriverLayerIds, setupInitLayer, type ChainID, type LayerHandle } from '../src/layer/index.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
-import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { requireRoot, run } from './helpers/peers.js'
+import { canRunLayerTests, collect, layerEnv, type LayerEnv } from './helpers/layer-env.js'
 
 const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner']
 const DRIVERS = ['vfs', 'overlay2'] as const
@@ -41,54 +40,13 @@ after(() => {
   if (fixtureDir !== undefined) rmSync(fixtureDir, { recursive: true, force: true })
 })
 
-function canRun(t: TestContext): boolean {
-  return requireRoot(t) && requireTool(t, 'tar', 'busybox')
-}
-
-function mountsUnder(dir: string): string[] {
-  const out: string[] = []
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-    if (mp !== undefined && (mp === dir || mp.startsWith(`${dir}/`))) out.push(mp)
-  }
-  return out.reverse()
-}
-
-interface Env {
-  /** Runs `fn` when the test ends, before the data root is torn down (newest first). */
-  defer: (fn: () => Promise<unknown> | unknown) => void
-  root: string
-  driver: GraphDriver
+interface Env extends LayerEnv {
   store: LayerStore
 }
 
 async function setup(t: TestContext, name: string): Promise<Env> {
-  const root = mkdtempSync(join(tmpdir(), `strata-test-layer-${name}-`))
-  const drivers: GraphDriver[] = []
-  const deferred: Array<() => Promise<unknown> | unknown> = []
-  t.after(async () => {
-    try {
-      // The test's own cleanups first, newest first (t.after runs hooks oldest first).
-      const errors: unknown[] = []
-      for (const fn of deferred.reverse()) {
-        try {
-          await fn()
-        } catch (err) {
-          errors.push(err)
-        }
-      }
-      for (const d of drivers) await d.cleanup()
-      if (errors.length > 0) throw errors[0]
-    } finally {
-      const left = mountsUnder(root)
-      for (const m of left) umount2(m, MNT_DETACH)
-      rmSync(root, { recursive: true, force: true })
-      assert.deepEqual(left, [], `mounts left under ${root}`)
-    }
-  })
-  const driver = await openDriver(root, name)
-  drivers.push(driver)
-  return { defer: (fn) => deferred.push(fn), root, driver, store: await LayerStore.open({ root, driver }) }
+  const env = await layerEnv(t, name)
+  return { ...env, store: await env.open() }
 }
 
 async function registerBase(env: Env): Promise<LayerHandle> {
@@ -129,11 +87,6 @@ function inOtherProcess(root: string, driverName: string, body: string): Promise
   })
 }
 
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of stream) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
-}
 
 test('setupInitLayer writes dockerd’s init files into a plain directory', async (t) => {
   if (!requireRoot(t)) return
@@ -165,7 +118,7 @@ test('setupInitLayer writes dockerd’s init files into a plain directory', asyn
 for (const driverName of DRIVERS) {
   describe(`mounted layers on ${driverName}`, () => {
     test('createMount: the record’s files and Docker’s init layer', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await registerBase(env)
       env.defer(() => base.release())
@@ -226,7 +179,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a container’s writes: changes, and a diff that reproduces them as a layer', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await registerBase(env)
       env.defer(() => base.release())
@@ -258,7 +211,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('mount counts are shared between processes; removal waits for the last unmount', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await registerBase(env)
       const m = await env.store.createMount('c1', base.chainId)

@@ -16,11 +16,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { digestHex } from '../src/digest/index.js'
-import { openDriver, type GraphDriver } from '../src/graphdriver/index.js'
-import { LayerStore, listDriverLayerIds, type ChainID } from '../src/layer/index.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
+import { listDriverLayerIds } from '../src/layer/index.js'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
-import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { run } from './helpers/peers.js'
+import { mountsAtOrUnder } from './helpers/dockerd.js'
+import { canRunLayerTests, layerEnv, type LayerEnv } from './helpers/layer-env.js'
 
 const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner']
 const DRIVERS = ['vfs', 'overlay2'] as const
@@ -49,52 +49,11 @@ after(() => {
   if (fixtureDir !== undefined) rmSync(fixtureDir, { recursive: true, force: true })
 })
 
-function canRun(t: TestContext): boolean {
-  return requireRoot(t) && requireTool(t, 'tar', 'busybox')
-}
+type Env = LayerEnv
 
-function mountsUnder(dir: string): string[] {
-  const out: string[] = []
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-    if (mp !== undefined && (mp === dir || mp.startsWith(`${dir}/`))) out.push(mp)
-  }
-  return out.reverse()
-}
-
-interface Env {
-  defer: (fn: () => Promise<unknown> | unknown) => void
-  root: string
-  driver: GraphDriver
-  images: Set<ChainID>
-  open: () => Promise<LayerStore>
-}
-
-async function setup(t: TestContext, name: string): Promise<Env> {
-  const root = mkdtempSync(join(tmpdir(), `strata-test-layer-${name}-`))
-  const drivers: GraphDriver[] = []
-  const deferred: Array<() => Promise<unknown> | unknown> = []
-  t.after(async () => {
-    try {
-      for (const fn of deferred.reverse()) await Promise.resolve(fn()).catch(() => {})
-      for (const d of drivers) await d.cleanup()
-    } finally {
-      const left = mountsUnder(root)
-      for (const m of left) umount2(m, MNT_DETACH)
-      rmSync(root, { recursive: true, force: true })
-      assert.deepEqual(left, [], `mounts left under ${root}`)
-    }
-  })
-  const driver = await openDriver(root, name)
-  drivers.push(driver)
-  const images = new Set<ChainID>()
-  return {
-    defer: (fn) => deferred.push(fn),
-    root,
-    driver,
-    images,
-    open: () => LayerStore.open({ root, driver, imageReferences: async () => images }),
-  }
+/** Cleanups here kill processes and remove mounts a test may already have removed: their errors are ignored. */
+function setup(t: TestContext, name: string): Promise<Env> {
+  return layerEnv(t, name, { cleanupErrors: 'ignore' })
 }
 
 interface Other {
@@ -150,7 +109,7 @@ async function kill(child: ChildProcess): Promise<void> {
 for (const driverName of DRIVERS) {
   describe(`layer store recovery on ${driverName}`, () => {
     test('a registration killed halfway is left alone while alive, undone after', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const store = await env.open()
       const driverBefore = await listDriverLayerIds(env.driver)
@@ -198,7 +157,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a leftover -removing layer is finished', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const store = await env.open()
       const base = (await store.register(createReadStream(baseTar!), null)).layer
@@ -215,7 +174,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('orphan driver layers and mount records without a mount-id are removed', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const store = await env.open()
       const base = (await store.register(createReadStream(baseTar!), null)).layer
@@ -243,7 +202,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a mount left by a killed process is unmounted; a counted one is not', { skip: driverName === 'vfs' ? 'vfs mounts nothing' : false }, async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const store = await env.open()
       const base = (await store.register(createReadStream(baseTar!), null)).layer
@@ -259,7 +218,7 @@ for (const driverName of DRIVERS) {
       const other = otherProcess(env.root, driverName, `console.log(await driver.get(${JSON.stringify(small.cacheId)})); await new Promise(() => {})`)
       env.defer(() => kill(other.child))
       const merged = await other.line()
-      assert.ok(mountsUnder(env.root).includes(merged))
+      assert.ok(mountsAtOrUnder([env.root]).includes(merged))
       assert.deepEqual(await env.driver.mountedLayers(), [small.cacheId, c1.mountId].sort())
 
       // The process dies; its mount does not.
@@ -268,7 +227,7 @@ for (const driverName of DRIVERS) {
       assert.deepEqual(reopened.lastRecovery?.unmounted, [small.cacheId])
       assert.deepEqual(reopened.lastRecovery?.failures, [])
       assert.deepEqual(await env.driver.mountedLayers(), [c1.mountId], 'the counted mount stays')
-      assert.equal(mountsUnder(env.root).includes(merged), false)
+      assert.equal(mountsAtOrUnder([env.root]).includes(merged), false)
     })
   })
 }

@@ -20,12 +20,11 @@ import { TarParser } from '../src/archive/tar/index.js'
 import { TarSplitRecorder } from '../src/archive/tarsplit/index.js'
 import { chainId, digestHex, sha256Of } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
-import { openDriver, type GraphDriver } from '../src/graphdriver/index.js'
 import { LayerStore, listDriverLayerIds, type ChainID, type LayerHandle } from '../src/layer/index.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { makeBusyboxRootfs, makeRichTree } from './helpers/fixtures.js'
-import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { run } from './helpers/peers.js'
 import { snapshotTree } from './helpers/tree.js'
+import { canRunLayerTests, collect, layerEnv, type LayerEnv } from './helpers/layer-env.js'
 
 const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner']
 const DRIVERS = ['vfs', 'overlay2'] as const
@@ -40,10 +39,6 @@ interface Tars {
   baseGz: string
 }
 let tars: Tars | undefined
-
-function canRun(t: TestContext): boolean {
-  return requireRoot(t) && requireTool(t, 'tar', 'busybox', 'cmp', 'gzip')
-}
 
 before(async () => {
   if (process.getuid?.() !== 0) return
@@ -78,64 +73,18 @@ after(() => {
 // ---------------------------------------------------------------------------
 // Helpers
 
-function mountsUnder(dir: string): string[] {
-  const out: string[] = []
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const mp = line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-    if (mp !== undefined && (mp === dir || mp.startsWith(`${dir}/`))) out.push(mp)
-  }
-  return out.reverse()
-}
-
-interface Env {
-  /** Runs `fn` when the test ends, before the data root is torn down (newest first). */
-  defer: (fn: () => Promise<unknown> | unknown) => void
-  root: string
-  driver: GraphDriver
+interface Env extends LayerEnv {
   store: LayerStore
-  images: Set<ChainID>
 }
 
 /** A fresh data root with `name`'s driver and a store whose images are `env.images`; torn down when `t` ends. */
 async function setup(t: TestContext, name: string): Promise<Env> {
-  const root = mkdtempSync(join(tmpdir(), `strata-test-layer-${name}-`))
-  const drivers: GraphDriver[] = []
-  const deferred: Array<() => Promise<unknown> | unknown> = []
-  t.after(async () => {
-    try {
-      // The test's own cleanups first, newest first (t.after runs hooks oldest first).
-      const errors: unknown[] = []
-      for (const fn of deferred.reverse()) {
-        try {
-          await fn()
-        } catch (err) {
-          errors.push(err)
-        }
-      }
-      for (const d of drivers) await d.cleanup()
-      if (errors.length > 0) throw errors[0]
-    } finally {
-      const left = mountsUnder(root)
-      for (const m of left) umount2(m, MNT_DETACH)
-      rmSync(root, { recursive: true, force: true })
-      assert.deepEqual(left, [], `mounts left under ${root}`)
-    }
-  })
-  const driver = await openDriver(root, name)
-  drivers.push(driver)
-  const images = new Set<ChainID>()
-  const store = await LayerStore.open({ root, driver, imageReferences: async () => images })
-  return { defer: (fn) => deferred.push(fn), root, driver, store, images }
+  const env = await layerEnv(t, name)
+  return { ...env, store: await env.open() }
 }
 
 async function register(env: Env, file: string, parent: ChainID | null): Promise<LayerHandle> {
   return (await env.store.register(createReadStream(file), parent)).layer
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of stream) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
 }
 
 /** The tar-split lines our recorder makes for `tar` (what register must have stored). */
@@ -215,7 +164,7 @@ function exited(child: ChildProcess): Promise<void> {
 for (const driverName of DRIVERS) {
   describe(`layer store on ${driverName}`, () => {
     test('register writes dockerd’s layerdb files, byte for byte, and the chainID rule holds', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const baseTar = readFileSync(tars!.base)
       const childTar = readFileSync(tars!.child)
@@ -283,7 +232,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('export is byte-identical to the registered tar, and gzip input gives the same diffID', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.defer(() => base.release())
@@ -314,7 +263,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('two registrations of one layer at once: one creates it, the other gets it, nothing is left over', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const [a, b] = await Promise.all([
         env.store.register(createReadStream(tars!.base), null),
@@ -330,7 +279,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('an export abandoned midway settles verified and drops its hold', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.images.add(base.chainId)
@@ -352,7 +301,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a known expectedDiffId skips the source unread', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.defer(() => base.release())
@@ -373,7 +322,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('failed registrations leave layerdb, tmp and the driver exactly as before', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.defer(() => base.release())
@@ -413,7 +362,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a failed registration or mount leaves an unreferenced parent as it found it', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.images.add(base.chainId)
@@ -429,7 +378,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('references: children and images keep layers, the last release deletes', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const sha256Dir = env.store.paths.sha256
       const base = await register(env, tars!.base, null)
@@ -458,7 +407,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a handle held by another process prevents deletion', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       const { child, line } = spawnStoreProcess(
@@ -487,7 +436,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('a handle dies with its process', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       const { child, line } = spawnStoreProcess(
@@ -510,7 +459,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('check finds a tampered layer; repair removes it, the layers above it and their mounts', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       const child = await register(env, tars!.child, base.chainId)
@@ -551,7 +500,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('without tar-split, export goes through the driver and a mismatch is reported, not fatal', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.images.add(base.chainId)
@@ -585,7 +534,7 @@ for (const driverName of DRIVERS) {
     })
 
     test('check reports broken metadata and missing driver data', async (t) => {
-      if (!canRun(t)) return
+      if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)
       const base = await register(env, tars!.base, null)
       env.images.add(base.chainId)

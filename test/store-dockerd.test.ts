@@ -24,15 +24,11 @@ import { Store } from '../src/store/index.js'
 import { IMAGE_TAG, readDockerArchive, threeLayerArchive, type DockerArchiveImage } from './helpers/docker-image.js'
 import { mountsAtOrUnder, requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { requireRoot } from './helpers/peers.js'
+import { collect } from './helpers/layer-env.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 
 const DRIVERS = ['overlay2', 'vfs'] as const
 
-async function drain(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const c of stream) chunks.push(c as Buffer)
-  return Buffer.concat(chunks)
-}
 
 /** A scratch dir removed after the test, with anything still mounted under it detached first. */
 function scratchFor(t: TestContext, name: string): string {
@@ -90,7 +86,7 @@ for (const driverName of DRIVERS) {
       assert.equal(info.parent, i === 0 ? null : chains[i - 1])
       assert.ok(info.hasTarSplit, 'dockerd recorded tar-split')
       const exported = await store.layers.export(chain)
-      const bytes = await drain(exported.stream)
+      const bytes = await collect(exported.stream)
       assert.ok(bytes.equals(image.layers[i]!), `layer ${i} exports byte-identical to docker save's tar`)
       const verified = await exported.verified
       assert.ok(verified.matches && verified.fromTarSplit)
