@@ -10,6 +10,8 @@ PACKAGES=(
   containers-storage                  # peer for the graph driver benchmark (bench/graphdriver.ts)
   python3 make g++                    # node-gyp builds zstd-napi from source
   docker.io                           # dockerd 20.10 + /usr/bin/docker: the reference data root
+  podman skopeo umoci runc            # interop peers: podman save/load, skopeo copy, umoci unpack, OCI runtime
+  docker-registry                     # the CNCF distribution registry (v2 API) for pull/push tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -19,4 +21,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# podman refuses to run containers here without these: root lacks CAP_SYS_RESOURCE
+# (no raising RLIMIT_NOFILE/NPROC above 1024) and crun rejects hybrid cgroups.
+if [ ! -e /etc/containers/containers.conf ] || ! grep -q 'strata-test' /etc/containers/containers.conf; then
+  mkdir -p /etc/containers
+  cat > /etc/containers/containers.conf <<'CONF'
+# strata-test: written by strata's scripts/install-deps.sh
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+CONF
 fi

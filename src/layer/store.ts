@@ -45,6 +45,7 @@ import { collectGarbage, getHandle, listDir } from './refs.js'
 import { registerLayer } from './register.js'
 import type {
   ChainID,
+  ChainLayerSource,
   CheckProblem,
   CreateMountOptions,
   DiffID,
@@ -55,6 +56,7 @@ import type {
   MountInfo,
   RegisterOptions,
   RegisterResult,
+  RegisterChainOptions,
 } from './types.js'
 
 export interface LayerStoreOptions {
@@ -115,6 +117,32 @@ export class LayerStore {
   /** Registers a layer tar (plain, gzip or zstd) on `parent`; see register.ts. */
   register(source: Readable, parent: ChainID | null, opts?: RegisterOptions): Promise<RegisterResult> {
     return registerLayer(this.#ctx, source, parent, opts)
+  }
+
+  /**
+   * Registers a stack of layers bottom-up on `parent`, as an image load
+   * does. All or nothing: when one fails, the handles of the layers
+   * registered before it are released (so the new ones are deleted again)
+   * and the error is thrown. Returns a handle per layer, in order.
+   */
+  async registerChain(layers: readonly ChainLayerSource[], parent: ChainID | null, opts: RegisterChainOptions = {}): Promise<RegisterResult[]> {
+    const results: RegisterResult[] = []
+    try {
+      let below = parent
+      for (const [i, layer] of layers.entries()) {
+        const result = await this.register(await layer.open(), below, {
+          ...(layer.expectedDiffId === undefined ? {} : { expectedDiffId: layer.expectedDiffId }),
+          ...(layer.onProgress === undefined ? {} : { onProgress: layer.onProgress }),
+        })
+        results.push(result)
+        opts.onLayer?.(i, result)
+        below = result.layer.chainId
+      }
+      return results
+    } catch (err) {
+      for (const r of results.reverse()) await r.layer.release().catch(() => {})
+      throw err
+    }
   }
 
   /** A handle on an existing layer (NOT_FOUND). */

@@ -73,6 +73,27 @@ export interface RegisterResult {
   sourceRead: boolean
 }
 
+/** One layer of a chain for registerChain(): opened lazily, so nothing is read for layers already present. */
+export interface ChainLayerSource {
+  /** Opens the layer tar (plain, gzip or zstd). Not called when expectedDiffId names a layer that exists. */
+  open(): Promise<Readable>
+  /** The diffID the layer must have; with it, chainIDs are known before anything is read. */
+  expectedDiffId?: DiffID
+  /** Bytes of this layer's source read so far (compressed). */
+  onProgress?: (bytesRead: number) => void
+}
+
+export interface RegisterChainOptions {
+  /**
+   * How many layers may be applied at once when the driver allows it (a
+   * layer's files do not depend on its parent's, as in overlay2). Default:
+   * the store's choice. 1 forces one at a time.
+   */
+  concurrency?: number
+  /** Called as each layer finishes (in chain order), e.g. for "Loaded layer" lines. */
+  onLayer?: (index: number, result: RegisterResult) => void
+}
+
 /** The export of a layer: the tar stream, and after it ends, what it hashed to. */
 export interface LayerExport {
   stream: Readable
