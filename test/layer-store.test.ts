@@ -359,6 +359,21 @@ for (const driverName of DRIVERS) {
       setTimeout(() => failing.destroy(new Error('network went away')), 50)
       await assert.rejects(env.store.register(failing, base.chainId), /network went away/)
       assert.deepEqual(await snapshotRoot(env.root), before, 'after a source error')
+
+      // Sources that failed, or were closed, before register() got them: an error, not a wait forever.
+      for (const withProgress of [false, true]) {
+        const failedEarly = new Readable({ read() {} })
+        failedEarly.on('error', () => {})
+        failedEarly.destroy(new Error('failed before register'))
+        await new Promise((r) => setImmediate(r))
+        const opts = withProgress ? { onProgress: () => {} } : {}
+        await assert.rejects(env.store.register(failedEarly, base.chainId, opts), /failed before register/)
+        const closedEarly = new Readable({ read() {} })
+        closedEarly.destroy()
+        await new Promise((r) => setImmediate(r))
+        await assert.rejects(env.store.register(closedEarly, base.chainId, opts), /premature close/i)
+      }
+      assert.deepEqual(await snapshotRoot(env.root), before, 'after sources that failed early')
     })
 
     test('a failed registration or mount leaves an unreferenced parent as it found it', async (t) => {

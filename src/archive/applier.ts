@@ -13,6 +13,21 @@
  * createTarFile: create, chown, xattrs, chmod (chown clears setuid and
  * file capabilities), times.
  *
+ * Syscalls per entry are kept to what changes something: a regular file
+ * is created with its final permission bits when the umask leaves them
+ * alone (no fchmod then), and it is not chowned when it already has the
+ * wanted owner. "Already" is known, not guessed: the target started empty
+ * (nothing in it we did not make), neither it nor any directory this layer
+ * made is setgid (a new file would take the directory's group), and no
+ * default ACL is in play (it would replace the umask). Otherwise every
+ * entry gets the full create, chown, xattrs, chmod, times sequence.
+ *
+ * The applied size: when the target started empty and the apply never
+ * removed or replaced anything, `diskSize` is what moby's directory.Size
+ * would count on the result (regular files' and symlinks' sizes, each inode
+ * once), so overlay2 need not walk the tree again; otherwise it is
+ * undefined and the caller walks.
+ *
  * Safety: every name goes through entryComponents (".." above the root is
  * refused) and ScopedResolver (symlinked parents resolve inside the root);
  * the final component is created with O_EXCL/O_NOFOLLOW semantics after
@@ -37,7 +52,7 @@ import {
   type Stats,
 } from 'node:fs'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
-import { futimens, lsetxattr, lutimens, mknod, S_IFBLK, S_IFCHR, S_IFIFO, type Timespec } from '../sys/index.js'
+import { futimens, lgetxattr, lsetxattr, lutimens, mknod, S_IFBLK, S_IFCHR, S_IFIFO, type Timespec } from '../sys/index.js'
 import { entryComponents, ScopedResolver, symlinkStaysInside } from './safepath.js'
 import type { TarHandler, TarHeader } from './tar/index.js'
 import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from './whiteout.js'
@@ -46,9 +61,15 @@ const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL |
 
 interface PendingDir {
   components: string[]
+  /** Where it was made; still right when nothing was removed or replaced since. */
+  path: string
   atime: Timespec
   mtime: Timespec
 }
+
+const SPECIAL_BITS = 0o7000
+const SETGID = 0o2000
+const DEFAULT_ACL_XATTR = 'system.posix_acl_default'
 
 export class Applier implements TarHandler {
   readonly root: string
@@ -67,11 +88,35 @@ export class Applier implements TarHandler {
   /** Sum of the entries' sizes, as dockerd counts a layer's size. */
   size = 0
   entries = 0
+  /** Bits the process umask takes from the modes given to open/mkdir. */
+  readonly #umask: number
+  readonly #euid: number
+  readonly #egid: number
+  /** Whether a new entry's owner and mode are known without asking (see the header); cleared for good when that stops being sure. */
+  #predictable: boolean
+  /** Whether everything in the target was made by this apply and nothing was removed or replaced since (see diskSize). */
+  #pristine: boolean
+  #diskSize = 0
 
   constructor(root: string, format: WhiteoutFormat) {
     this.root = root
     this.#format = format
     this.#resolver = new ScopedResolver(root)
+    this.#umask = process.umask()
+    this.#euid = process.geteuid?.() ?? -1
+    this.#egid = process.getegid?.() ?? -1
+    const st = lstatSync(root)
+    this.#pristine = st.isDirectory() && readdirSync(root).length === 0
+    this.#predictable = this.#pristine && (st.mode & SETGID) === 0 && !hasDefaultAcl(root)
+  }
+
+  /**
+   * moby's directory.Size of the target as the apply left it, when the
+   * apply can tell (it started empty and nothing was removed or replaced);
+   * undefined otherwise.
+   */
+  get diskSize(): number | undefined {
+    return this.#pristine ? this.#diskSize : undefined
   }
 
   entry(h: TarHeader): void {
@@ -102,9 +147,9 @@ export class Applier implements TarHandler {
     this.#fd = -1
     this.#file = undefined
     try {
-      fchownSync(fd, h.uid, h.gid)
+      if (!this.#ownedAlready(h)) fchownSync(fd, h.uid, h.gid)
       this.#setXattrs(this.#filePath, h)
-      fchmodSync(fd, h.mode)
+      if (!this.#modeAlready(h)) fchmodSync(fd, h.mode)
       futimens(fd, accessTime(h), h.mtime, this.#filePath)
     } catch (err) {
       throw wrap(err, h.name)
@@ -116,6 +161,11 @@ export class Applier implements TarHandler {
   /** After the last entry: directory times, which writing their content kept changing. */
   finish(): void {
     for (const d of this.#dirs) {
+      if (this.#pristine) {
+        // Nothing was removed or replaced: the directory is where it was made.
+        lutimens(d.path, d.atime, d.mtime)
+        continue
+      }
       // Re-resolve: a later entry may have replaced a parent with a symlink.
       let path: string
       try {
@@ -149,8 +199,9 @@ export class Applier implements TarHandler {
       // metadata. vfs and btrfs go through UnpackLayer, which applies it.
       if (this.#format !== 'full') return
       if (h.type !== 'dir') throw new StrataError('UNSAFE_PATH', `Entry "${h.name}" names the layer root but is a ${h.type}, not a directory`)
+      if ((h.mode & SETGID) !== 0) this.#predictable = false
       this.#applyMetadata(this.root, h)
-      this.#dirs.push({ components, atime: accessTime(h), mtime: h.mtime })
+      this.#dirs.push({ components, path: this.root, atime: accessTime(h), mtime: h.mtime })
       return
     }
     const base = components[components.length - 1]!
@@ -185,7 +236,10 @@ export class Applier implements TarHandler {
     if (base === WHITEOUT_OPAQUE) {
       const dir = this.#resolver.parentDir(components, true)
       if (this.#format === 'overlay') lsetxattr(dir, OVERLAY_OPAQUE_XATTR, 'y')
-      else this.#removeNotUnpacked(dir, this.#relative(dir))
+      else {
+        this.#pristine = false
+        this.#removeNotUnpacked(dir, this.#relative(dir))
+      }
       return
     }
     const victim = base.slice(WHITEOUT_PREFIX.length)
@@ -196,7 +250,7 @@ export class Applier implements TarHandler {
     this.#remove(path)
     if (this.#format === 'overlay') {
       mknod(path, S_IFCHR, 0, 0)
-      lchownSync(path, h.uid, h.gid)
+      if (!this.#ownedAlready(h)) lchownSync(path, h.uid, h.gid)
     }
   }
 
@@ -217,6 +271,8 @@ export class Applier implements TarHandler {
   #remove(path: string): Stats | undefined {
     const st = lstatSync(path, { throwIfNoEntry: false })
     if (st === undefined) return undefined
+    // Sizes counted and directory paths remembered may be stale from here on.
+    this.#pristine = false
     rmSync(path, { recursive: true, force: true })
     if (st.isDirectory() || st.isSymbolicLink()) this.#resolver.invalidate()
     return st
@@ -225,32 +281,47 @@ export class Applier implements TarHandler {
   #create(path: string, components: string[], h: TarHeader): void {
     switch (h.type) {
       case 'file': {
+        // The final permission bits right away when entryEnd will not chmod
+        // (modeAlready); else owner-only until then, as dockerd does.
+        const mode = this.#modeAlready(h) ? h.mode : 0o600
         let fd: number
         try {
-          fd = openSync(path, CREATE_FLAGS, 0o600)
+          fd = openSync(path, CREATE_FLAGS, mode)
         } catch (err) {
           if (!isErrno(err, 'EEXIST')) throw err
           this.#remove(path)
-          fd = openSync(path, CREATE_FLAGS, 0o600)
+          fd = openSync(path, CREATE_FLAGS, mode)
         }
+        this.#diskSize += h.size
         this.#fd = fd
         this.#file = h
         this.#filePath = path
         return
       }
       case 'dir': {
+        // A setgid directory hands its group to what is made in it: owners are no longer predictable.
+        if ((h.mode & SETGID) !== 0) this.#predictable = false
+        const exact = this.#modeAlready(h)
+        let made = true
         try {
-          mkdirSync(path, 0o700)
+          mkdirSync(path, exact ? h.mode : 0o700)
         } catch (err) {
           if (!isErrno(err, 'EEXIST')) throw err
           // An existing directory merges with the layer's; anything else is replaced.
           if (lstatSync(path).isDirectory() !== true) {
             this.#remove(path)
-            mkdirSync(path, 0o700)
-          }
+            mkdirSync(path, exact ? h.mode : 0o700)
+          } else made = false
         }
-        this.#applyMetadata(path, h)
-        this.#dirs.push({ components, atime: accessTime(h), mtime: h.mtime })
+        if (made) {
+          if (!this.#ownedAlready(h)) lchownSync(path, h.uid, h.gid)
+          this.#setXattrs(path, h)
+          // Again: an xattr (a default ACL) may have made the mode unpredictable.
+          if (!exact || !this.#modeAlready(h)) chmodSync(path, h.mode)
+        } else {
+          this.#applyMetadata(path, h)
+        }
+        this.#dirs.push({ components, path, atime: accessTime(h), mtime: h.mtime })
         return
       }
       case 'symlink':
@@ -258,7 +329,8 @@ export class Applier implements TarHandler {
           throw new StrataError('UNSAFE_PATH', `Symlink "${h.name}" -> "${h.linkname}" points outside the layer root`, { details: { entry: h.name, target: h.linkname } })
         }
         this.#replace(path, () => symlinkSync(h.linkname, path))
-        lchownSync(path, h.uid, h.gid)
+        this.#diskSize += Buffer.byteLength(h.linkname)
+        if (!this.#ownedAlready(h)) lchownSync(path, h.uid, h.gid)
         this.#setXattrs(path, h)
         lutimens(path, accessTime(h), h.mtime)
         return
@@ -302,6 +374,23 @@ export class Applier implements TarHandler {
     }
   }
 
+  /**
+   * Whether a new entry would have owner h.uid:h.gid without a chown: we
+   * create as euid:egid, and no setgid directory can have changed the group.
+   */
+  #ownedAlready(h: TarHeader): boolean {
+    return this.#predictable && h.uid === this.#euid && h.gid === this.#egid
+  }
+
+  /**
+   * Whether creating with h.mode gives exactly h.mode: no setuid/setgid/
+   * sticky bits (a chown after the create would clear them, so they are set
+   * last, by chmod) and none the umask would strip.
+   */
+  #modeAlready(h: TarHeader): boolean {
+    return this.#predictable && (h.mode & SPECIAL_BITS) === 0 && (h.mode & this.#umask) === 0
+  }
+
   /** Owner, xattrs, mode, and (but for directories, done in finish) times of a non-symlink. */
   #applyMetadata(path: string, h: TarHeader): void {
     lchownSync(path, h.uid, h.gid)
@@ -313,6 +402,8 @@ export class Applier implements TarHandler {
   #setXattrs(path: string, h: TarHeader): void {
     for (const [name, value] of h.xattrs) {
       if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue
+      // A default ACL decides the modes of what is made below it, not the umask.
+      if (name === DEFAULT_ACL_XATTR) this.#predictable = false
       try {
         lsetxattr(path, name, value)
       } catch (err) {
@@ -320,6 +411,16 @@ export class Applier implements TarHandler {
         if (!isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) throw err
       }
     }
+  }
+}
+
+/** Whether `dir` carries a default ACL (which, not the umask, then shapes new entries' modes). */
+function hasDefaultAcl(dir: string): boolean {
+  try {
+    return lgetxattr(dir, DEFAULT_ACL_XATTR) !== undefined
+  } catch (err) {
+    if (isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) return false
+    throw err
   }
 }
 

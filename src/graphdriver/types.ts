@@ -100,6 +100,15 @@ export interface GraphDriver {
   readonly name: string
   /** The driver's home: `<root>/<name>`. */
   readonly home: string
+  /**
+   * True when applyLayer does not read the parent's files (overlay2 with
+   * native diff: a layer's diff dir starts empty, its parent only matters
+   * at mount time). The layers of a chain can then be applied at the same
+   * time once each is created on the one below (LayerStore.registerChain
+   * does). False or absent when an apply needs the parent's content (vfs
+   * copies it, btrfs snapshots it, the naive diff mounts it).
+   */
+  readonly parallelApply?: boolean
 
   /** Creates a read-only (image) layer on `parent` (null: a base layer). */
   create(id: string, parent: string | null, opts?: CreateOpts): Promise<void>

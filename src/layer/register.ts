@@ -18,10 +18,11 @@
  * Any failure undoes everything (driver layer, transaction) before the
  * error is rethrown: the store is exactly as it was.
  */
-import { Transform, type Readable, type TransformCallback } from 'node:stream'
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
 import { chainId as chainIdOf, type Digest } from '../digest/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
 import type { TarSplitFile } from '../archive/tarsplit/index.js'
+import type { LayerApplyResult } from '../graphdriver/types.js'
 import type { StoreContext } from './context.js'
 import { removeDriverLayer } from './driver-layers.js'
 import { pathExists } from './files.js'
@@ -32,7 +33,7 @@ import { Transaction } from './transaction.js'
 import type { ChainID, RegisterOptions, RegisterResult } from './types.js'
 
 /** Counts the bytes flowing from `source` for onProgress. */
-function counting(source: Readable, onProgress: (bytesRead: number) => void): Readable {
+export function counting(source: Readable, onProgress: (bytesRead: number) => void): Readable {
   let total = 0
   const counter = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
@@ -46,8 +47,9 @@ function counting(source: Readable, onProgress: (bytesRead: number) => void): Re
       cb(null, chunk)
     },
   })
-  source.on('error', (err) => counter.destroy(err))
-  return source.pipe(counter)
+  // pipeline, not pipe: a source that already failed or closed early fails the counter too, instead of leaving it waiting.
+  pipeline(source, counter, () => {})
+  return counter
 }
 
 /** The chainID of a layer with diffID `diffId` on `parent`. */
@@ -98,6 +100,112 @@ export async function registerLayer(ctx: StoreContext, source: Readable, parent:
   return result
 }
 
+/**
+ * A registration between its steps: the transaction (locked, holding
+ * cache-id and parent) and the driver layer created for it, not applied
+ * or not committed yet. registerChain drives several of these at once.
+ */
+export interface PendingLayer {
+  readonly tx: Transaction
+  readonly cacheId: string
+  /** The chainID the new layer goes on (null: a base layer). */
+  readonly parent: ChainID | null
+  /** What applyPending learned; set once the apply succeeded. */
+  applied?: LayerApplyResult
+}
+
+/**
+ * Steps 2 and the first half of 3: the transaction, its cache-id and
+ * parent files, then the driver layer. On failure nothing is left.
+ */
+export async function preparePending(ctx: StoreContext, parent: ChainID | null, parentCacheId: string | null): Promise<PendingLayer> {
+  const tx = await Transaction.start(ctx.paths.tmp, ctx.lock)
+  const cacheId = newRandomId()
+  let created = false
+  try {
+    await tx.writeFile(LAYER_FILES.cacheId, cacheId)
+    if (parent !== null) await tx.writeFile(LAYER_FILES.parent, parent)
+    await ctx.driver.create(cacheId, parentCacheId)
+    created = true
+  } catch (err) {
+    const cleanup: unknown[] = []
+    if (created) await removeDriverLayer(ctx.driver, cacheId).catch((e: unknown) => cleanup.push(e))
+    await tx.cancel().catch((e: unknown) => cleanup.push(e))
+    throw withCleanupFailures(err, cleanup)
+  }
+  return { tx, cacheId, parent }
+}
+
+/**
+ * The rest of steps 3 and 4: applies `source` to the pending layer's
+ * driver layer (recording tar-split), then writes `diff` and `size`. On
+ * failure the pending layer is left for abandonPending.
+ */
+export async function applyPending(ctx: StoreContext, p: PendingLayer, parentCacheId: string | null, source: Readable, opts: RegisterOptions): Promise<LayerApplyResult> {
+  let tarSplit: TarSplitFile | undefined = p.tx.tarSplitFile(LAYER_FILES.tarSplit)
+  try {
+    const input = opts.onProgress === undefined ? source : counting(source, opts.onProgress)
+    const applied = await ctx.driver.applyLayer(p.cacheId, parentCacheId, input, {
+      tarSplit: tarSplit.sink,
+      ...(opts.expectedDiffId === undefined ? {} : { expectedDiffId: opts.expectedDiffId }),
+    })
+    const ts = tarSplit
+    tarSplit = undefined
+    await ts.close()
+    await p.tx.finishFile(LAYER_FILES.tarSplit)
+    await p.tx.writeFile(LAYER_FILES.diff, applied.diffId)
+    await p.tx.writeFile(LAYER_FILES.size, String(applied.size))
+    p.applied = applied
+    return applied
+  } catch (err) {
+    tarSplit?.abort()
+    source.destroy()
+    throw err
+  }
+}
+
+export type CommitOutcome =
+  | { kind: 'created'; result: RegisterResult }
+  /** The chainID was registered by someone else meanwhile: a handle on theirs; ours is still pending. */
+  | { kind: 'exists'; layer: Handle }
+
+/** Step 5: publishes an applied pending layer, unless its chainID exists already (then ours is left pending). */
+export async function commitPending(ctx: StoreContext, p: PendingLayer): Promise<CommitOutcome> {
+  const applied = p.applied
+  if (applied === undefined) throw new StrataError('INVALID_ARGUMENT', `Layer ${p.cacheId} cannot be committed before it is applied`)
+  const chain = childChainId(p.parent, applied.diffId)
+  const outcome = await ctx.lock.withLock(async () => {
+    const dir = ctx.paths.layerDir(chain)
+    if (await pathExists(dir)) return { existing: await acquireLayer(ctx, chain) }
+    await p.tx.commit(dir)
+    return { existing: undefined }
+  })
+  if (outcome.existing !== undefined) return { kind: 'exists', layer: new Handle(ctx, outcome.existing.info, outcome.existing.lock) }
+  const info = { chainId: chain, diffId: applied.diffId, parent: p.parent, cacheId: p.cacheId, size: applied.size, hasTarSplit: true }
+  return { kind: 'created', result: { layer: new Handle(ctx, info, p.tx.takeLock()), created: true, ...sourceFacts(applied) } }
+}
+
+/** Undoes a pending layer: its driver layer, then its transaction. Returns what could not be undone. */
+export async function abandonPending(ctx: StoreContext, p: PendingLayer): Promise<unknown[]> {
+  const failures: unknown[] = []
+  await removeDriverLayer(ctx.driver, p.cacheId).catch((e: unknown) => failures.push(e))
+  await p.tx.cancel().catch((e: unknown) => failures.push(e))
+  return failures
+}
+
+/** What a register result says about its source, from the apply. */
+export function sourceFacts(applied: LayerApplyResult): Pick<RegisterResult, 'digest' | 'compressedSize' | 'compression' | 'sourceRead'> {
+  return { digest: applied.digest, compressedSize: applied.compressedSize, compression: applied.compression, sourceRead: true }
+}
+
+/** Attaches cleanup failures to a StrataError's details (the first error stays the one reported). */
+export function withCleanupFailures(err: unknown, cleanup: unknown[]): unknown {
+  if (cleanup.length > 0 && err instanceof StrataError) {
+    err.details.cleanupFailures = cleanup.map((e) => (e as Error).message)
+  }
+  return err
+}
+
 async function registerInTransaction(
   ctx: StoreContext,
   source: Readable,
@@ -105,67 +213,20 @@ async function registerInTransaction(
   parentCacheId: string | null,
   opts: RegisterOptions,
 ): Promise<RegisterResult> {
-  const tx = await Transaction.start(ctx.paths.tmp, ctx.lock)
-  const cacheId = newRandomId()
-  let created = false
-  let tarSplit: TarSplitFile | undefined
+  const p = await preparePending(ctx, parent, parentCacheId)
+  let outcome: CommitOutcome
   try {
-    await tx.writeFile(LAYER_FILES.cacheId, cacheId)
-    if (parent !== null) await tx.writeFile(LAYER_FILES.parent, parent)
-
-    await ctx.driver.create(cacheId, parentCacheId)
-    created = true
-
-    tarSplit = tx.tarSplitFile(LAYER_FILES.tarSplit)
-    const input = opts.onProgress === undefined ? source : counting(source, opts.onProgress)
-    const applied = await ctx.driver.applyLayer(cacheId, parentCacheId, input, {
-      tarSplit: tarSplit.sink,
-      ...(opts.expectedDiffId === undefined ? {} : { expectedDiffId: opts.expectedDiffId }),
-    })
-    const ts = tarSplit
-    tarSplit = undefined
-    await ts.close()
-    await tx.finishFile(LAYER_FILES.tarSplit)
-    await tx.writeFile(LAYER_FILES.diff, applied.diffId)
-    await tx.writeFile(LAYER_FILES.size, String(applied.size))
-
-    const chain = childChainId(parent, applied.diffId)
-    const outcome = await ctx.lock.withLock(async () => {
-      const dir = ctx.paths.layerDir(chain)
-      if (await pathExists(dir)) return { existing: await acquireLayer(ctx, chain) }
-      await tx.commit(dir)
-      return { existing: undefined }
-    })
-    const base = { digest: applied.digest, compressedSize: applied.compressedSize, compression: applied.compression, sourceRead: true }
-    if (outcome.existing !== undefined) {
-      // Someone registered the same chainID meanwhile: theirs stays, ours goes.
-      const layer = new Handle(ctx, outcome.existing.info, outcome.existing.lock)
-      try {
-        await removeDriverLayer(ctx.driver, cacheId)
-        await tx.cancel()
-      } catch (err) {
-        await layer.release().catch(() => {})
-        throw err
-      }
-      return { layer, created: false, ...base }
-    }
-    const info = {
-      chainId: chain,
-      diffId: applied.diffId,
-      parent,
-      cacheId,
-      size: applied.size,
-      hasTarSplit: true,
-    }
-    return { layer: new Handle(ctx, info, tx.takeLock()), created: true, ...base }
+    await applyPending(ctx, p, parentCacheId, source, opts)
+    outcome = await commitPending(ctx, p)
   } catch (err) {
-    tarSplit?.abort()
-    const cleanup: unknown[] = []
-    if (created) await removeDriverLayer(ctx.driver, cacheId).catch((e: unknown) => cleanup.push(e))
-    await tx.cancel().catch((e: unknown) => cleanup.push(e))
-    if (cleanup.length > 0 && err instanceof StrataError) {
-      err.details.cleanupFailures = cleanup.map((e) => (e as Error).message)
-    }
-    throw err
+    throw withCleanupFailures(err, await abandonPending(ctx, p))
   }
+  if (outcome.kind === 'created') return outcome.result
+  // Someone registered the same chainID meanwhile: theirs stays, ours goes.
+  const failures = await abandonPending(ctx, p)
+  if (failures.length > 0) {
+    await outcome.layer.release().catch(() => {})
+    throw failures[0]
+  }
+  return { layer: outcome.layer, created: false, ...sourceFacts(p.applied!) }
 }

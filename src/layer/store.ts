@@ -43,6 +43,7 @@ import { HEX64_RE, LAYERDB_DIR_MODE, LayerDbPaths, MOUNTS_DIR_MODE, SHA256_DIR_M
 import { recoverUnderLock, type RecoveryReport } from './recover.js'
 import { collectGarbage, getHandle, listDir } from './refs.js'
 import { registerLayer } from './register.js'
+import { registerChain } from './register-chain.js'
 import type {
   ChainID,
   ChainLayerSource,
@@ -121,28 +122,13 @@ export class LayerStore {
 
   /**
    * Registers a stack of layers bottom-up on `parent`, as an image load
-   * does. All or nothing: when one fails, the handles of the layers
-   * registered before it are released (so the new ones are deleted again)
-   * and the error is thrown. Returns a handle per layer, in order.
+   * does, applying them at the same time where the driver allows it (see
+   * register-chain.ts). All or nothing: when one fails, nothing this call
+   * created is kept and the store is as it was. Returns a handle per
+   * layer, in order.
    */
-  async registerChain(layers: readonly ChainLayerSource[], parent: ChainID | null, opts: RegisterChainOptions = {}): Promise<RegisterResult[]> {
-    const results: RegisterResult[] = []
-    try {
-      let below = parent
-      for (const [i, layer] of layers.entries()) {
-        const result = await this.register(await layer.open(), below, {
-          ...(layer.expectedDiffId === undefined ? {} : { expectedDiffId: layer.expectedDiffId }),
-          ...(layer.onProgress === undefined ? {} : { onProgress: layer.onProgress }),
-        })
-        results.push(result)
-        opts.onLayer?.(i, result)
-        below = result.layer.chainId
-      }
-      return results
-    } catch (err) {
-      for (const r of results.reverse()) await r.layer.release().catch(() => {})
-      throw err
-    }
+  registerChain(layers: readonly ChainLayerSource[], parent: ChainID | null, opts: RegisterChainOptions = {}): Promise<RegisterResult[]> {
+    return registerChain(this.#ctx, layers, parent, opts)
   }
 
   /** A handle on an existing layer (NOT_FOUND). */

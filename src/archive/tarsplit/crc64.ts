@@ -5,16 +5,20 @@
  * reassembling a layer means checksumming all of its content: hundreds of MB
  * per image. That is why this is not the obvious BigInt loop.
  *
- * Speed comes from two choices:
+ * Speed comes from these choices:
  * - The 64-bit register is kept as two int32 halves (`lo`, `hi`). BigInt
  *   arithmetic allocates per operation and is ~50x slower; plain 32-bit ops
  *   stay in V8's small-integer fast path.
  * - Slicing-by-8: eight 256-entry tables let one step fold 8 input bytes
  *   with 8 independent lookups instead of 8 dependent ones.
  * - On little-endian hosts the input is read as aligned int32 words.
+ * - Inputs of a few KiB and more go to the same loop in WebAssembly
+ *   (crc64-wasm.ts), on native 64-bit integers: about three times faster.
  *
  * @example crc64(Buffer.from('123456789')).toString('hex') // 'b90956c775a41001'
  */
+
+import { crc64Wasm } from './crc64-wasm.js'
 
 /** Go's `crc64.ISO`, reflected: 0xD800000000000000 as (hi, lo) halves. */
 const POLY_HI = 0xd8000000 | 0
@@ -56,6 +60,9 @@ for (let k = 1; k < 8; k++) {
   }
 }
 
+/** From this many bytes on, update() goes through WebAssembly (a call and a copy cost less than the bytes save). */
+const WASM_MIN = 4096
+
 /** Word loads below assume the host's int32 byte order is little-endian. */
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 
@@ -74,6 +81,15 @@ export class Crc64 {
   #hi = ~0
 
   update(buf: Uint8Array): void {
+    if (buf.length >= WASM_MIN) {
+      const wasm = crc64Wasm(TABLE_LO, TABLE_HI)
+      if (wasm !== null) {
+        const r = wasm.update((BigInt(this.#hi >>> 0) << 32n) | BigInt(this.#lo >>> 0), buf)
+        this.#lo = Number(BigInt.asUintN(32, r)) | 0
+        this.#hi = Number(BigInt.asUintN(32, r >> 32n)) | 0
+        return
+      }
+    }
     let lo = this.#lo
     let hi = this.#hi
     const tLo = TABLE_LO

@@ -74,19 +74,51 @@ export async function overlayListed(): Promise<boolean> {
   }
 }
 
-/** Mounts `options` as an overlay on `target`, through mount(2) when the string can carry the paths. */
+/**
+ * Whether the kernel takes overlay's `volatile` option (5.10+): undefined
+ * until a scratch mount tried it.
+ */
+let volatileWorks: boolean | undefined
+
+/**
+ * Mounts an overlay of `lowers`, `upper` and `work` on `target`, through
+ * mount(2) when the option string can carry the paths.
+ *
+ * `volatile` where the kernel has it: unmounting an overlay with an upper
+ * dir syncs the whole upper filesystem (overlayfs' sync_fs calls
+ * sync_filesystem on it), which on a data root with a few hundred MB not
+ * yet written back costs seconds, for a check that wrote nothing worth
+ * keeping. A volatile overlay skips that sync; the checks read the same.
+ */
 function mountScratch(target: string, lowers: string[], upper: string, work: string): void {
   const paths = [...lowers, upper, work, target]
-  if (paths.some((p) => /[,:]/.test(p))) {
-    mountNewApi('overlay', target, [
-      ['source', 'overlay'],
-      ...lowers.map((l): [string, string] => ['lowerdir+', l]),
-      ['upperdir', upper],
-      ['workdir', work],
-    ])
-  } else {
-    mount('overlay', target, 'overlay', 0, `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}`)
+  const once = (withVolatile: boolean): void => {
+    if (paths.some((p) => /[,:]/.test(p))) {
+      mountNewApi('overlay', target, [
+        ['source', 'overlay'],
+        ...lowers.map((l): [string, string] => ['lowerdir+', l]),
+        ['upperdir', upper],
+        ['workdir', work],
+        ...(withVolatile ? [['volatile'] as [string]] : []),
+      ])
+    } else {
+      mount('overlay', target, 'overlay', 0, `lowerdir=${lowers.join(':')},upperdir=${upper},workdir=${work}${withVolatile ? ',volatile' : ''}`)
+    }
   }
+  if (volatileWorks !== false) {
+    try {
+      once(true)
+      volatileWorks = true
+      return
+    } catch (err) {
+      // An older kernel refuses the unknown option: mount without it (and stop trying).
+      if (volatileWorks === true || !isErrno(err, 'EINVAL')) throw err
+    }
+    once(false)
+    volatileWorks = false
+    return
+  }
+  once(false)
 }
 
 /**
@@ -225,6 +257,15 @@ async function opaqueAndRedirectProblem(td: string): Promise<string | undefined>
 }
 
 /**
+ * Directories (with their filesystem type) this process found overlay2
+ * works on: the checks are about the kernel and the filesystem, which do
+ * not change under a running process, so a success is not tested again
+ * (opening a store probes, then opens, which probes; dockerd checks once
+ * per daemon start). Failures are always tested again.
+ */
+const probedOk = new Set<string>()
+
+/**
  * Whether overlay2 can keep its layers under `<root>/overlay2`, and if not
  * a sentence saying why. Tests the home if it exists, else its nearest
  * existing ancestor (the filesystem the home will be created on).
@@ -233,6 +274,14 @@ export async function probeOverlay2(root: string): Promise<ProbeResult> {
   const home = join(resolve(root), DRIVER_NAME)
   const dir = await nearestExisting(home)
   const st = statfs(dir)
+  const key = `${dir}\0${st.type}`
+  if (probedOk.has(key)) return { ok: true }
+  const result = await probeUncached(dir, st)
+  if (result.ok) probedOk.add(key)
+  return result
+}
+
+async function probeUncached(dir: string, st: ReturnType<typeof statfs>): Promise<ProbeResult> {
   if (st.type === FS_MAGIC.overlay) {
     return {
       ok: false,

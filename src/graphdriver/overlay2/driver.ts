@@ -34,7 +34,7 @@ import { lstat, mkdir, readdir, readFile, readlink, realpath, rm, rmdir, chmod, 
 import { basename, dirname, join, normalize, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { isMainThread } from 'node:worker_threads'
-import { applyLayer } from '../../archive/apply.js'
+import { applyLayerOffThread } from '../../archive/apply-offthread.js'
 import { changesOverlay, type Change } from '../../archive/changes.js'
 import { exportOverlayUpper } from '../../archive/export.js'
 import { StrataError, isErrno } from '../../errors/index.js'
@@ -272,6 +272,11 @@ export class Overlay2Driver implements GraphDriver {
       api,
       nativeDiffProblem: problem,
     })
+  }
+
+  /** Native diff applies into an empty diff dir, reading nothing of the parent; the naive fallback mounts the parent. */
+  get parallelApply(): boolean {
+    return this.#nativeDiffProblem === undefined
   }
 
   // -------------------------------------------------------------------------
@@ -703,7 +708,8 @@ export class Overlay2Driver implements GraphDriver {
    * Extracts a layer tar (compressed or not) into the diff dir, whiteouts
    * as overlayfs wants them (0/0 char devices, trusted.overlay.opaque=y),
    * in one pass that also hashes it and records tar-split. `size` is
-   * dockerd's: directory.Size of the diff dir, walked after the apply. A
+   * dockerd's: directory.Size of the diff dir (counted by the apply, or
+   * walked after it when the apply cannot tell). A
    * failure leaves the layer in place, partly written, for the caller to
    * remove.
    */
@@ -715,8 +721,10 @@ export class Overlay2Driver implements GraphDriver {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted; overlayfs does not allow writing to its diff dir underneath the mount`)
       }
       const diffDir = join(this.#dir(id), DIFF_DIR)
-      const result = await applyLayer(diffDir, source, { whiteouts: 'overlay', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
-      return { ...result, size: await directorySize(diffDir) }
+      // In a worker thread, so that the layers of an image apply side by side (see parallelApply).
+      const result = await applyLayerOffThread(diffDir, source, { whiteouts: 'overlay', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
+      // The apply counts directory.Size as it writes when it can tell (a fresh diff dir, nothing replaced); else walk.
+      return { ...result, size: result.diskSize ?? (await directorySize(diffDir)) }
     })
   }
 

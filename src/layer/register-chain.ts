@@ -1,0 +1,306 @@
+/**
+ * registerChain: the layers of an image registered bottom-up, all or
+ * nothing, and, where the driver allows it, applied at the same time.
+ *
+ * When every layer comes with its diffID (an image config gives them),
+ * every chainID is known before anything is read. Layers whose chainID
+ * exists are taken as they are (a handle, the source never opened; they
+ * are always a prefix of the chain, since a layer exists only on its
+ * parent). For the rest, when the driver applies a layer without reading
+ * its parent's files (`parallelApply`: overlay2's diff dir starts empty):
+ *
+ *  1. bottom-up, each layer's transaction and driver layer are created on
+ *     the one below (fast: a few files each);
+ *  2. the applies run, up to `concurrency` at once, lowest first, each in
+ *     a worker thread (the driver's business), so several cores hash,
+ *     parse and write at once;
+ *  3. bottom-up, each layer is committed as soon as it and everything
+ *     below it are applied, and reported through onLayer.
+ *
+ * Otherwise (vfs copies the parent, btrfs snapshots it; or a layer without
+ * a diffID) the layers are registered one after the other.
+ *
+ * All or nothing: when anything fails, the other sources are destroyed,
+ * every apply is awaited (no worker is left writing), the pending layers
+ * are undone top-down (their driver layers and transactions), the layers
+ * this call created are released top-down (which deletes them) and the
+ * ones it found are let go without collecting anything, so the store is
+ * as it was. A process killed meanwhile leaves locked-free transactions
+ * and perhaps committed layers no image uses, exactly what a crash during
+ * one-by-one registration leaves; recovery on the next open removes the
+ * transactions and their driver layers (children before parents).
+ *
+ * A race: another process registers one of our chainIDs between our
+ * check and our commit. For the top layer, theirs is taken and ours
+ * dropped, as register() does. Below the top, our layers above already sit
+ * on our copy, so ours above it are dropped and registered again, one by
+ * one, on theirs: their sources are opened a second time.
+ */
+import { availableParallelism } from 'node:os'
+import { Readable } from 'node:stream'
+import { StrataError, isStrataError } from '../errors/index.js'
+import type { StoreContext } from './context.js'
+import { getHandle, type Handle } from './refs.js'
+import {
+  abandonPending,
+  applyPending,
+  childChainId,
+  commitPending,
+  preparePending,
+  registerLayer,
+  sourceFacts,
+  withCleanupFailures,
+  type PendingLayer,
+} from './register.js'
+import type { ChainID, ChainLayerSource, RegisterOptions, RegisterResult, RegisterChainOptions } from './types.js'
+
+/** How many layers apply at once by default: one per core, at least two (reading and writing overlap too). */
+export function defaultChainConcurrency(): number {
+  return Math.max(2, availableParallelism())
+}
+
+function registerOptions(layer: ChainLayerSource): RegisterOptions {
+  return {
+    ...(layer.expectedDiffId === undefined ? {} : { expectedDiffId: layer.expectedDiffId }),
+    ...(layer.onProgress === undefined ? {} : { onProgress: layer.onProgress }),
+  }
+}
+
+/**
+ * Lets go of results after a failure, top-down: created layers are
+ * released (deleted, since nothing refers to them yet), found ones only
+ * unlocked (a layer nothing refers to that was there before stays).
+ */
+async function rollBack(results: readonly RegisterResult[], failures: unknown[]): Promise<void> {
+  for (const r of [...results].reverse()) {
+    if (r.created) await r.layer.release().catch((e: unknown) => failures.push(e))
+    else (r.layer as Handle).unlock()
+  }
+}
+
+export async function registerChain(ctx: StoreContext, layers: readonly ChainLayerSource[], parent: ChainID | null, opts: RegisterChainOptions = {}): Promise<RegisterResult[]> {
+  const concurrency = opts.concurrency ?? defaultChainConcurrency()
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new StrataError('INVALID_ARGUMENT', `registerChain: concurrency must be a whole number of at least 1, not ${concurrency}`)
+  }
+  const parallel = concurrency > 1 && layers.length > 1 && ctx.driver.parallelApply === true && layers.every((l) => l.expectedDiffId !== undefined)
+  // The parent is held for the whole call, so that a rollback collects nothing below what it found.
+  let base: Handle | undefined
+  if (parent !== null) {
+    try {
+      base = await getHandle(ctx, parent)
+    } catch (err) {
+      if (isStrataError(err, 'NOT_FOUND')) {
+        throw new StrataError('NOT_FOUND', `Cannot register a layer on ${parent}: the parent layer does not exist`, { cause: err, details: { parent } })
+      }
+      throw err
+    }
+  }
+  const results: RegisterResult[] = []
+  try {
+    if (parallel) await registerConcurrently(ctx, layers, parent, base?.cacheId ?? null, opts, concurrency, results)
+    else await registerOneByOne(ctx, layers, 0, parent, opts, results)
+  } catch (err) {
+    const failures: unknown[] = []
+    await rollBack(results, failures)
+    base?.unlock()
+    throw withCleanupFailures(err, failures)
+  }
+  // The new layers refer to it on disk now: this collects nothing.
+  await base?.release()
+  return results
+}
+
+/** Registers layers[from..] one after the other on `below`, appending to `results`. */
+async function registerOneByOne(
+  ctx: StoreContext,
+  layers: readonly ChainLayerSource[],
+  from: number,
+  below: ChainID | null,
+  opts: RegisterChainOptions,
+  results: RegisterResult[],
+): Promise<void> {
+  for (let i = from; i < layers.length; i++) {
+    const layer = layers[i]!
+    // register() opens nothing for a layer that exists; open lazily for the same reason.
+    const result = await registerLayer(ctx, lazySource(layer), below, registerOptions(layer))
+    results.push(result)
+    opts.onLayer?.(i, result)
+    below = result.layer.chainId
+  }
+}
+
+/**
+ * A Readable that calls `layer.open()` only when first read: register()
+ * destroys the source unread when the layer exists, and then open() is
+ * never called, as ChainLayerSource promises.
+ */
+function lazySource(layer: ChainLayerSource): Readable {
+  let inner: Readable | undefined
+  let it: AsyncIterator<unknown> | undefined
+  const out = new Readable({
+    async read() {
+      try {
+        if (it === undefined) {
+          inner = await layer.open()
+          it = inner[Symbol.asyncIterator]() as AsyncIterator<unknown>
+        }
+        const r = await it.next()
+        this.push(r.done === true ? null : (r.value as Buffer))
+      } catch (err) {
+        this.destroy(err as Error)
+      }
+    },
+    destroy(err, cb) {
+      inner?.destroy()
+      cb(err)
+    },
+  })
+  return out
+}
+
+async function registerConcurrently(
+  ctx: StoreContext,
+  layers: readonly ChainLayerSource[],
+  parent: ChainID | null,
+  parentCacheId: string | null,
+  opts: RegisterChainOptions,
+  concurrency: number,
+  results: RegisterResult[],
+): Promise<void> {
+  const n = layers.length
+  const chains: ChainID[] = []
+  let c = parent
+  for (const l of layers) chains.push((c = childChainId(c, l.expectedDiffId!)))
+
+  // Layers that exist: a prefix.
+  while (results.length < n) {
+    const i = results.length
+    let layer: Handle
+    try {
+      layer = await getHandle(ctx, chains[i]!)
+    } catch (err) {
+      if (isStrataError(err, 'NOT_FOUND')) break
+      throw err
+    }
+    const result: RegisterResult = { layer, created: false, digest: layer.diffId, compressedSize: 0, compression: 'none', sourceRead: false }
+    results.push(result)
+    opts.onLayer?.(i, result)
+  }
+  const start = results.length
+  if (start === n) return
+
+  // The driver layer the first new one goes on (held: a found layer by its result's handle, the parent by the caller's).
+  const baseCacheId = start > 0 ? results[start - 1]!.layer.cacheId : parentCacheId
+
+  const pending: Array<PendingLayer | undefined> = new Array(n)
+  const applies: Array<Promise<unknown>> = []
+  const sources = new Set<Readable>()
+  let failed = false
+  /** The error that started a failure (later ones are its consequences: sources destroyed by stop). */
+  let firstError: unknown
+  const cleanup: unknown[] = []
+  try {
+    // 1. Transactions and driver layers, bottom-up.
+    for (let i = start; i < n; i++) {
+      const parentCacheId = i === start ? baseCacheId : pending[i - 1]!.cacheId
+      pending[i] = await preparePending(ctx, i === 0 ? parent : chains[i - 1]!, parentCacheId)
+    }
+
+    // 2. Applies, up to `concurrency` at once, lowest first.
+    const stop = (): void => {
+      if (failed) return
+      failed = true
+      for (const s of sources) s.destroy()
+    }
+    let next = start
+    const applied: Array<Promise<void>> = new Array(n)
+    const slots: Array<() => void> = []
+    let running = 0
+    const acquire = async (): Promise<void> => {
+      if (running < concurrency) {
+        running++
+        return
+      }
+      await new Promise<void>((resolve) => slots.push(resolve))
+    }
+    const releaseSlot = (): void => {
+      const wake = slots.shift()
+      if (wake !== undefined) wake()
+      else running--
+    }
+    const applyOne = async (i: number): Promise<void> => {
+      await acquire()
+      try {
+        if (failed) throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
+        const source = await layers[i]!.open()
+        if (failed) {
+          source.destroy()
+          throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
+        }
+        sources.add(source)
+        try {
+          const parentCacheId = i === start ? baseCacheId : pending[i - 1]!.cacheId
+          await applyPending(ctx, pending[i]!, parentCacheId, source, registerOptions(layers[i]!))
+        } finally {
+          sources.delete(source)
+        }
+      } catch (err) {
+        if (!failed) firstError = err
+        stop()
+        throw err
+      } finally {
+        releaseSlot()
+      }
+    }
+    for (; next < n; next++) {
+      const p = applyOne(next)
+      p.catch(() => {}) // observed below, in order
+      applied[next] = p
+      applies.push(p)
+    }
+
+    // 3. Commits, bottom-up, each as soon as it and those below are applied.
+    for (let i = start; i < n; i++) {
+      await applied[i]
+      const outcome = await commitPending(ctx, pending[i]!)
+      if (outcome.kind === 'created') {
+        pending[i] = undefined
+        results.push(outcome.result)
+        opts.onLayer?.(i, outcome.result)
+        continue
+      }
+      // Someone else registered this chainID meanwhile: theirs stays, ours (and what sits on it) goes.
+      const facts = sourceFacts(pending[i]!.applied!)
+      stop()
+      await Promise.allSettled(applies)
+      await abandonFrom(ctx, pending, i, cleanup)
+      if (cleanup.length > 0) {
+        await outcome.layer.release().catch(() => {})
+        throw cleanup[0]
+      }
+      const theirs: RegisterResult = { layer: outcome.layer, created: false, ...facts }
+      results.push(theirs)
+      opts.onLayer?.(i, theirs)
+      await registerOneByOne(ctx, layers, i + 1, chains[i]!, opts, results)
+      return
+    }
+  } catch (err) {
+    failed = true
+    for (const s of sources) s.destroy()
+    // No worker may still be writing into a layer we are about to remove.
+    await Promise.allSettled(applies)
+    await abandonFrom(ctx, pending, start, cleanup)
+    throw withCleanupFailures(firstError ?? err, cleanup)
+  }
+}
+
+/** Undoes the pending layers from `from` up, top-down (a driver refuses to remove a parent first). */
+async function abandonFrom(ctx: StoreContext, pending: Array<PendingLayer | undefined>, from: number, failures: unknown[]): Promise<void> {
+  for (let i = pending.length - 1; i >= from; i--) {
+    const p = pending[i]
+    if (p === undefined) continue
+    pending[i] = undefined
+    failures.push(...(await abandonPending(ctx, p)))
+  }
+}
