@@ -11,9 +11,12 @@
  * the data root and then read the same way.
  *
  * Everything a source says is checked before it is believed: blob paths
- * stay inside the archive (no `..`, no absolute paths, no links), every
- * blob is verified against its digest while it streams, the config against
- * the image ID, each layer against its diffID (the layer store does that).
+ * stay inside the archive (no `..`, no absolute paths, no links that lead
+ * out of it; a link to a regular file inside it is followed, since docker
+ * save itself links a layer it already wrote), every blob is verified
+ * against its digest while it streams (an uncompressed layer's digest is
+ * its diffID, which the layer store verifies), the config against the
+ * image ID, each layer against its diffID (the layer store does that).
  * A load that fails keeps nothing it registered: freshly registered layers
  * are released (and so deleted), no image or tag is written.
  */
@@ -39,11 +42,19 @@ export const MediaTypes = {
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   dockerConfig: 'application/vnd.docker.container.image.v1+json',
   dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  /** An uncompressed Docker layer (what a docker-archive layer file is, unless it is gzip'd). */
+  dockerLayerTar: 'application/vnd.docker.image.rootfs.diff.tar',
   dockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
 } as const
 
 /** The OCI annotation naming an image in an index (`index.json`). */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
+
+/**
+ * containerd's (and docker 25+'s) annotation with the image's full name,
+ * written beside a ref.name that is only a tag (`latest`).
+ */
+export const CONTAINERD_IMAGE_NAME_ANNOTATION = 'io.containerd.image.name'
 
 /** One layer blob of a source image. */
 export interface SourceLayer {
@@ -119,6 +130,11 @@ export interface DestinationImage {
    * by ID.
    */
   references: string[]
+  /**
+   * The image it was built from, when that image is written too
+   * (docker-archive records it as the manifest's `Parent`).
+   */
+  parent?: ImageID
 }
 
 export interface DestinationOptions {
@@ -152,7 +168,10 @@ export interface LayerProgress {
   /** Which image (index into the source's images) and which layer of it. */
   image: number
   layer: number
-  /** The layer's diffID (short form is what docker shows). */
+  /**
+   * The layer's diffID (short form is what docker shows). During an import
+   * it is '' until the layer is registered: only then is it known.
+   */
   diffId: DiffID
   phase:
     | 'waiting' // not started

@@ -1,0 +1,111 @@
+/**
+ * Checking blobs while they stream, and reading the small ones (manifests,
+ * configs, index.json) whole with a size cap, so that a hostile archive can
+ * neither slip in other bytes than its descriptors promise nor make strata
+ * read a multi-gigabyte "manifest" into memory.
+ */
+import { Readable } from 'node:stream'
+import { Digester, type Digest } from '../digest/index.js'
+import { StrataError } from '../errors/index.js'
+
+/** JSON documents (manifest.json, index.json, manifests, configs) larger than this are refused. */
+export const MAX_JSON_BYTES = 32 * 1024 * 1024
+
+export interface BlobExpectation {
+  /** What the bytes must hash to; omitted when something downstream verifies them anyway. */
+  digest?: Digest
+  /** How many bytes there must be. */
+  size?: number
+  /** What the blob is, for messages ("layer blob sha256:... in /x/oci"). */
+  what: string
+}
+
+/**
+ * `source` passed through unchanged, ending with CORRUPT when it is longer
+ * or shorter than `size` (as soon as it is longer) and DIGEST_MISMATCH when
+ * it does not hash to `digest`. Destroying the result destroys `source`.
+ *
+ * The result reads `source` only when it is read itself: a small blob must
+ * not be read, found wrong and failed before its consumer has attached to
+ * it (a stream that fails unobserved looks, to a late consumer, like one
+ * that never ends).
+ */
+export function verifyingStream(source: Readable, expect: BlobExpectation): Readable {
+  const digester = expect.digest === undefined ? undefined : new Digester()
+  async function* checked(): AsyncGenerator<Buffer> {
+    let bytes = 0
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        bytes += chunk.length
+        if (expect.size !== undefined && bytes > expect.size) throw sizeMismatch(expect, `more than ${expect.size}`)
+        digester?.update(chunk)
+        yield chunk
+      }
+    } finally {
+      source.destroy()
+    }
+    if (expect.size !== undefined && bytes !== expect.size) throw sizeMismatch(expect, String(bytes))
+    if (digester !== undefined && expect.digest !== undefined) {
+      const actual = digester.digest()
+      if (actual !== expect.digest) {
+        throw new StrataError('DIGEST_MISMATCH', `${expect.what} hashes to ${actual}, not to its digest ${expect.digest}`, {
+          details: { expected: expect.digest, actual },
+        })
+      }
+    }
+  }
+  return Readable.from(checked(), { objectMode: false })
+}
+
+/**
+ * A stream of what `open()` gives, opened on the first read: an error
+ * opening or reading it (a file gone meanwhile) reaches the consumer
+ * instead of being emitted before anyone listens.
+ */
+export function lazyStream(open: () => Readable): Readable {
+  return Readable.from(
+    (async function* () {
+      const source = open()
+      try {
+        yield* source as AsyncIterable<Buffer>
+      } finally {
+        source.destroy()
+      }
+    })(),
+    { objectMode: false },
+  )
+}
+
+function sizeMismatch(expect: BlobExpectation, got: string): StrataError {
+  return new StrataError('CORRUPT', `${expect.what} is ${got} bytes, not the ${expect.size} its descriptor says`, {
+    details: { expected: expect.size },
+  })
+}
+
+/**
+ * All of `source`, refusing (CORRUPT) more than `limit` bytes. For
+ * documents only: layers are always streamed.
+ */
+export async function readLimited(source: Readable, limit: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      size += chunk.length
+      if (size > limit) throw new StrataError('CORRUPT', `${what} is larger than ${limit} bytes, too large for a JSON document`)
+      chunks.push(chunk)
+    }
+  } finally {
+    source.destroy()
+  }
+  return Buffer.concat(chunks, size)
+}
+
+/** Parses a JSON document from a source; CORRUPT naming it when it is not JSON. */
+export function parseJsonDocument(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'))
+  } catch (err) {
+    throw new StrataError('CORRUPT', `${what} is not valid JSON: ${(err as Error).message}`, { cause: err })
+  }
+}

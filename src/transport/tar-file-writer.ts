@@ -1,0 +1,167 @@
+/**
+ * Writing an image archive (docker-archive, oci-archive) as a tar file, one
+ * member after another, with layers streamed straight from the layer store.
+ *
+ * A tar header carries its member's size, and an exported layer's size is
+ * not known before it has been read. Since the archive is a file (written
+ * under a temp name, renamed on commit), a streamed member gets a
+ * placeholder header block, its bytes, and then its real header written
+ * over the placeholder: one pass, no spooling. Such members have short
+ * names (`<v1id>/layer.tar`, `blobs/sha256/<hex>`), so their header is
+ * always one ustar block; a size past ustar's 8 GiB octal field is written
+ * in base-256, as GNU tar and Go's archive/tar write and read it. The name
+ * may also be decided after the bytes (an OCI blob is named by its digest).
+ */
+import { open, unlink, type FileHandle } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import { encodeUstar, octalLimit, paddingFor } from '../archive/tar/header.js'
+import { BLOCK } from '../archive/tar/types.js'
+import { END_OF_ARCHIVE, encodeHeader } from '../archive/tar/writer.js'
+import { Digester, type Digest } from '../digest/index.js'
+import { StrataError } from '../errors/index.js'
+
+/** Fields every member gets: root-owned, readable, at `mtime`. */
+export interface MemberOptions {
+  /** Seconds since the epoch (default 0). */
+  mtime?: number
+  mode?: number
+}
+
+export interface StreamedMember {
+  size: number
+  /** sha256 of the bytes, when `hash` was asked for. */
+  digest?: Digest
+}
+
+const ZEROS = Buffer.alloc(BLOCK)
+
+/** One ustar block for a streamed file; `size` past the octal field goes in base-256. */
+function streamedHeader(name: string, size: number, opts: MemberOptions): Buffer {
+  if (Buffer.byteLength(name) > 100 || !/^[\x20-\x7e]+$/.test(name)) {
+    throw new StrataError('INVALID_ARGUMENT', `Archive member name "${name}" is too long or not ASCII for a streamed member`)
+  }
+  const block = encodeUstar({
+    name,
+    prefix: '',
+    mode: (opts.mode ?? 0o644) | 0o100000,
+    uid: 0,
+    gid: 0,
+    size: size > octalLimit(12) ? 0 : size,
+    mtime: opts.mtime ?? 0,
+    typeflag: '0',
+    linkname: '',
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+  })
+  if (size > octalLimit(12)) {
+    // GNU base-256: high bit of the first byte set, the value big-endian in the rest of the field.
+    block[124] = 0x80
+    let v = BigInt(size)
+    for (let i = 135; i > 124; i--) {
+      block[i] = Number(v & 0xffn)
+      v >>= 8n
+    }
+    block.fill(0x20, 148, 156)
+    let sum = 0
+    for (let i = 0; i < BLOCK; i++) sum += block[i]!
+    block.write(sum.toString(8).padStart(6, '0'), 148, 6, 'latin1')
+    block[154] = 0
+    block[155] = 0x20
+  }
+  return block
+}
+
+export class TarFileWriter {
+  readonly path: string
+  #fh: FileHandle | undefined
+  #pos = 0
+
+  private constructor(path: string, fh: FileHandle) {
+    this.path = path
+    this.#fh = fh
+  }
+
+  /** Creates `path` (which must not exist) for writing. */
+  static async create(path: string, mode = 0o644): Promise<TarFileWriter> {
+    return new TarFileWriter(path, await open(path, 'wx', mode))
+  }
+
+  /** Bytes written so far. */
+  get size(): number {
+    return this.#pos
+  }
+
+  async #write(data: Buffer, position = this.#pos): Promise<void> {
+    const fh = this.#fh
+    if (fh === undefined) throw new StrataError('INVALID_ARGUMENT', `Archive "${this.path}" is closed`)
+    let done = 0
+    while (done < data.length) {
+      const { bytesWritten } = await fh.write(data, done, data.length - done, position + done)
+      done += bytesWritten
+    }
+    if (position === this.#pos) this.#pos += data.length
+  }
+
+  async addDirectory(name: string, opts: MemberOptions = {}): Promise<void> {
+    await this.#write(encodeHeader({ name: name.endsWith('/') ? name : `${name}/`, type: 'dir', mode: opts.mode ?? 0o755, mtime: { sec: opts.mtime ?? 0, nsec: 0 } }))
+  }
+
+  async addFile(name: string, data: Buffer, opts: MemberOptions = {}): Promise<void> {
+    await this.#write(encodeHeader({ name, type: 'file', size: data.length, mode: opts.mode ?? 0o644, mtime: { sec: opts.mtime ?? 0, nsec: 0 } }))
+    await this.#write(data)
+    await this.#write(ZEROS.subarray(0, paddingFor(data.length)))
+  }
+
+  async addSymlink(name: string, target: string, opts: MemberOptions = {}): Promise<void> {
+    await this.#write(encodeHeader({ name, type: 'symlink', linkname: target, mode: 0o777, mtime: { sec: opts.mtime ?? 0, nsec: 0 } }))
+  }
+
+  /**
+   * Streams `source` in as a regular file. `name` may be a function of the
+   * bytes' digest (then `hash` is implied). `onBytes` reports progress.
+   */
+  async addStream(
+    name: string | ((digest: Digest) => string),
+    source: Readable,
+    opts: MemberOptions & { hash?: boolean; onBytes?: (written: number) => void } = {},
+  ): Promise<StreamedMember> {
+    const headerPos = this.#pos
+    const digester = opts.hash === true || typeof name === 'function' ? new Digester() : undefined
+    await this.#write(ZEROS)
+    let size = 0
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        await this.#write(chunk)
+        digester?.update(chunk)
+        size += chunk.length
+        opts.onBytes?.(size)
+      }
+    } finally {
+      source.destroy()
+    }
+    await this.#write(ZEROS.subarray(0, paddingFor(size)))
+    const digest = digester?.digest()
+    const finalName = typeof name === 'function' ? name(digest!) : name
+    await this.#write(streamedHeader(finalName, size, opts), headerPos)
+    return digest === undefined ? { size } : { size, digest }
+  }
+
+  /** Writes the end-of-archive marker, flushes to disk and closes. */
+  async finish(): Promise<void> {
+    await this.#write(END_OF_ARCHIVE)
+    const fh = this.#fh!
+    await fh.sync()
+    this.#fh = undefined
+    await fh.close()
+  }
+
+  /** Closes and removes the file. Idempotent. */
+  async abort(): Promise<void> {
+    const fh = this.#fh
+    this.#fh = undefined
+    await fh?.close().catch(() => {})
+    await unlink(this.path).catch(() => {})
+  }
+}
