@@ -126,3 +126,20 @@ export class Store {
 }
 
 export type { CheckProblem }
+
+// Docker's image verbs on a store (images, inspect, history, tag, rmi,
+// image prune, system df, info counts): functions taking a Store, one module
+// each, so that the CLI and a later API server only format their results.
+export {
+  containersFromMounts,
+  type ContainersUsing,
+  type ContainerUsageOptions,
+  type ImageUser,
+} from './image-query.js'
+export { NONE_DIGEST, NONE_TAG, isDanglingSummary, listImages, type ImageSummary, type ListImagesOptions } from './image-list.js'
+export { goContainerConfig, inspectImage, type GoContainerConfig, type ImageInspect } from './image-inspect.js'
+export { MISSING_ID, imageHistory, type ImageHistoryItem } from './image-history.js'
+export { tagImage, type TagImageResult } from './image-tag.js'
+export { isImageIdPrefix, removeImage, type ImageDeleteItem, type RemoveImageOptions } from './image-remove.js'
+export { pruneImages, type ImagesPruneReport, type PruneImagesOptions } from './image-prune.js'
+export { diskUsage, storeCounts, type ContainerDiskUsage, type DiskUsage, type StoreCounts } from './disk-usage.js'

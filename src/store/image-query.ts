@@ -1,0 +1,151 @@
+/**
+ * What the image verbs (list, inspect, history, rmi, prune, df) share: a
+ * snapshot of every image with its children counted, the layers with their
+ * sizes, an image's chain and size, the Go time conversions docker's API
+ * uses, and the extension point through which containers take part.
+ *
+ * dockerd answers these from memory; strata reads the store's files each
+ * time, so a snapshot is taken once per call and the verbs work from it.
+ */
+import { chainIds, type Digest } from '../digest/index.js'
+import { isStrataError } from '../errors/index.js'
+import type { Image, ImageID, Reference } from '../image/index.js'
+import type { ChainID, LayerInfo } from '../layer/index.js'
+import type { Store } from './index.js'
+
+/** A container that uses an image, as far as the image verbs need to know. */
+export interface ImageUser {
+  /** The container's ID (for a bare layerdb mount: the mount's name, which dockerd names after the container). */
+  id: string
+  running: boolean
+}
+
+/**
+ * The extension point for containers: which containers use image `id`.
+ * rmi refuses an image a container uses unless forced (a running one even
+ * then), prune skips it, df counts it as active. When a verb is not given
+ * one, `containersFromMounts` is used: strata has no container records yet,
+ * and a layerdb mount on the image's top layer is the only evidence of a
+ * container it can see (it cannot tell two images sharing a top layer
+ * apart, and counts no container as running).
+ */
+export type ContainersUsing = (id: ImageID) => Promise<ImageUser[]>
+
+export interface ContainerUsageOptions {
+  /** Which containers use an image; default: containersFromMounts(store). */
+  containersUsing?: ContainersUsing
+}
+
+/** The default ContainersUsing: the layerdb mounts whose parent is the image's top layer, none running. */
+export function containersFromMounts(store: Store): ContainersUsing {
+  let mounts: Promise<Array<{ name: string; parent: ChainID | null }>> | undefined
+  return async (id) => {
+    // Read once per verb: the mounts do not change under an image verb.
+    mounts ??= store.layers.listMounts()
+    let top: ChainID | null
+    try {
+      top = topChainOf(await store.images.get(id))
+    } catch (err) {
+      if (isStrataError(err, 'NOT_FOUND')) return []
+      throw err
+    }
+    if (top === null) return []
+    return (await mounts).filter((m) => m.parent === top).map((m) => ({ id: m.name, running: false }))
+  }
+}
+
+/** The chainID of every layer of the image, base first. */
+export function chainOf(image: Image): ChainID[] {
+  return chainIds(image.config.rootfs.diff_ids)
+}
+
+export function topChainOf(image: Image): ChainID | null {
+  return chainOf(image).at(-1) ?? null
+}
+
+/** Go's zero time.Time (what docker shows for a missing time) as Unix seconds and as text. */
+export const GO_ZERO_TIME_UNIX = -62135596800
+export const GO_ZERO_TIME = '0001-01-01T00:00:00Z'
+
+/** An RFC 3339 time from a config as Unix seconds (Go's Time.Unix), or Go's zero time when missing or unreadable. */
+export function unixSeconds(rfc3339: string | undefined): number {
+  if (rfc3339 === undefined || rfc3339 === '') return GO_ZERO_TIME_UNIX
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.exec(rfc3339)
+  if (m === null) return GO_ZERO_TIME_UNIX
+  const ms = Date.parse(`${m[1]}${m[2]!.toUpperCase()}`)
+  return Number.isNaN(ms) ? GO_ZERO_TIME_UNIX : Math.floor(ms / 1000)
+}
+
+/**
+ * An RFC 3339 time re-formatted as Go re-marshals a parsed time.Time
+ * (RFC3339Nano): fraction without trailing zeros, a zero offset as `Z`.
+ * Missing or unreadable: Go's zero time.
+ */
+export function goRfc3339Nano(rfc3339: string | undefined): string {
+  if (rfc3339 === undefined) return GO_ZERO_TIME
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/i.exec(rfc3339)
+  if (m === null) return GO_ZERO_TIME
+  const fraction = (m[2] ?? '').slice(0, 9).replace(/0+$/, '')
+  const zone = m[3]!.toUpperCase()
+  return `${m[1]}${fraction === '' ? '' : `.${fraction}`}${zone === 'Z' || /^[+-]00:00$/.test(zone) ? 'Z' : zone}`
+}
+
+/** Every image in the store, read once, with what the verbs ask of it. */
+export interface ImageSnapshot {
+  images: Map<ImageID, Image>
+  /** How many images name each image as their parent. */
+  childCount: Map<ImageID, number>
+  /** Every layer by chainID. */
+  layers: Map<ChainID, LayerInfo>
+  /** Every reference to each image, as ReferenceStore.all() sorts them. */
+  refs: Map<ImageID, Reference[]>
+}
+
+/**
+ * Reads every image, layer and reference. Images that cannot be read (a
+ * damaged config; `strata check` reports it) or were deleted meanwhile are
+ * left out, as dockerd never loads them.
+ */
+export async function snapshot(store: Store): Promise<ImageSnapshot> {
+  const images = new Map<ImageID, Image>()
+  for (const id of await store.images.list()) {
+    try {
+      images.set(id, await store.images.get(id))
+    } catch (err) {
+      if (isStrataError(err, 'NOT_FOUND') || isStrataError(err, 'CORRUPT')) continue
+      throw err
+    }
+  }
+  const childCount = new Map<ImageID, number>()
+  for (const image of images.values()) {
+    if (image.parent !== undefined && images.has(image.parent)) childCount.set(image.parent, (childCount.get(image.parent) ?? 0) + 1)
+  }
+  const layers = new Map<ChainID, LayerInfo>()
+  for (const l of await store.layers.list()) layers.set(l.chainId, l)
+  const refs = new Map<ImageID, Reference[]>()
+  for (const { ref, id } of await store.references.all()) {
+    const list = refs.get(id) ?? []
+    list.push(ref)
+    refs.set(id, list)
+  }
+  return { images, childCount, layers, refs }
+}
+
+/**
+ * The image's size as docker reports it (the top layer's Size(): the `size`
+ * of every layer of its chain added up); undefined when a layer is missing.
+ */
+export function imageSize(image: Image, layers: ReadonlyMap<ChainID, LayerInfo>): number | undefined {
+  let total = 0
+  for (const chain of chainOf(image)) {
+    const info = layers.get(chain)
+    if (info === undefined) return undefined
+    total += info.size
+  }
+  return total
+}
+
+/** Newest first, as dockerd sorts its image list (by created, then ID so that ties come out the same every time). */
+export function byCreatedDesc(a: { created: number; id: Digest }, b: { created: number; id: Digest }): number {
+  return b.created - a.created || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}
