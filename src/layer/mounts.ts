@@ -71,6 +71,7 @@ export async function createMount(ctx: StoreContext, name: string, parent: Chain
         const rootfs = await ctx.driver.get(initId)
         try {
           await setupInitLayer(rootfs)
+          await opts.initContent?.(rootfs)
         } finally {
           await ctx.driver.put(initId)
         }

@@ -75,7 +75,13 @@ export interface RegisterResult {
 
 /** One layer of a chain for registerChain(): opened lazily, so nothing is read for layers already present. */
 export interface ChainLayerSource {
-  /** Opens the layer tar (plain, gzip or zstd). Not called when expectedDiffId names a layer that exists. */
+  /**
+   * Opens the layer tar (plain, gzip or zstd). Not called when
+   * expectedDiffId names a layer that exists. Called a second time in one
+   * case: another process registered a layer below this one while the
+   * chain was being applied concurrently (this layer is then applied
+   * again, on theirs).
+   */
   open(): Promise<Readable>
   /** The diffID the layer must have; with it, chainIDs are known before anything is read. */
   expectedDiffId?: DiffID
@@ -128,6 +134,15 @@ export interface CreateMountOptions {
    * container.
    */
   init?: boolean
+  /**
+   * Called with the init layer's mounted rootfs after Docker's init files
+   * are written and before the RW layer is created on it, to give those
+   * files content (a container's /etc/hostname, /etc/hosts, ...): the only
+   * time the init layer is writable (overlay2 mounts a layer with a child
+   * read-only, and vfs/btrfs copy it into the RW layer). Ignored with
+   * `init: false`. A failure undoes the create.
+   */
+  initContent?: (rootfs: string) => Promise<void>
 }
 
 /** Which chainIDs images keep alive: the top chainID of every image's rootfs. */
