@@ -7,21 +7,56 @@
 import { StrataError } from '../errors/index.js'
 import { archiveCommand } from './archive.js'
 import { checkCommand } from './check.js'
+import { CONTAINER_HELPS, containerCommand, containerVerb } from './container.js'
 import { UsageError } from './errors.js'
 import { GLOBAL_HELP, parseGlobal } from './global.js'
+import { historyCommand } from './history.js'
+import { imageCommand } from './image.js'
+import { importCommand } from './import.js'
+import { imagesCommand } from './images.js'
 import { infoCommand } from './info.js'
+import { inspectCommand } from './inspect.js'
 import { layerCommand } from './layer.js'
+import { loadCommand } from './load.js'
 import type { CommandResult } from './output.js'
+import type { VerbIO } from './progress.js'
+import { rmiCommand } from './rmi.js'
+import { saveCommand } from './save.js'
+import { systemCommand } from './system.js'
+import { tagCommand } from './tag.js'
 
 const HELP = `Usage: strata COMMAND [ARGS...]
 
 Docker's image and layer storage, without a daemon.
 
 Commands:
-  info      Show the storage driver, its status and the data root
+  info      Show the numbers of images and containers, the storage driver and the data root
   check     Verify every layer, image and reference in the store (--repair)
   layer     Manage read-only layers: ls, inspect, import, export, rm
+  images    List images (docker images)
+  image     Manage images: ls, inspect, history, tag, rm, prune
+  inspect   Show images' details as JSON (docker image inspect)
+  history   Show an image's build steps
+  tag       Tag an image
+  rmi       Untag and delete images
+  load      Load images from a docker-archive, OCI archive or layout (-i FILE or stdin)
+  save      Save images to a docker-archive, OCI archive or layout (-o FILE or stdout)
+  import    Create an image from a root filesystem tar
+  system    Disk usage (system df)
   archive   Apply and rebuild layer tars on plain directories
+
+Containers (no daemon; run/start use runc in the foreground):
+  create    Create a container from an image (prints its ID)
+  run       Create a container and run it (--rm)
+  start     Run an existing container (-a)
+  ps        List containers (-a: all)
+  mount     Mount a container's root filesystem (prints the path)
+  umount    Undo one mount
+  diff      List a container's changes (A/C/D)
+  commit    Create an image from a container's changes
+  export    Write a container's filesystem as a tar archive
+  rm        Remove containers
+  container Manage containers (the verbs above as subcommands)
 
 ${GLOBAL_HELP}
 Run 'strata COMMAND --help' for more on a command.
@@ -42,8 +77,41 @@ async function main(argv: string[]): Promise<number> {
       case 'layer':
         out = await layerCommand(rest, global)
         break
+      case 'images':
+        out = await imagesCommand(rest, global)
+        break
+      case 'image':
+        out = await imageCommand(rest, global)
+        break
+      case 'inspect':
+        out = await inspectCommand(rest, global)
+        break
+      case 'history':
+        out = await historyCommand(rest, global)
+        break
+      case 'tag':
+        out = await tagCommand(rest, global)
+        break
+      case 'rmi':
+        out = await rmiCommand(rest, global)
+        break
+      case 'system':
+        out = await systemCommand(rest, global)
+        break
+      case 'load':
+        out = await loadCommand(rest, global, verbIO())
+        break
+      case 'save':
+        out = await saveCommand(rest, global, verbIO())
+        break
+      case 'import':
+        out = await importCommand(rest, global, verbIO())
+        break
       case 'archive':
         out = await archiveCommand(rest)
+        break
+      case 'container':
+        out = await containerCommand(rest, global)
         break
       case undefined:
       case '--help':
@@ -52,6 +120,10 @@ async function main(argv: string[]): Promise<number> {
         out = HELP
         break
       default:
+        if (command in CONTAINER_HELPS) {
+          out = await containerVerb(command, rest, global)
+          break
+        }
         throw new UsageError(`unknown command "${command}"; see "strata --help"`)
     }
     const { stdout, stderr, exitCode } = typeof out === 'string' ? { stdout: out, stderr: undefined, exitCode: 0 } : out
@@ -60,6 +132,14 @@ async function main(argv: string[]): Promise<number> {
     return exitCode ?? 0
   } catch (err) {
     return report(err)
+  }
+}
+
+/** The terminal facts load/save/import need; their progress bars reach stdout only through this. */
+function verbIO(): VerbIO {
+  return {
+    stdout: { isTTY: process.stdout.isTTY === true, columns: process.stdout.columns, write: (text) => void process.stdout.write(text) },
+    stdinIsTTY: process.stdin.isTTY === true,
   }
 }
 

@@ -1,0 +1,441 @@
+/**
+ * The container verbs: create, ps, mount, umount, diff, commit, export, rm,
+ * run, start (and `strata container VERB` for each). Output as docker's
+ * (podman's for mount/umount, which docker lacks): create prints the full
+ * ID, mount the rootfs path, commit the image ID, rm and umount the names
+ * given, diff "A/C/D /path" lines; ps a table or, with --format json, one
+ * object per line like `docker ps --format '{{json .}}'`. run and start
+ * give the container's stdio to the container and exit with its status.
+ */
+import { parseArgs } from 'node:util'
+import {
+  commitContainer,
+  containerChanges,
+  createContainer,
+  exportContainer,
+  formatChangeLines,
+  listContainers,
+  mountContainer,
+  removeContainer,
+  runContainer,
+  startContainer,
+  unmountContainer,
+  type Container,
+  type CreateContainerOptions,
+} from '../container/index.js'
+import { UsageError } from './errors.js'
+import type { GlobalOptions } from './global.js'
+import { writeOutput } from './io.js'
+import { table, type CommandResult } from './output.js'
+import { withStore } from './store.js'
+
+const CREATE_OPTIONS = `Options:
+      --name NAME            Assign a name to the container
+  -e, --env KEY=VALUE        Set an environment variable (repeatable)
+  -w, --workdir DIR          Working directory inside the container
+  -u, --user UID[:GID]       User (numeric or from the image's /etc/passwd)
+      --entrypoint CMD       Overwrite the image's entrypoint ("" clears it)
+  -l, --label KEY=VALUE      Set a label (repeatable)`
+
+export const CONTAINER_HELPS: Record<string, string> = {
+  create: `Usage: strata create [OPTIONS] IMAGE [COMMAND] [ARG...]
+
+Create a container (its layer on the image, with Docker's init layer) and print its ID.
+
+${CREATE_OPTIONS}
+`,
+  run: `Usage: strata run [OPTIONS] IMAGE [COMMAND] [ARG...]
+
+Create a container and run it with runc in the foreground; exit with its status.
+No network is set up: the container gets its own network namespace with only loopback.
+
+${CREATE_OPTIONS}
+      --rm                   Remove the container when it exits
+`,
+  start: `Usage: strata start -a CONTAINER
+
+Run an existing container with runc in the foreground (attached); exit with its status.
+`,
+  ps: `Usage: strata ps [OPTIONS]
+
+List containers (running ones only, unless -a).
+
+Options:
+  -a, --all             Show all containers
+  -q, --quiet           Only display container IDs
+      --no-trunc        Do not truncate output
+      --format json     One JSON object per line
+`,
+  mount: `Usage: strata mount CONTAINER
+
+Mount a container's root filesystem and print its path (counted: umount as often).
+`,
+  umount: `Usage: strata umount CONTAINER...
+
+Undo one "strata mount" of each container; the last one unmounts.
+`,
+  diff: `Usage: strata diff CONTAINER
+
+List the files a container changed: A added, C changed, D deleted.
+`,
+  commit: `Usage: strata commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]
+
+Create a new image from a container's changes.
+
+Options:
+  -a, --author STRING    Author
+  -m, --message STRING   Commit message
+  -c, --change LIST      Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR)
+`,
+  export: `Usage: strata export [-o FILE] CONTAINER
+
+Write a container's filesystem as a tar archive (to stdout without -o).
+`,
+  rm: `Usage: strata rm [-f] CONTAINER...
+
+Remove containers (their layers and records).
+
+Options:
+  -f, --force   Remove even when mounted or running (killing it)
+`,
+}
+
+export const CONTAINER_HELP = `Usage: strata container COMMAND
+
+Manage containers.
+
+Commands:
+  create, run, start, ls (ps), mount, umount, diff, commit, export, rm
+`
+
+function help(verb: string, args: string[]): string | undefined {
+  return args.includes('--help') || args.includes('-h') ? CONTAINER_HELPS[verb] : undefined
+}
+
+/** `strata container VERB ...`. */
+export async function containerCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const [verb, ...rest] = args
+  const alias: Record<string, string> = { ls: 'ps', list: 'ps', remove: 'rm', unmount: 'umount' }
+  const name = verb === undefined ? undefined : (alias[verb] ?? verb)
+  if (name === undefined || name === '--help' || name === '-h') return CONTAINER_HELP
+  if (!(name in CONTAINER_HELPS)) throw new UsageError(`unknown command "container ${verb}"; see "strata container --help"`)
+  return containerVerb(name, rest, global)
+}
+
+/** Dispatches one of the verbs in CONTAINER_HELPS. */
+export async function containerVerb(verb: string, args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const h = help(verb, verb === 'create' || verb === 'run' ? args.slice(0, Math.max(0, firstPositional(args))) : args)
+  if (h !== undefined) return h
+  switch (verb) {
+    case 'create':
+      return create(args, global)
+    case 'run':
+      return run(args, global)
+    case 'start':
+      return start(args, global)
+    case 'ps':
+      return ps(args, global)
+    case 'mount':
+      return mount(args, global)
+    case 'umount':
+      return umount(args, global)
+    case 'diff':
+      return diff(args, global)
+    case 'commit':
+      return commit(args, global)
+    case 'export':
+      return exportCmd(args, global)
+    case 'rm':
+      return rm(args, global)
+    default:
+      throw new UsageError(`unknown command "${verb}"`)
+  }
+}
+
+// create / run: options stop at the image; everything after it is the command.
+
+const VALUE_FLAGS: Record<string, string> = {
+  '--name': 'name',
+  '-e': 'env',
+  '--env': 'env',
+  '-w': 'workdir',
+  '--workdir': 'workdir',
+  '-u': 'user',
+  '--user': 'user',
+  '--entrypoint': 'entrypoint',
+  '-l': 'label',
+  '--label': 'label',
+}
+
+/** Index of the first argument that is not an option or an option's value (args.length when none). */
+function firstPositional(args: string[]): number {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!
+    if (a === '--') return i + 1
+    if (!a.startsWith('-') || a === '-') return i
+    if (!a.includes('=') && a in VALUE_FLAGS) i++
+  }
+  return args.length
+}
+
+interface CreateArgs {
+  image: string
+  opts: CreateContainerOptions
+  rm: boolean
+}
+
+function parseCreate(verb: string, args: string[]): CreateArgs {
+  const opts: CreateContainerOptions = {}
+  const env: string[] = []
+  const labels: Record<string, string> = {}
+  let rm = false
+  let i = 0
+  for (; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === '--') {
+      i++
+      break
+    }
+    if (!arg.startsWith('-') || arg === '-') break
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1
+    const flag = eq > 0 ? arg.slice(0, eq) : arg
+    if (flag === '--rm' && verb === 'run') {
+      rm = true
+      continue
+    }
+    const key = VALUE_FLAGS[flag]
+    if (key === undefined) throw new UsageError(`unknown flag: ${flag}; see "strata ${verb} --help"`)
+    let value: string
+    if (eq > 0) value = arg.slice(eq + 1)
+    else {
+      const next = args[++i]
+      if (next === undefined) throw new UsageError(`flag needs an argument: ${flag}`)
+      value = next
+    }
+    switch (key) {
+      case 'name':
+        opts.name = value
+        break
+      case 'env':
+        // docker takes a bare KEY from its own environment.
+        env.push(value.includes('=') ? value : `${value}=${process.env[value] ?? ''}`)
+        break
+      case 'workdir':
+        opts.workingDir = value
+        break
+      case 'user':
+        opts.user = value
+        break
+      case 'entrypoint':
+        opts.entrypoint = value === '' ? [] : [value]
+        break
+      case 'label': {
+        const at = value.indexOf('=')
+        labels[at < 0 ? value : value.slice(0, at)] = at < 0 ? '' : value.slice(at + 1)
+        break
+      }
+    }
+  }
+  const [image, ...cmd] = args.slice(i)
+  if (image === undefined) throw new UsageError(`"${verb}" needs at least 1 argument: IMAGE [COMMAND] [ARG...]`)
+  if (cmd.length > 0) opts.cmd = cmd
+  if (env.length > 0) opts.env = env
+  if (Object.keys(labels).length > 0) opts.labels = labels
+  return { image, opts, rm }
+}
+
+async function create(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { image, opts } = parseCreate('create', args)
+  const c = await withStore(global, (store) => createContainer(store, image, opts))
+  return `${c.id}\n`
+}
+
+async function run(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { image, opts, rm } = parseCreate('run', args)
+  const { exitCode } = await withStore(global, (store) => runContainer(store, image, { ...opts, rm, stdio: 'inherit' }))
+  return { stdout: '', exitCode }
+}
+
+async function start(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { attach: { type: 'boolean', short: 'a' } } })
+  if (positionals.length !== 1) throw new UsageError('"start" needs exactly 1 argument: CONTAINER')
+  if (values.attach !== true) throw new UsageError('strata has no daemon to run a container in the background: use "start -a"')
+  const exitCode = await withStore(global, (store) => startContainer(store, positionals[0]!, { stdio: 'inherit' }))
+  return { stdout: '', exitCode }
+}
+
+// ps
+
+/** go-units' HumanDuration. */
+export function humanDuration(ms: number): string {
+  const seconds = Math.floor(ms / 1000)
+  if (seconds < 1) return 'Less than a second'
+  if (seconds === 1) return '1 second'
+  if (seconds < 60) return `${seconds} seconds`
+  const minutes = Math.floor(seconds / 60)
+  if (minutes === 1) return 'About a minute'
+  if (minutes < 60) return `${minutes} minutes`
+  const hours = Math.round(ms / 3_600_000)
+  if (hours === 1) return 'About an hour'
+  if (hours < 48) return `${hours} hours`
+  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`
+  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`
+  return `${Math.floor(ms / 3_600_000 / 24 / 365)} years`
+}
+
+function since(rfc3339: string, now: number): number {
+  return Math.max(0, now - Date.parse(rfc3339))
+}
+
+function stateOf(c: Container): 'running' | 'created' | 'exited' {
+  if (c.running) return 'running'
+  return c.record.HasBeenStartedBefore || c.record.State.StartedAt !== '0001-01-01T00:00:00Z' ? 'exited' : 'created'
+}
+
+function statusOf(c: Container, now: number): string {
+  switch (stateOf(c)) {
+    case 'running':
+      return `Up ${humanDuration(since(c.record.State.StartedAt, now))}`
+    case 'created':
+      return 'Created'
+    case 'exited':
+      return `Exited (${c.record.State.ExitCode}) ${humanDuration(since(c.record.State.FinishedAt, now))} ago`
+  }
+}
+
+/** docker's Ellipsis: at most `max` characters, the last one "…" when cut. */
+function ellipsis(s: string, max: number): string {
+  const chars = [...s]
+  return chars.length <= max ? s : `${chars.slice(0, max - 1).join('')}…`
+}
+
+/** "2026-12-01 19:22:48 +0000 UTC", Go's time.Time.String() as docker ps prints CreatedAt. */
+function goTimeString(rfc3339: string): string {
+  const d = new Date(Date.parse(rfc3339))
+  const p = (n: number): string => String(n).padStart(2, '0')
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000 UTC`
+}
+
+async function ps(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values } = parseArgs({
+    args,
+    options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
+  })
+  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
+  const all = await withStore(global, (store) => listContainers(store))
+  const shown = values.all === true ? all : all.filter((c) => c.running)
+  const noTrunc = values['no-trunc'] === true
+  const id = (c: Container): string => (noTrunc ? c.id : c.id.slice(0, 12))
+  if (values.quiet === true) return shown.map((c) => `${id(c)}\n`).join('')
+  const now = Date.now()
+  const command = (c: Container): string => {
+    const line = [c.record.Path, ...c.record.Args].join(' ')
+    return `"${noTrunc ? line : ellipsis(line, 20)}"`
+  }
+  if (values.format === 'json') {
+    return shown
+      .map((c) => {
+        const labels = Object.entries(c.record.Config.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+        return `${JSON.stringify({
+          Command: command(c),
+          CreatedAt: goTimeString(c.record.Created),
+          ID: id(c),
+          Image: c.record.Config.Image ?? c.record.Image,
+          Labels: labels,
+          LocalVolumes: '0',
+          Mounts: '',
+          Names: c.name,
+          Networks: 'none',
+          Platform: null,
+          Ports: '',
+          RunningFor: `${humanDuration(since(c.record.Created, now))} ago`,
+          Size: '0B',
+          State: stateOf(c),
+          Status: statusOf(c, now),
+        })}\n`
+      })
+      .join('')
+  }
+  return table([
+    ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
+    ...shown.map((c) => [id(c), c.record.Config.Image ?? c.record.Image, command(c), `${humanDuration(since(c.record.Created, now))} ago`, statusOf(c, now), '', c.name]),
+  ])
+}
+
+// mount, umount, diff, commit, export, rm
+
+function exactlyOne(verb: string, positionals: string[], what = 'CONTAINER'): string {
+  if (positionals.length !== 1) throw new UsageError(`"${verb}" needs exactly 1 argument: ${what}`)
+  return positionals[0]!
+}
+
+async function mount(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} })
+  const ref = exactlyOne('mount', positionals)
+  return `${await withStore(global, (store) => mountContainer(store, ref))}\n`
+}
+
+async function umount(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} })
+  if (positionals.length === 0) throw new UsageError('"umount" needs at least 1 argument: CONTAINER...')
+  return withStore(global, async (store) => {
+    for (const ref of positionals) await unmountContainer(store, ref)
+    return positionals.map((p) => `${p}\n`).join('')
+  })
+}
+
+async function diff(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} })
+  const ref = exactlyOne('diff', positionals)
+  return formatChangeLines(await withStore(global, (store) => containerChanges(store, ref)))
+}
+
+async function commit(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { author: { type: 'string', short: 'a' }, message: { type: 'string', short: 'm' }, change: { type: 'string', short: 'c', multiple: true }, pause: { type: 'boolean', short: 'p' } },
+  })
+  if (positionals.length < 1 || positionals.length > 2) throw new UsageError('"commit" needs 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]')
+  const [ref, reference] = positionals as [string, string | undefined]
+  const result = await withStore(global, (store) =>
+    commitContainer(store, ref, {
+      ...(reference === undefined ? {} : { reference }),
+      ...(values.author === undefined ? {} : { author: values.author }),
+      ...(values.message === undefined ? {} : { message: values.message }),
+      ...(values.change === undefined ? {} : { changes: values.change }),
+    }),
+  )
+  return `${result.imageId}\n`
+}
+
+async function exportCmd(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } })
+  const ref = exactlyOne('export', positionals)
+  const out = values.output ?? '-'
+  if (out === '-' && process.stdout.isTTY === true) {
+    throw new UsageError('cowardly refusing to save to a terminal. Use the -o flag or redirect')
+  }
+  await withStore(global, async (store) => writeOutput(out, await exportContainer(store, ref)))
+  return ''
+}
+
+async function rm(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { force: { type: 'boolean', short: 'f' } } })
+  if (positionals.length === 0) throw new UsageError('"rm" needs at least 1 argument: CONTAINER...')
+  return withStore(global, async (store) => {
+    const out: string[] = []
+    const errors: string[] = []
+    for (const ref of positionals) {
+      try {
+        await removeContainer(store, ref, { force: values.force === true })
+        out.push(`${ref}\n`)
+      } catch (err) {
+        // docker goes on with the others and fails at the end.
+        errors.push(`Error: ${(err as Error).message}\n`)
+      }
+    }
+    return { stdout: out.join(''), stderr: errors.join(''), exitCode: errors.length > 0 ? 1 : 0 }
+  })
+}

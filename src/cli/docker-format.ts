@@ -1,0 +1,149 @@
+/**
+ * The docker CLI's formatting rules the image verbs print with, so that
+ * their output reads like docker 20.10's:
+ * - tables through Go's tabwriter as docker configures it (minimum cell
+ *   width 10, padding 3, every cell but the last padded, trailing blanks
+ *   kept);
+ * - sizes as go-units' HumanSizeWithPrecision (`images` uses 3 significant
+ *   digits, `system df`, prune and VirtualSize 4);
+ * - ages as go-units' HumanDuration ("2 hours ago");
+ * - `--format json` lines as Go's `{{json .}}`: keys sorted, `<`, `>`, `&`
+ *   escaped as \u003c etc.;
+ * - IDs cut as stringid.TruncateID, long text cut with "…".
+ */
+
+/** Go's %.<precision>g: `precision` significant digits, trailing zeros dropped, exponent as e+03. */
+function formatG(value: number, precision: number): string {
+  const s = value.toPrecision(precision)
+  const e = s.indexOf('e')
+  const trim = (m: string): string => (m.includes('.') ? m.replace(/\.?0+$/, '') : m)
+  if (e < 0) return trim(s)
+  const exp = Number(s.slice(e + 1))
+  return `${trim(s.slice(0, e))}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`
+}
+
+const DECIMAL_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB']
+
+/** go-units HumanSizeWithPrecision: decimal units (1000), `precision` significant digits. */
+export function humanSizeWithPrecision(bytes: number, precision: number): string {
+  let size = bytes
+  let i = 0
+  while (size >= 1000 && i < DECIMAL_UNITS.length - 1) {
+    size /= 1000
+    i++
+  }
+  return `${formatG(size, precision)}${DECIMAL_UNITS[i]}`
+}
+
+/** go-units HumanSize (4 significant digits): `system df`, `image prune`, VirtualSize. */
+export function humanSize4(bytes: number): string {
+  return humanSizeWithPrecision(bytes, 4)
+}
+
+/** go-units HumanDuration of `seconds`. */
+export function humanDuration(seconds: number): string {
+  const s = Math.trunc(seconds)
+  if (s < 1) return 'Less than a second'
+  if (s === 1) return '1 second'
+  if (s < 60) return `${s} seconds`
+  const minutes = Math.trunc(seconds / 60)
+  if (minutes === 1) return 'About a minute'
+  if (minutes < 60) return `${minutes} minutes`
+  const hours = Math.trunc(seconds / 3600 + 0.5)
+  if (hours === 1) return 'About an hour'
+  if (hours < 48) return `${hours} hours`
+  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`
+  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`
+  return `${Math.trunc(Math.trunc(seconds / 3600) / 24 / 365)} years`
+}
+
+/** "2 hours ago" for a Unix time in seconds, as docker's CreatedSince. */
+export function since(unixSeconds: number, nowMs: number = Date.now()): string {
+  return `${humanDuration(nowMs / 1000 - unixSeconds)} ago`
+}
+
+/** stringid.TruncateID: drop an `algo:` prefix, keep 12 characters. */
+export function truncateId(id: string): string {
+  const i = id.indexOf(':')
+  const hex = i >= 0 ? id.slice(i + 1) : id
+  return hex.length > 12 ? hex.slice(0, 12) : hex
+}
+
+/** docker's formatter.Ellipsis: at most `max` characters, the last one "…" when cut. */
+export function ellipsis(s: string, max: number): string {
+  const chars = [...s]
+  if (max <= 0) return ''
+  if (max === 1) return chars[0] ?? ''
+  if (chars.length <= max) return s
+  return `${chars.slice(0, max - 1).join('')}…`
+}
+
+/** A table as docker's tabwriter lays it out (minwidth 10, padding 3); each line ends with "\n". */
+export function dockerTable(rows: string[][]): string {
+  const width = (s: string): number => [...s].length
+  const widths: number[] = []
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      if (i < row.length - 1) widths[i] = Math.max(widths[i] ?? 10, width(cell) + 3)
+    })
+  }
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - width(cell)))).join('') + '\n').join('')
+}
+
+/** JSON text with Go's escapes for what JSON.stringify leaves alone: U+2028/U+2029, and \b/\f as \u0008/\u000c. */
+function goEscapes(json: string): string {
+  return json
+    .replace(/\\(["\\/bfnrtu])/g, (m, c: string) => (c === 'b' ? '\\u0008' : c === 'f' ? '\\u000c' : m))
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029')
+}
+
+/** One `{{json .}}` line: an object's keys sorted, HTML characters escaped as Go does. */
+export function jsonLine(obj: Record<string, unknown>): string {
+  const sorted = Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]))
+  const text = goEscapes(JSON.stringify(sorted)).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`)
+  return `${text}\n`
+}
+
+/** `docker inspect` output: the objects in a JSON array indented by 4 spaces (docker leaves HTML characters alone there). */
+export function inspectJson(values: unknown[]): string {
+  return `${goEscapes(JSON.stringify(values, null, 4))}\n`
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0')
+}
+
+/** Wall-clock fields of a Unix time in the local zone, with the zone's offset in minutes. */
+function local(unixSeconds: number): { date: string; time: string; offset: number } {
+  const d = new Date(unixSeconds * 1000)
+  const offset = -d.getTimezoneOffset() || 0
+  return {
+    date: `${String(d.getFullYear()).padStart(4, '0')}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`,
+    time: `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`,
+    offset,
+  }
+}
+
+function offsetText(offset: number, colon: boolean): string {
+  const abs = Math.abs(offset)
+  return `${offset < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}${colon ? ':' : ''}${pad2(abs % 60)}`
+}
+
+/** Go's time.Unix(s, 0).String() in the local zone: "2026-12-01 19:17:18 +0000 UTC" (images' CreatedAt). */
+export function goTimeString(unixSeconds: number): string {
+  const { date, time, offset } = local(unixSeconds)
+  let zone = 'UTC'
+  if (offset !== 0) {
+    const name = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(new Date(unixSeconds * 1000)).find((p) => p.type === 'timeZoneName')
+    zone = name?.value ?? offsetText(offset, false)
+  }
+  return `${date} ${time} ${offsetText(offset, false)} ${zone}`
+}
+
+/** Go's time.Unix(s, 0).Format(time.RFC3339) in the local zone: "2026-12-01T19:17:18Z" (history's CreatedAt). */
+export function goRfc3339(unixSeconds: number): string {
+  const { date, time, offset } = local(unixSeconds)
+  return `${date}T${time}${offset === 0 ? 'Z' : offsetText(offset, true)}`
+}

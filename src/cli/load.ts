@@ -1,0 +1,72 @@
+/**
+ * `strata load [-i FILE] [-q]`: images from a docker-archive, an OCI
+ * archive or an OCI layout (plain, gzip or zstd; a file, a directory or
+ * stdin) into the store, as `docker load` does. Per-layer bars while it
+ * runs when stdout is a terminal (not with -q), then one line per image:
+ * `Loaded image: busybox:latest` for each tag, or `Loaded image ID:
+ * sha256:...` for an image without one, exactly as docker prints them.
+ *
+ * A stream is spooled by the transport into `<root>/tmp`, on the data
+ * root's filesystem, never into the system's /tmp.
+ */
+import { parseArgs } from 'node:util'
+import { StrataError } from '../errors/index.js'
+import { familiarString, parseReference } from '../image/reference.js'
+import { loadImages, openImageSource, type LoadResult } from '../transport/index.js'
+import { UsageError } from './errors.js'
+import type { GlobalOptions } from './global.js'
+import type { CommandResult } from './output.js'
+import { layerProgress, type VerbIO } from './progress.js'
+import { withStore } from './store.js'
+import { rethrowAs, transportTmpDir } from './transport-common.js'
+
+export const LOAD_HELP = `Usage: strata load [-i FILE] [-q]
+
+Load images from a docker-archive, an OCI archive or an OCI layout
+(tar, tar.gz or tar.zst; or a layout directory), read from stdin without -i.
+
+Options:
+  -i, --input FILE   Read from FILE (or an OCI layout directory) instead of stdin
+  -q, --quiet        Suppress the progress output
+  -h, --help         Show this help
+`
+
+export async function loadCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { input: { type: 'string', short: 'i' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
+  })
+  if (values.help === true) return LOAD_HELP
+  if (positionals.length > 0) throw new UsageError(`"strata load" accepts no arguments (got "${positionals[0]}"); use -i FILE`)
+  const input = values.input ?? '-'
+  if (input === '') throw new UsageError('-i needs a file name')
+  // docker's guard: reading a terminal would wait forever for a tar that is not coming.
+  if (input === '-' && io.stdinIsTTY) throw new StrataError('INVALID_ARGUMENT', 'requested load from stdin, but stdin is empty')
+  const what = input === '-' ? 'stdin' : input
+
+  const result = await withStore(global, async (store): Promise<LoadResult> => {
+    const tmpDir = await transportTmpDir(store.root)
+    const progress = layerProgress(io.stdout, 'Loading layer', values.quiet === true)
+    try {
+      const source = await openImageSource(input === '-' ? process.stdin : input, { tmpDir })
+      try {
+        return await loadImages(store, source, { onProgress: progress.onProgress })
+      } finally {
+        progress.finish()
+        await source.close()
+      }
+    } catch (err) {
+      rethrowAs(err, `loading ${what}`)
+    }
+  })
+
+  const lines: string[] = []
+  const warnings: string[] = []
+  for (const image of result.images) {
+    if (image.tagged.length === 0) lines.push(`Loaded image ID: ${image.id}`)
+    for (const ref of image.tagged) lines.push(`Loaded image: ${familiarString(parseReference(ref))}`)
+    for (const name of image.skippedNames) warnings.push(`strata: warning: not tagging image ${image.id} as "${name}": not a valid reference`)
+  }
+  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: warnings.map((l) => `${l}\n`).join('') }
+}

@@ -1,0 +1,139 @@
+/**
+ * `strata system df [-v]`: docker's disk usage summary. Images counts the
+ * listed images (intermediate ones left out) and the size of the layers
+ * they use, shared layers once; ACTIVE images are those a container uses,
+ * and RECLAIMABLE is what deleting the others would free. Containers are
+ * the layerdb mounts (strata has no container records yet), sized by their
+ * read-write layers. strata has no volumes and no build cache: those rows
+ * are always 0. `system info` is `strata info`.
+ */
+import { parseArgs } from 'node:util'
+import { diskUsage, isDanglingSummary, type DiskUsage } from '../store/index.js'
+import { parseReference, familiarName } from '../image/index.js'
+import { dockerTable, humanSize4, jsonLine, since, truncateId } from './docker-format.js'
+import { UsageError } from './errors.js'
+import type { GlobalOptions } from './global.js'
+import { infoCommand } from './info.js'
+import type { CommandResult } from './output.js'
+import { withStore } from './store.js'
+import { containersFromRecords } from '../container/index.js'
+
+export const SYSTEM_HELP = `Usage: strata system COMMAND
+
+Commands:
+  df [-v] [--format json]   Show disk usage (images, containers, volumes, build cache)
+  info [--format json]      Same as strata info
+`
+
+export const DF_HELP = `Usage: strata system df [OPTIONS]
+
+Show disk usage as docker does: TYPE TOTAL ACTIVE SIZE RECLAIMABLE for
+images (layers shared by several images counted once), containers (layerdb
+mounts, by their read-write layer), local volumes and build cache (strata
+has neither: always 0).
+
+Options:
+  -v, --verbose      Show a row per image and container
+      --format json  One JSON object per row (with -v: the whole report as one object)
+`
+
+export async function systemCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const [verb, ...rest] = args
+  switch (verb) {
+    case 'df':
+      return dfCommand(rest, global)
+    case 'info':
+      return infoCommand(rest, global)
+    case undefined:
+    case '--help':
+    case '-h':
+      return SYSTEM_HELP
+    default:
+      throw new UsageError(`unknown command "system ${verb}"; see "strata system --help"`)
+  }
+}
+
+/** A percentage as docker prints it after a reclaimable size: " (42%)", integer division. */
+function withPercent(reclaimable: number, total: number): string {
+  return total > 0 ? `${humanSize4(reclaimable)} (${Math.trunc((reclaimable * 100) / total)}%)` : humanSize4(reclaimable)
+}
+
+interface DfRow {
+  Type: string
+  TotalCount: string
+  Active: string
+  Size: string
+  Reclaimable: string
+}
+
+function summaryRows(du: DiskUsage): DfRow[] {
+  let used = 0
+  for (const i of du.Images) if (i.Containers > 0 && i.SharedSize !== -1) used += i.VirtualSize - i.SharedSize
+  const running = du.Containers.filter((c) => c.State === 'running')
+  const containersSize = du.Containers.reduce((n, c) => n + c.SizeRw, 0)
+  const reclaimableContainers = du.Containers.filter((c) => c.State !== 'running').reduce((n, c) => n + c.SizeRw, 0)
+  return [
+    {
+      Type: 'Images',
+      TotalCount: String(du.Images.length),
+      Active: String(du.Images.filter((i) => i.Containers > 0).length),
+      Size: humanSize4(du.LayersSize),
+      Reclaimable: withPercent(du.LayersSize - used, du.LayersSize),
+    },
+    {
+      Type: 'Containers',
+      TotalCount: String(du.Containers.length),
+      Active: String(running.length),
+      Size: humanSize4(containersSize),
+      Reclaimable: withPercent(reclaimableContainers, containersSize),
+    },
+    { Type: 'Local Volumes', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
+    { Type: 'Build Cache', TotalCount: '0', Active: '0', Size: '0B', Reclaimable: '0B' },
+  ]
+}
+
+function verbose(du: DiskUsage): string {
+  const now = Date.now()
+  const images = du.Images.map((i) => {
+    let repo = '<none>'
+    let tag = '<none>'
+    // docker shows an image's first tag only.
+    if (i.RepoTags.length > 0 && !isDanglingSummary(i)) {
+      try {
+        const ref = parseReference(i.RepoTags[0]!)
+        if (ref.tag !== undefined) {
+          repo = familiarName(ref)
+          tag = ref.tag
+        }
+      } catch {
+        // an unparsable tag shows as <none>
+      }
+    }
+    return [repo, tag, truncateId(i.Id), since(i.Created, now), humanSize4(i.Size), humanSize4(i.SharedSize), humanSize4(i.Size - i.SharedSize), String(i.Containers)]
+  })
+  const containers = du.Containers.map((c) => [truncateId(c.Id), c.Image, '', '0', humanSize4(c.SizeRw), '', c.Mounted ? 'Created (mounted)' : 'Created', ''])
+  return [
+    'Images space usage:\n\n' + dockerTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...images]),
+    'Containers space usage:\n\n' + dockerTable([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...containers]),
+    'Local Volumes space usage:\n\n' + dockerTable([['VOLUME NAME', 'LINKS', 'SIZE']]),
+    'Build cache usage: 0B\n\n' + dockerTable([['CACHE ID', 'CACHE TYPE', 'SIZE', 'CREATED', 'LAST USED', 'USAGE', 'SHARED']]),
+  ].join('\n')
+}
+
+async function dfCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { verbose: { type: 'boolean', short: 'v' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  })
+  if (values.help === true) return DF_HELP
+  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
+  if (positionals.length > 0) throw new UsageError('"system df" takes no arguments')
+  const du = await withStore(global, (store) => diskUsage(store, { containersUsing: containersFromRecords(store) }))
+  if (values.format === 'json') {
+    if (values.verbose === true) return `${JSON.stringify(du)}\n`
+    return summaryRows(du).map((r) => jsonLine({ ...r })).join('')
+  }
+  if (values.verbose === true) return verbose(du)
+  return dockerTable([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...summaryRows(du).map((r) => [r.Type, r.TotalCount, r.Active, r.Size, r.Reclaimable])])
+}
