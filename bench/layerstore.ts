@@ -13,64 +13,18 @@
  * first). Process start is timed on every side.
  * Everything on the same filesystem, `sync` before each run (not timed).
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { TestContext } from 'node:test'
-import { sha256Of, type Digest } from '../src/digest/index.js'
-import { debootstrapTar } from '../test/helpers/debootstrap.js'
 import { startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
+import { benchContext, debianImage } from './debian-image.js'
 import { compare, sh, type CaseResult } from './harness.js'
 
 const REGISTER_IMAGE = fileURLToPath(new URL('./register-image.js', import.meta.url))
-const TAR_CREATE = '--format=posix --xattrs --xattrs-include=* --numeric-owner'
-
-/** Just enough of node:test's context for startDockerd outside a test: cleanups run at the end of the bench. */
-function benchContext(cleanups: Array<() => Promise<void>>, log: (m: string) => void): TestContext {
-  return {
-    after: (fn: () => Promise<void>) => void cleanups.push(fn),
-    diagnostic: (m: string) => log(m),
-    skip: (m: string) => {
-      throw new Error(`bench needs ${m}`)
-    },
-  } as unknown as TestContext
-}
 
 export async function layerstoreBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
-  const source = await debootstrapTar(log)
-  log('splitting the rootfs into 3 layers')
-  const rootfs = join(work, 'rootfs')
-  mkdirSync(rootfs)
-  await sh(`tar --xattrs --xattrs-include='*' --numeric-owner -xpf ${source} -C ${rootfs}`)
-  const archiveDir = join(work, 'archive')
-  const layerFiles: string[] = []
-  const splits = [`--exclude=./usr/share --exclude=./var .`, `./usr/share`, `./var`]
-  for (const [i, what] of splits.entries()) {
-    mkdirSync(join(archiveDir, `l${i}`), { recursive: true })
-    const file = join(archiveDir, `l${i}`, 'layer.tar')
-    await sh(`tar ${TAR_CREATE} -C ${rootfs} -cf ${file} ${what}`)
-    layerFiles.push(file)
-  }
-  rmSync(rootfs, { recursive: true, force: true })
-  const diffIds: Digest[] = layerFiles.map((f) => sha256Of(readFileSync(f)))
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/bin/bash'] },
-      rootfs: { type: 'layers', diff_ids: diffIds },
-      history: splits.map((s) => ({ created_by: `tar ${s}` })),
-    }),
-  )
-  const imageId = sha256Of(config)
-  const configFile = join(archiveDir, `${imageId.slice(7)}.json`)
-  writeFileSync(configFile, config)
-  writeFileSync(join(archiveDir, 'manifest.json'), JSON.stringify([{ Config: `${imageId.slice(7)}.json`, RepoTags: ['bench:latest'], Layers: layerFiles.map((_, i) => `l${i}/layer.tar`) }]))
-  const archive = join(work, 'image.tar')
-  await sh(`tar -C ${archiveDir} -cf ${archive} manifest.json ${imageId.slice(7)}.json l0 l1 l2 && cat ${archive} > /dev/null`)
-  const sizes = layerFiles.map((f) => `${(readFileSync(f).length / (1 << 20)).toFixed(0)} MiB`)
-  log(`layers: ${sizes.join(', ')}`)
+  const { archive, layerFiles, diffIds, configFile, sizes } = await debianImage(work, log)
 
   const cleanups: Array<() => Promise<void>> = []
   try {

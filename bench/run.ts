@@ -7,14 +7,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { archiveBench } from './archive.js'
+import { containerBench } from './container.js'
 import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
 import { layerstoreBench } from './layerstore.js'
+import { loadBench } from './load.js'
 
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
   archive: archiveBench,
+  container: containerBench,
   graphdriver: graphdriverBench,
   layerstore: layerstoreBench,
+  load: loadBench,
 }
 
 const REPORT = 'docs/benchmarks.md'

@@ -1,0 +1,113 @@
+/**
+ * `strata load` and `strata save` of a real ~200 MiB docker-archive (the
+ * 3-layer debootstrap image of debian-image.ts), side by side with
+ * - `docker load` / `docker save` on a private dockerd 20.10 (overlay2);
+ * - `podman load` into a private containers-storage root (overlay);
+ * - `skopeo copy docker-archive: containers-storage:` into another one.
+ *
+ * Every contender is its own CLI process reading the same archive file,
+ * into a store emptied before each run (strata: a fresh data root;
+ * docker: the image removed; podman/skopeo: their storage wiped), all on
+ * the same filesystem, `sync` before each run (not timed). Save writes
+ * the loaded image to a new file each time.
+ */
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
+import { run } from '../test/helpers/peers.js'
+import { MNT_DETACH, umount2 } from '../src/sys/index.js'
+import { benchContext, debianImage } from './debian-image.js'
+import { privateStorage } from './peer-stores.js'
+import { compare, sh, type CaseResult, type Contender } from './harness.js'
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+
+export async function loadBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
+  const image = await debianImage(work, log)
+  const sizeNote = image.sizes.join(' + ')
+  const cleanups: Array<() => Promise<void> | void> = []
+  try {
+    const dockerd = await startDockerd(benchContext(cleanups, log), { storageDriver: 'overlay2', dataRoot: join(work, 'dockerd') })
+    const strataRoot = join(work, 'strata')
+    const strata = (...args: string[]): Promise<unknown> => run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', ...args])
+    const podmanStorage = privateStorage(join(work, 'podman'))
+    cleanups.push(() => podmanStorage.wipe())
+    const skopeoStorage = privateStorage(join(work, 'skopeo'))
+    const tarDir = join(work, 'tar-x')
+    cleanups.push(() => skopeoStorage.wipe())
+
+    const loads: [Contender, Contender[]] = [
+      {
+        name: 'strata load (overlay2)',
+        prepare: async () => {
+          for (const m of mountsAtOrUnder([strataRoot])) umount2(m, MNT_DETACH)
+          rmSync(strataRoot, { recursive: true, force: true })
+          await sh('sync')
+        },
+        run: async () => void (await strata('load', '-q', '-i', image.archive)),
+      },
+      [
+        {
+          name: 'docker load (dockerd 20.10, overlay2)',
+          prepare: async () => {
+            await dockerd.docker(['rmi', '-f', image.tag]).catch(() => {})
+            await sh('sync')
+          },
+          run: async () => void (await dockerd.docker(['load', '-q', '-i', image.archive])),
+        },
+        {
+          name: 'podman load (overlay)',
+          prepare: async () => {
+            podmanStorage.wipe()
+            await sh('sync')
+          },
+          run: async () => void (await podmanStorage.podman('load', '-q', '-i', image.archive)),
+        },
+        {
+          name: 'skopeo copy docker-archive: → containers-storage: (overlay)',
+          prepare: async () => {
+            skopeoStorage.wipe()
+            await sh('sync')
+          },
+          run: async () =>
+            void (await run(
+              'skopeo',
+              ['--insecure-policy', 'copy', '-q', `docker-archive:${image.archive}`, `containers-storage:[overlay@${skopeoStorage.graph}+${skopeoStorage.runroot}]${image.tag}`],
+              { env: skopeoStorage.env },
+            )),
+        },
+        {
+          // Not a load: the floor any of them has on this disk (no hashing, no metadata, one process).
+          name: 'floor: GNU tar -x of the 3 layer tars into one dir',
+          prepare: async () => {
+            rmSync(tarDir, { recursive: true, force: true })
+            mkdirSync(tarDir)
+            await sh('sync')
+          },
+          run: async () => sh(image.layerFiles.map((f) => `tar --numeric-owner -xpf ${f} -C ${tarDir}`).join(' && ')),
+        },
+      ],
+    ]
+    log('load: strata vs docker vs podman vs skopeo')
+    const loadResult = await compare(`load a 3-layer docker-archive (${sizeNote}), median of 5`, loads[0], loads[1], 5)
+
+    // Save: both stores hold the image now (the last load of each).
+    const out = join(work, 'saved.tar')
+    const fresh = async (): Promise<void> => {
+      rmSync(out, { force: true })
+      await sh('sync')
+    }
+    log('save: strata vs docker')
+    const saveResult = await compare(
+      `save that image to a docker-archive file, median of 5`,
+      { name: 'strata save', prepare: fresh, run: async () => void (await strata('save', '-o', out, image.tag)) },
+      [{ name: 'docker save (dockerd 20.10)', prepare: fresh, run: async () => void (await dockerd.docker(['save', '-o', out, image.tag])) }],
+      5,
+    )
+    return [loadResult, saveResult]
+  } finally {
+    for (const fn of cleanups.reverse()) await fn()
+    for (const m of mountsAtOrUnder([join(work, 'strata')])) umount2(m, MNT_DETACH)
+  }
+}
