@@ -25,6 +25,7 @@ import { requireRoot } from './helpers/peers.js'
 import { privatePodman, requirePodman } from './helpers/podman.js'
 import { strata } from './helpers/strata-cli.js'
 import { tempDirFor } from './helpers/tmp.js'
+import { storedImage } from './helpers/image-view.js'
 
 const PODMAN_NAME = `localhost/${IMAGE_TAG}`
 
@@ -54,16 +55,6 @@ async function ociConfigDigest(path: string): Promise<string> {
   return manifest.config.digest
 }
 
-async function imageOf(root: string, ref: string): Promise<{ id: string; diffIds: string[] }> {
-  const store = await Store.open({ root })
-  try {
-    const id = await store.findImage(ref)
-    return { id, diffIds: (await store.images.get(id)).config.rootfs.diff_ids }
-  } finally {
-    await store.close()
-  }
-}
-
 test('podman interop: podman save (docker-archive, oci-archive) → strata load; strata save oci-archive → podman load', async (t) => {
   if (!requireRoot(t) || !requirePodman(t) || !requireDockerd(t)) return
   const archive = await threeLayerArchive(t)
@@ -82,7 +73,7 @@ test('podman interop: podman save (docker-archive, oci-archive) → strata load;
   const fromDocker = await strata(['load', '-i', dockerArchive], { root })
   assert.equal(fromDocker.code, 0, fromDocker.stderr)
   assert.equal(fromDocker.text, `Loaded image: ${PODMAN_NAME}\n`)
-  assert.deepEqual(await imageOf(root, PODMAN_NAME), { id: original.imageId, diffIds: original.diffIds })
+  assert.deepEqual(await storedImage(root, PODMAN_NAME), { id: original.imageId, diffIds: original.diffIds })
 
   // Same root: the layers are there already; only the rewritten config is new.
   const fromOci = await strata(['load', '-i', ociArchive], { root })

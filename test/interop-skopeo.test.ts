@@ -18,23 +18,13 @@ import assert from 'node:assert/strict'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseDigest, sha256Of } from '../src/digest/index.js'
-import { Store } from '../src/store/index.js'
 import { readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { requireRoot } from './helpers/peers.js'
 import { requireSkopeo, skopeoCopy } from './helpers/skopeo.js'
 import { strata } from './helpers/strata-cli.js'
 import { tempDirFor } from './helpers/tmp.js'
-
-async function storedImage(root: string, ref: string): Promise<{ id: string; diffIds: string[] }> {
-  const store = await Store.open({ root })
-  try {
-    const id = await store.findImage(ref)
-    return { id, diffIds: (await store.images.get(id)).config.rootfs.diff_ids }
-  } finally {
-    await store.close()
-  }
-}
+import { storedImage } from './helpers/image-view.js'
 
 test('skopeo interop: oci: and docker-archive: copies load into strata; skopeo reads strata\'s oci-archive', async (t) => {
   if (!requireRoot(t) || !requireSkopeo(t) || !requireDockerd(t)) return

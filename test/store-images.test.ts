@@ -8,8 +8,7 @@
  * system df (shared layers counted once) and info's counts.
  */
 import assert from 'node:assert/strict'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { digestHex } from '../src/digest/index.js'
@@ -30,25 +29,13 @@ import {
   tagImage,
   type ContainersUsing,
 } from '../src/store/index.js'
-import { mountsAtOrUnder } from './helpers/dockerd.js'
 import { bytes, layerTar, makeImage, type MadeImage } from './helpers/image-fixtures.js'
 import { requireRoot } from './helpers/peers.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
+import { openTestStore } from './helpers/archive-fixtures.js'
 
-/** A store on a fresh root, closed (and the root removed, anything mounted detached) when the test ends. */
-async function openStore(t: TestContext, driver: 'vfs' | 'overlay2' = 'vfs'): Promise<Store> {
-  const root = mkdtempSync(join(tmpdir(), `strata-test-store-images-${driver}-`))
-  let store: Store | undefined
-  t.after(async () => {
-    try {
-      await store?.close()
-    } finally {
-      for (const m of mountsAtOrUnder([root])) umount2(m, MNT_DETACH)
-      rmSync(root, { recursive: true, force: true })
-    }
-  })
-  store = await Store.open({ root, driver })
-  return store
+/** A store on a fresh root (vfs unless told), closed and removed when the test ends. */
+function openStore(t: TestContext, driver: 'vfs' | 'overlay2' = 'vfs'): Promise<Store> {
+  return openTestStore(t, driver)
 }
 
 const DIGEST = `sha256:${'d'.repeat(64)}`

@@ -21,7 +21,7 @@ import { gzipSync } from 'node:zlib'
 import { chainIds, sha256Of, type Digest } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { loadImages, openImageDestination, openImageSource, saveImages, type LayerProgress } from '../src/transport/index.js'
-import { dockerManifest, member, openTestStore, readTarFile, writeTarFile, type FixtureEntry } from './helpers/archive-fixtures.js'
+import { dockerManifest, member, openTestStore, readTarFile, storeWithImage, writeTarFile, type FixtureEntry } from './helpers/archive-fixtures.js'
 import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { canRunLayerTests } from './helpers/layer-env.js'
@@ -258,15 +258,7 @@ test('docker-archive: layer.tar symlinks inside the archive (docker save\'s dedu
 for (const format of ['docker-archive', 'oci-archive', 'oci-layout'] as const) {
   test(`save (${format}): a layer damaged on disk fails the save, and nothing is left at the destination`, { timeout: 300_000 }, async (t) => {
     if (!canRunLayerTests(t) || !requireDockerd(t)) return
-    const archive = await threeLayerArchive(t)
-    const original = await readDockerArchive(archive)
-    const store = await openTestStore(t)
-    const source = await openImageSource(archive)
-    try {
-      await loadImages(store, source)
-    } finally {
-      await source.close()
-    }
+    const { store, original } = await storeWithImage(t)
     // Same size, other bytes: only the tar-split's CRC (and the diffID) can tell.
     const top = await store.layers.info(chainIds(original.diffIds).at(-1)!)
     const file = join(await store.driver.diffFilesDir(top.cacheId), 'data', 'two')

@@ -10,31 +10,17 @@
 import assert from 'node:assert/strict'
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { sha256Of } from '../src/digest/index.js'
 import type { Store } from '../src/store/index.js'
 import { MediaTypes, loadImages, openImageDestination, openImageSource, saveImages, type TransportFormat } from '../src/transport/index.js'
-import { openTestStore, readTarFile } from './helpers/archive-fixtures.js'
-import { IMAGE_TAG, readDockerArchive, threeLayerArchive, type DockerArchiveImage } from './helpers/docker-image.js'
+import { openTestStore, readTarFile, storeWithImage } from './helpers/archive-fixtures.js'
+import { IMAGE_TAG } from './helpers/docker-image.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { canRunLayerTests } from './helpers/layer-env.js'
 import { tempDirFor } from './helpers/tmp.js'
 
 const FULL_TAG = 'docker.io/library/strata-test-3layers:latest'
-
-/** A store holding the 3-layer image, and the image as docker saved it. */
-async function storeWithImage(t: TestContext): Promise<{ store: Store; original: DockerArchiveImage }> {
-  const archive = await threeLayerArchive(t)
-  const original = await readDockerArchive(archive)
-  const store = await openTestStore(t)
-  const source = await openImageSource(archive)
-  try {
-    await loadImages(store, source)
-  } finally {
-    await source.close()
-  }
-  return { store, original }
-}
 
 async function loadFrom(store: Store, path: string): Promise<Awaited<ReturnType<typeof loadImages>>> {
   const source = await openImageSource(path)

@@ -14,7 +14,7 @@
  */
 import { open, unlink, type FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { encodeUstar, octalLimit, paddingFor } from '../archive/tar/header.js'
+import { encodeUstar, octalLimit, paddingFor, writeChecksum } from '../archive/tar/header.js'
 import { BLOCK } from '../archive/tar/types.js'
 import { END_OF_ARCHIVE, encodeHeader } from '../archive/tar/writer.js'
 import { Digester, type Digest } from '../digest/index.js'
@@ -63,12 +63,7 @@ function streamedHeader(name: string, size: number, opts: MemberOptions): Buffer
       block[i] = Number(v & 0xffn)
       v >>= 8n
     }
-    block.fill(0x20, 148, 156)
-    let sum = 0
-    for (let i = 0; i < BLOCK; i++) sum += block[i]!
-    block.write(sum.toString(8).padStart(6, '0'), 148, 6, 'latin1')
-    block[154] = 0
-    block[155] = 0x20
+    writeChecksum(block)
   }
   return block
 }

@@ -17,6 +17,8 @@ import { encodeHeader, padding, END_OF_ARCHIVE, readTar, type EntryType } from '
 import { Store } from '../../src/store/index.js'
 import { MNT_DETACH, umount2 } from '../../src/sys/index.js'
 import { mountsAtOrUnder } from './dockerd.js'
+import { readDockerArchive, threeLayerArchive, type DockerArchiveImage } from './docker-image.js'
+import { loadImages, openImageSource } from '../../src/transport/index.js'
 
 /** A fresh store on overlay2 (or `driver`) under a temp root, closed, unmounted and removed when the test ends. */
 export async function openTestStore(t: TestContext, driver = 'overlay2'): Promise<Store> {
@@ -121,4 +123,18 @@ export function withManifest(entries: readonly FixtureEntry[], manifest: unknown
 export function replaceMember(entries: readonly FixtureEntry[], name: string, replacement: FixtureEntry | undefined): FixtureEntry[] {
   member(entries, name)
   return entries.flatMap((e) => (e.name.replace(/^\.\//, '') === name ? (replacement === undefined ? [] : [replacement]) : [e]))
+}
+
+/** A store holding the 3-layer image, and the image as docker saved it. */
+export async function storeWithImage(t: TestContext): Promise<{ store: Store; original: DockerArchiveImage }> {
+  const archive = await threeLayerArchive(t)
+  const original = await readDockerArchive(archive)
+  const store = await openTestStore(t)
+  const source = await openImageSource(archive)
+  try {
+    await loadImages(store, source)
+  } finally {
+    await source.close()
+  }
+  return { store, original }
 }

@@ -33,3 +33,14 @@ export async function snapshotImage(root: string, image: string, opts: SnapshotO
     await store.close()
   }
 }
+
+/** The image ID and diffIDs the strata data root at `root` has for `ref` (the store opened and closed around the lookup). */
+export async function storedImage(root: string, ref: string): Promise<{ id: string; diffIds: string[] }> {
+  const store = await Store.open({ root })
+  try {
+    const id = await store.findImage(ref)
+    return { id, diffIds: (await store.images.get(id)).config.rootfs.diff_ids }
+  } finally {
+    await store.close()
+  }
+}

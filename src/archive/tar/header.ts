@@ -171,13 +171,18 @@ export function encodeUstar(f: UstarFields): Buffer {
   writeOctal(block, 329, 8, f.devmajor)
   writeOctal(block, 337, 8, f.devminor)
   writeString(block, 345, 155, f.prefix)
+  writeChecksum(block)
+  return block
+}
+
+/** Fills in the checksum field of a header block whose other fields are final (six octal digits, NUL, space: what GNU tar writes). */
+export function writeChecksum(block: Buffer): void {
   block.fill(0x20, 148, 156)
   let sum = 0
   for (let i = 0; i < BLOCK; i++) sum += block[i]!
   block.write(sum.toString(8).padStart(6, '0'), 148, 6, 'latin1')
   block[154] = 0
   block[155] = 0x20
-  return block
 }
 
 /** Zero bytes needed after `size` bytes of content to reach a block boundary. */
