@@ -44,13 +44,17 @@ function deferred(): { promise: Promise<Verified>; resolve: (v: Verified) => voi
   return { promise, resolve, reject, settled: () => done }
 }
 
+/** Bytes an export rebuilds ahead of its reader. */
+const EXPORT_READ_AHEAD = 4 << 20
+
 export async function exportLayer(ctx: StoreContext, chain: ChainID): Promise<LayerExport> {
   // A protective hold: reading a layer must not delete it when nothing else refers to it.
   const handle = await getHandle(ctx, chain, false)
   try {
     const verdict = deferred()
     const body = handle.hasTarSplit ? await fromTarSplit(ctx, handle, verdict) : await fromDriverDiff(ctx, handle, verdict)
-    const stream = Readable.from(body, { objectMode: false })
+    // A few MiB of read-ahead: the rebuild (sync file reads, hashing) runs on while the consumer's write is in flight.
+    const stream = Readable.from(body, { objectMode: false, highWaterMark: EXPORT_READ_AHEAD })
     // A stream destroyed before its first read never runs the generator's finally.
     stream.once('close', () => void finish(handle, verdict))
     return { stream, verified: verdict.promise }

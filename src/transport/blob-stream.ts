@@ -57,6 +57,9 @@ export function verifyingStream(source: Readable, expect: BlobExpectation): Read
   return Readable.from(checked(), { objectMode: false })
 }
 
+/** Read size for layer members and blob files: 1 MiB chunks, so an apply in a worker thread gets a few hundred hand-overs per layer, not thousands. */
+export const READ_CHUNK = 1 << 20
+
 /**
  * A stream of what `open()` gives, opened on the first read: an error
  * opening or reading it (a file gone meanwhile) reaches the consumer

@@ -13,7 +13,7 @@ import { lstat, realpath } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import type { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../errors/index.js'
-import { lazyStream, readLimited } from './blob-stream.js'
+import { lazyStream, READ_CHUNK, readLimited } from './blob-stream.js'
 import { cleanArchiveName } from './names.js'
 
 /** A regular file of an archive. */
@@ -98,7 +98,7 @@ export class DirectoryFiles implements ArchiveFiles {
     const file = await requireFile(this, name, what)
     // realpath again: what stat() checked is what gets opened, not a path a link could redirect.
     const path = await realpath(join(this.#dir, file.name))
-    return lazyStream(() => createReadStream(path))
+    return lazyStream(() => createReadStream(path, { highWaterMark: READ_CHUNK }))
   }
 
   async close(): Promise<void> {}

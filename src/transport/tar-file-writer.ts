@@ -34,6 +34,8 @@ export interface StreamedMember {
 }
 
 const ZEROS = Buffer.alloc(BLOCK)
+/** Streamed members are written in pieces of about this size. */
+const WRITE_BATCH = 1 << 20
 
 /** One ustar block for a streamed file; `size` past the octal field goes in base-256. */
 function streamedHeader(name: string, size: number, opts: MemberOptions): Buffer {
@@ -126,13 +128,26 @@ export class TarFileWriter {
     const digester = opts.hash === true || typeof name === 'function' ? new Digester() : undefined
     await this.#write(ZEROS)
     let size = 0
+    // A layer export yields a chunk per tar header and per file: written one
+    // by one, that is a thread-pool round trip per 512 bytes. Batched.
+    let batch: Buffer[] = []
+    let batched = 0
+    const flush = async (): Promise<void> => {
+      if (batched === 0) return
+      await this.#write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched))
+      batch = []
+      batched = 0
+      opts.onBytes?.(size)
+    }
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
-        await this.#write(chunk)
         digester?.update(chunk)
         size += chunk.length
-        opts.onBytes?.(size)
+        batch.push(chunk)
+        batched += chunk.length
+        if (batched >= WRITE_BATCH) await flush()
       }
+      await flush()
     } finally {
       source.destroy()
     }

@@ -26,7 +26,7 @@ import { decodeHeader, isZeroBlock, paddingFor } from '../archive/tar/header.js'
 import { parsePax } from '../archive/tar/pax.js'
 import { BLOCK } from '../archive/tar/types.js'
 import { StrataError } from '../errors/index.js'
-import { lazyStream } from './blob-stream.js'
+import { lazyStream, READ_CHUNK } from './blob-stream.js'
 import type { ArchiveFile, ArchiveFiles } from './files.js'
 import { cleanArchiveName, resolveLinkTarget } from './names.js'
 
@@ -161,7 +161,7 @@ export class TarIndex implements ArchiveFiles {
   openMember(m: TarMember): Readable {
     if (this.#fh === undefined) throw new StrataError('INVALID_ARGUMENT', `The ${this.description} is closed`)
     if (m.size === 0) return Readable.from([])
-    return lazyStream(() => createReadStream(this.path, { start: m.offset, end: m.offset + m.size - 1 }))
+    return lazyStream(() => createReadStream(this.path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: READ_CHUNK }))
   }
 
   async close(): Promise<void> {
