@@ -376,6 +376,39 @@ for (const driverName of DRIVERS) {
       assert.deepEqual(await snapshotRoot(env.root), before, 'after sources that failed early')
     })
 
+    test('registerChain: a stack in one call, a slow source above a fast one, and all or nothing when a layer is bad', async (t) => {
+      if (!canRunLayerTests(t)) return
+      const env = await setup(t, driverName)
+      const baseTar = readFileSync(tars!.base)
+      const childTar = readFileSync(tars!.child)
+      const before = await snapshotRoot(env.root)
+      const delayed = (bytes: Buffer, ms: number) => async (): Promise<Readable> => {
+        // The layer below may be applied and committed meanwhile (overlay2 applies them side by side).
+        await new Promise((r) => setTimeout(r, ms))
+        return Readable.from([bytes])
+      }
+      const layers = [
+        { open: async () => Readable.from([baseTar]), expectedDiffId: sha256Of(baseTar) },
+        { open: delayed(childTar, 500), expectedDiffId: sha256Of(childTar) },
+      ]
+      // A bad top layer: nothing of the call is kept, not even the good base.
+      await expectCode(env.store.registerChain([layers[0]!, { ...layers[1]!, expectedDiffId: sha256Of('not the child') }], null), 'DIGEST_MISMATCH')
+      assert.deepEqual(await snapshotRoot(env.root), before, 'after a chain whose top layer is bad')
+
+      const results = await env.store.registerChain(layers, null)
+      t.after(async () => {
+        for (const r of [...results].reverse()) await r.layer.release()
+      })
+      assert.deepEqual(
+        results.map((r) => [r.created, r.layer.chainId]),
+        [
+          [true, sha256Of(baseTar)],
+          [true, chainId([sha256Of(baseTar), sha256Of(childTar)])],
+        ],
+      )
+      assert.equal(results[1]!.layer.parent, results[0]!.layer.chainId)
+    })
+
     test('a failed registration or mount leaves an unreferenced parent as it found it', async (t) => {
       if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)

@@ -230,6 +230,8 @@ async function registerConcurrently(
       else running--
     }
     const applyOne = async (i: number): Promise<void> => {
+      // Read now: the commit loop clears pending[i - 1] once that layer is committed, which may happen while this one waits for a slot or its source.
+      const parentCacheId = i === start ? baseCacheId : pending[i - 1]!.cacheId
       await acquire()
       try {
         if (failed) throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
@@ -240,7 +242,6 @@ async function registerConcurrently(
         }
         sources.add(source)
         try {
-          const parentCacheId = i === start ? baseCacheId : pending[i - 1]!.cacheId
           await applyPending(ctx, pending[i]!, parentCacheId, source, registerOptions(layers[i]!))
         } finally {
           sources.delete(source)
