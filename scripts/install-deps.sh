@@ -9,6 +9,7 @@ PACKAGES=(
   btrfs-progs xfsprogs                # filesystems for driver tests on loop devices
   containers-storage                  # peer for the graph driver benchmark (bench/graphdriver.ts)
   python3 make g++                    # node-gyp builds zstd-napi from source
+  openssl                             # the registry token-auth test signs its tokens with an openssl-made key
   docker.io                           # dockerd 20.10 + /usr/bin/docker: the reference data root
   podman skopeo umoci runc            # interop peers: podman save/load, skopeo copy, umoci unpack, OCI runtime
   docker-registry                     # the CNCF distribution registry (v2 API) for pull/push tests

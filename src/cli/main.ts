@@ -18,6 +18,7 @@ import { infoCommand } from './info.js'
 import { inspectCommand } from './inspect.js'
 import { layerCommand } from './layer.js'
 import { loadCommand } from './load.js'
+import { pullCommand } from './pull.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
 import { rmiCommand } from './rmi.js'
@@ -40,6 +41,7 @@ Commands:
   tag       Tag an image
   rmi       Untag and delete images
   load      Load images from a docker-archive, OCI archive or layout (-i FILE or stdin)
+  pull      Download an image from a registry (NAME[:TAG|@DIGEST], --platform OS/ARCH)
   save      Save images to a docker-archive, OCI archive or layout (-o FILE or stdout)
   import    Create an image from a root filesystem tar
   system    Disk usage (system df)
@@ -100,6 +102,9 @@ async function main(argv: string[]): Promise<number> {
         break
       case 'load':
         out = await loadCommand(rest, global, verbIO())
+        break
+      case 'pull':
+        out = await pullCommand(rest, global, verbIO())
         break
       case 'save':
         out = await saveCommand(rest, global, verbIO())

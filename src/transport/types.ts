@@ -26,7 +26,7 @@ import type { Digest } from '../digest/index.js'
 import type { ImageID } from '../image/config.js'
 import type { DiffID } from '../layer/types.js'
 
-export type TransportFormat = 'docker-archive' | 'oci-layout' | 'oci-archive'
+export type TransportFormat = 'docker-archive' | 'oci-layout' | 'oci-archive' | 'registry'
 
 /** OCI and Docker media types strata reads and writes. */
 export const MediaTypes = {

@@ -1,0 +1,118 @@
+/**
+ * `strata pull [--platform OS/ARCH[/VARIANT]] [--insecure] [-q] NAME[:TAG|@DIGEST]`:
+ * an image from a registry into the store, as `docker pull` does it, with
+ * docker's output:
+ *
+ *   1: Pulling from test/img
+ *   3f4d90098f5b: Pull complete          (one line per layer when stdout is not a terminal;
+ *   5c5d2a1b8e8a: Already exists           bars while it runs when it is)
+ *   Digest: sha256:...
+ *   Status: Downloaded newer image for 127.0.0.1:5000/test/img:1
+ *   127.0.0.1:5000/test/img:1
+ *
+ * With -q only the last line. Credentials come from docker's
+ * `~/.docker/config.json` (`$DOCKER_CONFIG`); registries on loopback are
+ * spoken to over plain HTTP, others over HTTPS unless --insecure.
+ */
+import { parseArgs } from 'node:util'
+import { pullImage, type PullResult } from '../distribution/index.js'
+import { familiarString, parseReference, withDefaultTag } from '../image/reference.js'
+import type { Platform } from '../transport/platform.js'
+import type { LayerProgress } from '../transport/types.js'
+import { UsageError } from './errors.js'
+import type { GlobalOptions } from './global.js'
+import type { CommandResult } from './output.js'
+import { LayerProgressBars, type VerbIO } from './progress.js'
+import { withStore } from './store.js'
+import { rethrowAs } from './transport-common.js'
+
+export const PULL_HELP = `Usage: strata pull [OPTIONS] NAME[:TAG|@DIGEST]
+
+Download an image from a registry (registry v2 API) into the store.
+
+Options:
+      --platform OS/ARCH[/VARIANT]  Pick this platform from a multi-platform image (default: this machine's)
+      --insecure                    Use plain HTTP (loopback registries always do)
+  -q, --quiet                       Print only the image's full reference
+  -h, --help                        Show this help
+
+Credentials are read from docker's config.json ($DOCKER_CONFIG, else ~/.docker).
+`
+
+/** `linux/arm64/v8` → a Platform; a usage error otherwise. */
+export function parsePlatform(value: string): Platform {
+  const parts = value.split('/')
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p))) {
+    throw new UsageError(`--platform takes OS/ARCH[/VARIANT] (e.g. linux/amd64), not "${value}"`)
+  }
+  const p: Platform = { os: parts[0]!, architecture: parts[1]! }
+  if (parts[2] !== undefined) p.variant = parts[2]
+  return p
+}
+
+function short(digest: string): string {
+  return digest.slice('sha256:'.length, 'sha256:'.length + 12)
+}
+
+export async function pullCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      platform: { type: 'string' },
+      insecure: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help === true) return PULL_HELP
+  if (positionals.length !== 1) throw new UsageError(`"strata pull" requires exactly 1 argument (NAME[:TAG|@DIGEST]), got ${positionals.length}`)
+  const name = positionals[0]!
+  const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
+  const quiet = values.quiet === true
+  let ref
+  try {
+    ref = parseReference(name)
+  } catch (err) {
+    rethrowAs(err, `pulling ${name}`)
+  }
+  const shown = ref.digest ?? withDefaultTag(ref).tag!
+  const sink = io.stdout
+
+  const result = await withStore(global, async (store): Promise<PullResult> => {
+    let layerDigests: string[] = []
+    const bars = !quiet && sink.isTTY ? new LayerProgressBars(sink, 'Downloading') : undefined
+    const onProgress = quiet
+      ? undefined
+      : (event: LayerProgress): void => {
+          const blob = layerDigests[event.layer] ?? event.diffId
+          if (bars !== undefined) {
+            bars.listener({ ...event, diffId: blob as LayerProgress['diffId'] })
+            return
+          }
+          if (event.phase === 'exists') sink.write(`${short(blob)}: Already exists\n`)
+          else if (event.phase === 'done') sink.write(`${short(blob)}: Pull complete\n`)
+        }
+    try {
+      return await pullImage(store, name, {
+        ...(platform === undefined ? {} : { platform }),
+        ...(values.insecure === true ? { insecure: true } : {}),
+        onResolved: (image) => {
+          layerDigests = image.manifest.layers.map((l) => l.digest)
+          if (!quiet) sink.write(`${shown}: Pulling from ${image.reference.path}\n`)
+        },
+        ...(onProgress === undefined ? {} : { onProgress }),
+      })
+    } catch (err) {
+      rethrowAs(err, `pulling ${name}`)
+    } finally {
+      bars?.finish()
+    }
+  })
+
+  const full = result.reference
+  const lines = quiet
+    ? [full]
+    : [`Digest: ${result.digest}`, `Status: ${result.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarString(parseReference(full))}`, full]
+  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: result.warnings.map((w) => `strata: warning: ${w}\n`).join('') }
+}

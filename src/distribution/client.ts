@@ -1,0 +1,236 @@
+/**
+ * An HTTP client for one registry's v2 API (the distribution spec), on
+ * Node's built-in fetch:
+ *
+ * - the scheme follows docker's rule: plain HTTP for a registry on the
+ *   loopback interface (`localhost`, `127.0.0.0/8`, `::1`) or one named
+ *   insecure by the caller, HTTPS for every other;
+ * - Docker Hub (`docker.io`) is served at `registry-1.docker.io`;
+ * - auth from the 401's `WWW-Authenticate` challenge: `Bearer` gets a
+ *   token from the realm (anonymous, or with basic credentials from
+ *   docker's config.json), cached per scope; `Basic` sends those
+ *   credentials; a request is retried once with what the challenge asked;
+ * - redirects (blob storage) are followed by fetch, which drops the
+ *   Authorization header when the redirect leaves the registry's origin;
+ * - an error response becomes a StrataError with the registry's own
+ *   error code and message (`MANIFEST_UNKNOWN: manifest unknown`),
+ *   NOT_FOUND for unknown names, manifests, blobs and denied access.
+ */
+import { Readable } from 'node:stream'
+import { StrataError } from '../errors/index.js'
+import type { Credentials, RegistryAuth } from './auth.js'
+
+/** Docker Hub's API host (what `docker.io` resolves to). */
+export const DOCKER_HUB_REGISTRY_HOST = 'registry-1.docker.io'
+
+/** Largest manifest or token response read into memory (distribution's manifest limit is 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+export interface RegistryClientOptions {
+  /** Use plain HTTP even though the registry is not on loopback (docker's --insecure-registry). */
+  insecure?: boolean
+  /** Credentials for this registry (see readRegistryAuth). */
+  auth?: RegistryAuth
+  /** Sent as User-Agent. */
+  userAgent?: string
+}
+
+/** Whether docker talks plain HTTP to `domain` without being told: the registry is on loopback. */
+export function isLoopbackRegistry(domain: string): boolean {
+  let host = domain
+  if (host.startsWith('[')) host = host.slice(1, host.indexOf(']'))
+  else if (host.includes(':') && host.indexOf(':') === host.lastIndexOf(':')) host = host.slice(0, host.indexOf(':'))
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+
+/** A `WWW-Authenticate` challenge: its scheme (lower case) and parameters. */
+export interface AuthChallenge {
+  scheme: string
+  params: Record<string, string>
+}
+
+/** Parses the first challenge of a `WWW-Authenticate` header (`Bearer realm="...",service="..."`). */
+export function parseAuthChallenge(header: string): AuthChallenge | undefined {
+  const m = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*(.*)$/.exec(header)
+  if (m === null) return undefined
+  const params: Record<string, string> = {}
+  const re = /([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?\s*/g
+  for (const p of m[2]!.matchAll(re)) params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] ?? '')
+  return { scheme: m[1]!.toLowerCase(), params }
+}
+
+function basicHeader(c: Credentials): string {
+  return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`
+}
+
+export interface RegistryRequest {
+  method?: 'GET' | 'HEAD'
+  /** Accept header values. */
+  accept?: readonly string[]
+  /** The token scope the request needs: `repository:<path>:pull`. */
+  scope: string
+  /** What is being fetched, for messages ("manifest 1 of 127.0.0.1:5000/test/img"). */
+  what: string
+}
+
+/** One registry (`docker.io`, `127.0.0.1:5000`, `ghcr.io`). */
+export class RegistryClient {
+  /** As in the reference: `docker.io`, `127.0.0.1:5000`. */
+  readonly domain: string
+  /** `http://127.0.0.1:5000`, `https://registry-1.docker.io`. */
+  readonly baseUrl: string
+  readonly #auth: RegistryAuth
+  readonly #userAgent: string
+  /** Authorization header values by scope, from earlier challenges. */
+  readonly #authorization = new Map<string, string>()
+
+  constructor(domain: string, opts: RegistryClientOptions = {}) {
+    this.domain = domain
+    const host = domain === 'docker.io' ? DOCKER_HUB_REGISTRY_HOST : domain
+    const scheme = opts.insecure === true || isLoopbackRegistry(domain) ? 'http' : 'https'
+    this.baseUrl = `${scheme}://${host}`
+    this.#auth = opts.auth ?? {}
+    this.#userAgent = opts.userAgent ?? 'strata'
+  }
+
+  /**
+   * Sends a request to `path` (`/v2/<name>/manifests/<ref>`), answering one
+   * auth challenge. Resolves with a 2xx response; any other status is a
+   * StrataError (its body read for the registry's error message).
+   */
+  async request(path: string, req: RegistryRequest): Promise<Response> {
+    const url = `${this.baseUrl}${path}`
+    let res = await this.#send(url, req, this.#authorization.get(req.scope))
+    if (res.status === 401) {
+      const header = res.headers.get('www-authenticate')
+      await discard(res)
+      const challenge = header === null ? undefined : parseAuthChallenge(header)
+      if (challenge === undefined) throw this.#denied(req, 'it answered 401 without a WWW-Authenticate challenge')
+      const authorization = await this.#answer(challenge, req)
+      this.#authorization.set(req.scope, authorization)
+      res = await this.#send(url, req, authorization)
+    }
+    if (res.ok) return res
+    throw await this.#errorFor(res, req)
+  }
+
+  async #send(url: string, req: RegistryRequest, authorization: string | undefined): Promise<Response> {
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent }
+    if (req.accept !== undefined) headers.accept = req.accept.join(', ')
+    if (authorization !== undefined) headers.authorization = authorization
+    try {
+      return await fetch(url, { method: req.method ?? 'GET', headers, redirect: 'follow' })
+    } catch (err) {
+      const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause
+      const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : (err as Error).message
+      throw new StrataError('SYSCALL', `Cannot reach registry ${this.domain} at ${url} for the ${req.what}: ${why}`, { cause: err, details: { url } })
+    }
+  }
+
+  /** The Authorization header value a challenge asks for. */
+  async #answer(challenge: AuthChallenge, req: RegistryRequest): Promise<string> {
+    const creds = this.#auth.credentials
+    if (challenge.scheme === 'basic') {
+      if (creds === undefined) throw this.#denied(req, 'it asks for basic auth and there are no credentials for it in docker\'s config.json')
+      return basicHeader(creds)
+    }
+    if (challenge.scheme !== 'bearer') {
+      throw new StrataError('NOT_SUPPORTED', `Registry ${this.domain} asks for "${challenge.scheme}" authentication for the ${req.what}; strata supports Bearer and Basic`)
+    }
+    const realm = challenge.params.realm
+    if (realm === undefined || realm === '') throw this.#denied(req, 'its Bearer challenge names no realm')
+    let tokenUrl: URL
+    try {
+      tokenUrl = new URL(realm)
+    } catch (err) {
+      throw new StrataError('CORRUPT', `Registry ${this.domain}'s token realm "${realm}" is not a URL`, { cause: err })
+    }
+    if (challenge.params.service !== undefined) tokenUrl.searchParams.set('service', challenge.params.service)
+    tokenUrl.searchParams.set('scope', req.scope)
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent }
+    if (creds !== undefined) headers.authorization = basicHeader(creds)
+    let res: Response
+    try {
+      res = await fetch(tokenUrl, { headers })
+    } catch (err) {
+      throw new StrataError('SYSCALL', `Cannot reach the token service of registry ${this.domain} at ${tokenUrl.origin}: ${(err as Error).message}`, { cause: err })
+    }
+    if (!res.ok) {
+      await discard(res)
+      throw this.#denied(req, `its token service ${tokenUrl.origin}${tokenUrl.pathname} answered ${res.status}${creds === undefined ? '' : ' to the credentials from docker\'s config.json'}`)
+    }
+    const body = await readResponse(res, MAX_MANIFEST_BYTES, `token from ${tokenUrl.origin}`)
+    let doc: { token?: unknown; access_token?: unknown }
+    try {
+      doc = JSON.parse(body.toString('utf8')) as typeof doc
+    } catch (err) {
+      throw new StrataError('CORRUPT', `The token service of registry ${this.domain} answered with something that is not JSON`, { cause: err })
+    }
+    const token = typeof doc.token === 'string' && doc.token !== '' ? doc.token : doc.access_token
+    if (typeof token !== 'string' || token === '') throw new StrataError('CORRUPT', `The token service of registry ${this.domain} answered without a token`)
+    return `Bearer ${token}`
+  }
+
+  #denied(req: RegistryRequest, why: string): StrataError {
+    const helper = this.#auth.helper
+    return new StrataError('NOT_FOUND', `Access to the ${req.what} was denied by registry ${this.domain}: ${why}`, {
+      ...(helper === undefined
+        ? { hint: `Log in with \`docker login ${this.domain}\` (strata reads the credentials it stores in ~/.docker/config.json)` }
+        : { hint: `docker's config.json names the credential helper "docker-credential-${helper}" for it, which strata does not run yet (NOT_SUPPORTED): store the credentials in "auths" instead` }),
+      details: { registry: this.domain, scope: req.scope },
+    })
+  }
+
+  async #errorFor(res: Response, req: RegistryRequest): Promise<StrataError> {
+    let detail = ''
+    let codes: string[] = []
+    try {
+      const body = await readResponse(res, 64 * 1024, 'error response')
+      const doc = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> }
+      if (Array.isArray(doc.errors)) {
+        codes = doc.errors.map((e) => String(e.code ?? ''))
+        detail = doc.errors.map((e) => `${String(e.code ?? 'UNKNOWN')}: ${String(e.message ?? '')}`).join('; ')
+      }
+    } catch {
+      // not a registry error document: the status says it
+    }
+    const notFound = res.status === 404 || res.status === 403 || codes.some((c) => /^(MANIFEST_UNKNOWN|NAME_UNKNOWN|BLOB_UNKNOWN|DENIED|UNAUTHORIZED)$/.test(c))
+    const what = `Registry ${this.domain} answered ${res.status} ${res.statusText} for the ${req.what}`
+    return new StrataError(notFound ? 'NOT_FOUND' : 'CORRUPT', detail === '' ? what : `${what}: ${detail}`, { details: { status: res.status, url: res.url } })
+  }
+}
+
+/** A response's body as a Node stream (empty for a body-less response). */
+export function responseStream(res: Response): Readable {
+  if (res.body === null) return Readable.from([])
+  return Readable.fromWeb(res.body as Parameters<typeof Readable.fromWeb>[0])
+}
+
+/** All of a response's body, refusing (CORRUPT) more than `limit` bytes. */
+export async function readResponse(res: Response, limit: number, what: string): Promise<Buffer> {
+  const length = Number(res.headers.get('content-length') ?? NaN)
+  if (Number.isFinite(length) && length > limit) {
+    await discard(res)
+    throw new StrataError('CORRUPT', `The ${what} is ${length} bytes, more than the ${limit} strata reads for it`)
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  if (res.body === null) return Buffer.alloc(0)
+  const reader = res.body.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      size += value.length
+      if (size > limit) throw new StrataError('CORRUPT', `The ${what} is more than the ${limit} bytes strata reads for it`)
+      chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength))
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+  return Buffer.concat(chunks, size)
+}
+
+async function discard(res: Response): Promise<void> {
+  await res.body?.cancel().catch(() => {})
+}
