@@ -12,6 +12,7 @@ import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
 import { layerstoreBench } from './layerstore.js'
 import { loadBench } from './load.js'
+import { pullBench } from './pull.js'
 
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
   archive: archiveBench,
@@ -19,6 +20,7 @@ const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promis
   graphdriver: graphdriverBench,
   layerstore: layerstoreBench,
   load: loadBench,
+  pull: pullBench,
 }
 
 const REPORT = 'docs/benchmarks.md'

@@ -1,0 +1,98 @@
+/**
+ * Pulling the ~200 MiB 3-layer debootstrap image (debian-image.ts) from the
+ * real distribution registry on 127.0.0.1, where skopeo pushed it (layers
+ * gzip'd, as every registry push does), side by side:
+ * - `strata pull` into a fresh overlay2 data root;
+ * - `docker pull` on a private dockerd 20.10 (overlay2), the image
+ *   removed between runs;
+ * - `podman pull` and `skopeo copy docker:// → containers-storage:` into
+ *   private containers-storage roots (overlay), wiped between runs.
+ * Every contender is one CLI process; `sync` before each run (not timed).
+ */
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { MNT_DETACH, umount2 } from '../src/sys/index.js'
+import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
+import { run } from '../test/helpers/peers.js'
+import { push, startRegistry } from '../test/helpers/registry.js'
+import { benchContext, debianImage } from './debian-image.js'
+import { compare, sh, type CaseResult } from './harness.js'
+import { privateStorage } from './peer-stores.js'
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+
+export async function pullBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
+  const image = await debianImage(work, log)
+  const cleanups: Array<() => Promise<void> | void> = []
+  const strataRoot = join(work, 'strata')
+  try {
+    const ctx = benchContext(cleanups, log)
+    const registryDir = join(work, 'registry')
+    mkdirSync(registryDir)
+    const host = await startRegistry(ctx, registryDir)
+    const ref = `${host}/bench/debian:latest`
+    log(`pushing the image to ${ref} with skopeo`)
+    const tmp = join(work, 'tmp')
+    mkdirSync(tmp)
+    await push(image.archive, ref, tmp)
+
+    const dockerd = await startDockerd(ctx, { storageDriver: 'overlay2', dataRoot: join(work, 'dockerd') })
+    const podmanStore = privateStorage(join(work, 'podman'))
+    cleanups.push(() => podmanStore.wipe())
+    const skopeoStore = privateStorage(join(work, 'skopeo'))
+    cleanups.push(() => skopeoStore.wipe())
+    cleanups.push(() => {
+      for (const m of mountsAtOrUnder([strataRoot]).reverse()) umount2(m, MNT_DETACH)
+    })
+
+    log('pull: strata vs docker vs podman vs skopeo')
+    const result = await compare(
+      `pull a 3-layer image (${image.sizes.join(' + ')} as tars, gzip'd in the registry) from a local registry, median of 5`,
+      {
+        name: 'strata pull (overlay2)',
+        prepare: async () => {
+          for (const m of mountsAtOrUnder([strataRoot]).reverse()) umount2(m, MNT_DETACH)
+          rmSync(strataRoot, { recursive: true, force: true })
+          await sh('sync')
+        },
+        run: async () => void (await run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', 'pull', '-q', ref])),
+      },
+      [
+        {
+          name: 'docker pull (dockerd 20.10, overlay2)',
+          prepare: async () => {
+            await dockerd.docker(['rmi', '-f', ref]).catch(() => {})
+            await sh('sync')
+          },
+          run: async () => void (await dockerd.docker(['pull', '-q', ref])),
+        },
+        {
+          name: 'podman pull (overlay)',
+          prepare: async () => {
+            podmanStore.wipe()
+            await sh('sync')
+          },
+          run: async () => void (await podmanStore.podman('pull', '-q', '--tls-verify=false', ref)),
+        },
+        {
+          name: 'skopeo copy docker:// → containers-storage: (overlay)',
+          prepare: async () => {
+            skopeoStore.wipe()
+            await sh('sync')
+          },
+          run: async () =>
+            void (await run(
+              'skopeo',
+              ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `containers-storage:[overlay@${skopeoStore.graph}+${skopeoStore.runroot}]bench/debian:latest`],
+              { env: skopeoStore.env },
+            )),
+        },
+      ],
+      5,
+    )
+    return [result]
+  } finally {
+    for (const fn of cleanups.reverse()) await fn()
+  }
+}
