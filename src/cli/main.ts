@@ -19,6 +19,7 @@ import { inspectCommand } from './inspect.js'
 import { layerCommand } from './layer.js'
 import { loadCommand } from './load.js'
 import { pullCommand } from './pull.js'
+import { pushCommand } from './push.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
 import { rmiCommand } from './rmi.js'
@@ -42,6 +43,7 @@ Commands:
   rmi       Untag and delete images
   load      Load images from a docker-archive, OCI archive or layout (-i FILE or stdin)
   pull      Download an image from a registry (NAME[:TAG|@DIGEST], --platform OS/ARCH)
+  push      Upload an image to a registry (NAME[:TAG])
   save      Save images to a docker-archive, OCI archive or layout (-o FILE or stdout)
   import    Create an image from a root filesystem tar
   system    Disk usage (system df)
@@ -105,6 +107,9 @@ async function main(argv: string[]): Promise<number> {
         break
       case 'pull':
         out = await pullCommand(rest, global, verbIO())
+        break
+      case 'push':
+        out = await pushCommand(rest, global, verbIO())
         break
       case 'save':
         out = await saveCommand(rest, global, verbIO())

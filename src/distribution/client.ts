@@ -64,11 +64,23 @@ function basicHeader(c: Credentials): string {
 }
 
 export interface RegistryRequest {
-  method?: 'GET' | 'HEAD'
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
   /** Accept header values. */
   accept?: readonly string[]
-  /** The token scope the request needs: `repository:<path>:pull`. */
+  /**
+   * The token scope the request needs: `repository:<path>:pull`; several
+   * separated by spaces (`repository:a:pull,push repository:b:pull`, a
+   * cross-repository mount), each sent as its own `scope` parameter.
+   */
   scope: string
+  /**
+   * A request body (push). A stream is sent chunked and cannot be sent
+   * twice: a 401 to it is not retried, so a stream request should come
+   * after one with the same scope that answered the challenge.
+   */
+  body?: Buffer | Readable
+  /** Content-Type of the body. */
+  contentType?: string
   /** What is being fetched, for messages ("manifest 1 of 127.0.0.1:5000/test/img"). */
   what: string
 }
@@ -99,9 +111,16 @@ export class RegistryClient {
    * StrataError (its body read for the registry's error message).
    */
   async request(path: string, req: RegistryRequest): Promise<Response> {
-    const url = `${this.baseUrl}${path}`
-    let res = await this.#send(url, req, this.#authorization.get(req.scope))
-    if (res.status === 401) {
+    // An absolute URL (an upload's Location) is taken as it is; credentials go only to the registry's origin.
+    const absolute = /^https?:\/\//i.test(path)
+    const url = absolute ? path : `${this.baseUrl}${path}`
+    const sameOrigin = !absolute || new URL(path).origin === new URL(this.baseUrl).origin
+    let res = await this.#send(url, req, sameOrigin ? this.#authorization.get(req.scope) : undefined)
+    if (res.status === 401 && req.body instanceof Readable) {
+      await discard(res)
+      throw this.#denied(req, 'it answered 401 to a streamed upload, which cannot be sent again')
+    }
+    if (res.status === 401 && sameOrigin) {
       const header = res.headers.get('www-authenticate')
       await discard(res)
       const challenge = header === null ? undefined : parseAuthChallenge(header)
@@ -118,8 +137,17 @@ export class RegistryClient {
     const headers: Record<string, string> = { 'user-agent': this.#userAgent }
     if (req.accept !== undefined) headers.accept = req.accept.join(', ')
     if (authorization !== undefined) headers.authorization = authorization
+    if (req.contentType !== undefined) headers['content-type'] = req.contentType
+    const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers, redirect: 'follow' }
+    if (req.body instanceof Readable) {
+      // Node's fetch sends an async iterable chunked, and needs duplex 'half' for it.
+      init.body = req.body as unknown as ReadableStream
+      init.duplex = 'half'
+    } else if (req.body !== undefined) {
+      init.body = req.body
+    }
     try {
-      return await fetch(url, { method: req.method ?? 'GET', headers, redirect: 'follow' })
+      return await fetch(url, init)
     } catch (err) {
       const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause
       const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : (err as Error).message
@@ -146,7 +174,7 @@ export class RegistryClient {
       throw new StrataError('CORRUPT', `Registry ${this.domain}'s token realm "${realm}" is not a URL`, { cause: err })
     }
     if (challenge.params.service !== undefined) tokenUrl.searchParams.set('service', challenge.params.service)
-    tokenUrl.searchParams.set('scope', req.scope)
+    for (const scope of req.scope.split(' ')) if (scope !== '') tokenUrl.searchParams.append('scope', scope)
     const headers: Record<string, string> = { 'user-agent': this.#userAgent }
     if (creds !== undefined) headers.authorization = basicHeader(creds)
     let res: Response

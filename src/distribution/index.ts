@@ -1,9 +1,10 @@
 /**
  * Registry v2 distribution: pulling images from a registry (the CNCF
  * distribution server, Docker Hub, any OCI distribution registry) into a
- * store. Push is not here yet (issue 7).
+ * store, and pushing images from a store to a registry.
  */
 export { pullImage, type PullOptions, type PullResult } from './pull.js'
+export { pushImage, PUSH_CONCURRENCY, type PushOptions, type PushResult, type PushedLayer, type PushLayerStatus, type PushProgress } from './push.js'
 export {
   RegistryImageSource,
   resolveImage,
