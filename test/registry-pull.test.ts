@@ -8,18 +8,20 @@
  * corrupted blob fails the pull and leaves the store as it was.
  */
 import assert from 'node:assert/strict'
-import { createServer } from 'node:http'
+import { spawn } from 'node:child_process'
+import { createServer, request as httpRequest } from 'node:http'
 import { createPrivateKey, sign, X509Certificate } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
 import { pullCommand } from '../src/cli/pull.js'
 import { parseGlobal } from '../src/cli/global.js'
 import { MediaTypes, openImageDestination, saveImages } from '../src/transport/index.js'
 import { pullImage, readRegistryAuth, parseAuthChallenge, isLoopbackRegistry } from '../src/distribution/index.js'
-import { sha256Of } from '../src/digest/index.js'
+import { chainId, sha256Of, type Digest } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { Store } from '../src/store/index.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
@@ -28,7 +30,9 @@ import { mountsAtOrUnder } from './helpers/dockerd.js'
 import { layerTar, makeImage, bytes, type MadeImage } from './helpers/image-fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
-import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startRegistry } from './helpers/registry.js'
+import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startLoggingProxy, startRegistry } from './helpers/registry.js'
+
+const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 
 /** A fresh data root opened by path (for the CLI verb), removed when `t` ends. */
 function cliRoot(t: TestContext): string {
@@ -302,6 +306,63 @@ test('registry v2 pull from docker-registry', async (t) => {
     assert.equal(r.id, amd.id)
     assert.deepEqual([...new Set(tokens.scopes)], ['repository:test/img:pull'])
     assert.equal(tokens.scopes.length, 1, 'one token for the whole pull (cached per scope)')
+  })
+
+  await t.test('a pull killed midway resumes: the layers it completed are not downloaded again', async (t) => {
+    // A proxy that never answers for the top layer's blob, so the pull hangs after the two below are in.
+    const stalled = amdManifest.doc.layers[2]!.digest
+    const held: Array<import('node:http').ServerResponse> = []
+    const server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === `/v2/test/img/blobs/${stalled}`) {
+        held.push(res)
+        return
+      }
+      const [uh, up] = host.split(':')
+      const upstream = httpRequest({ host: uh, port: Number(up), method: req.method, path: req.url, headers: req.headers }, (ures) => {
+        res.writeHead(ures.statusCode ?? 502, ures.headers)
+        ures.pipe(res)
+      })
+      upstream.on('error', (e) => res.destroy(e))
+      req.pipe(upstream)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>((resolve) => {
+      server.closeAllConnections()
+      server.close(() => resolve())
+    }))
+    const proxy = `127.0.0.1:${(server.address() as AddressInfo).port}`
+
+    const root = cliRoot(t)
+    const child = spawn(process.execPath, [CLI, '--root', root, '-s', 'overlay2', 'pull', '-q', `${proxy}/test/img:1`], { stdio: 'ignore' })
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+    t.after(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    })
+    const secondChain = chainId(amd.diffIds.slice(0, 2) as Digest[])
+    const committed = join(root, 'image', 'overlay2', 'layerdb', 'sha256', secondChain.slice(7), 'diff')
+    const deadline = Date.now() + 60_000
+    while (!existsSync(committed) || held.length === 0) {
+      assert.ok(child.exitCode === null, `the pull ended (exit ${child.exitCode}) before it could be killed`)
+      assert.ok(Date.now() < deadline, 'the two lower layers were not committed within 60 s')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    child.kill('SIGKILL')
+    await exited
+
+    // Again, straight to the registry through a proxy that logs: only the top layer's blob is fetched.
+    const logging = await startLoggingProxy(t, host)
+    const store = await Store.open({ root })
+    try {
+      const r = await pullImage(store, `${logging.host}/test/img:1`)
+      assert.equal(r.id, amd.id)
+      assert.equal(r.layersExisting, 2)
+      assert.equal(r.layersCreated, 1)
+    } finally {
+      await store.close()
+    }
+    const blobGets = logging.log.filter((e) => e.method === 'GET' && e.path.includes('/blobs/')).map((e) => e.path.slice(e.path.lastIndexOf('/') + 1))
+    assert.deepEqual(blobGets.sort(), [amd.id, stalled].sort(), 'the config and the top layer only')
   })
 
   await t.test('strata pull (CLI verb): docker\'s lines', async (t) => {
