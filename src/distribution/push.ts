@@ -34,6 +34,7 @@ import type { Store } from '../store/index.js'
 import { MediaTypes } from '../transport/types.js'
 import { readRegistryAuth } from './auth.js'
 import { RegistryClient, readResponse } from './client.js'
+import { openVerifiedLayer } from '../transport/verified-export.js'
 
 /** Layers uploaded at the same time (dockerd's max-concurrent-uploads is 5). */
 export const PUSH_CONCURRENCY = 3
@@ -286,29 +287,6 @@ class Pusher {
   }
 }
 
-/** A layer export that fails at its end unless it verified against the diffID. */
-async function openVerifiedLayer(store: Store, chain: Digest, diffId: Digest): Promise<Readable> {
-  const exp = await store.layers.export(chain)
-  const wrapper = Readable.from(
-    (async function* () {
-      try {
-        for await (const chunk of exp.stream as AsyncIterable<Buffer>) yield chunk
-      } finally {
-        exp.stream.destroy()
-      }
-      const v = await exp.verified
-      if (!v.matches) {
-        throw new StrataError('DIGEST_MISMATCH', `Layer ${chain} exports as ${v.digest}, not as its diffID ${diffId}; the layer is damaged (run \`strata check\`)`, {
-          details: { chainId: chain, diffId, actual: v.digest },
-        })
-      }
-    })(),
-    { objectMode: false },
-  )
-  // Destroyed before its first read, the generator's finally never runs: the export (and its layer hold) ends here then.
-  wrapper.once('close', () => exp.stream.destroy())
-  return wrapper
-}
 
 /** Runs `fn` on every item, at most `limit` at a time; the first failure rejects (after the running ones settle). */
 async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {

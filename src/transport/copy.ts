@@ -24,7 +24,7 @@ import { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../errors/index.js'
 import { imageOperatingSystem, parseImageConfig, validateForCreate, type ImageID } from '../image/config.js'
 import { parseReference, referenceName, referenceString, withDefaultTag, type Reference } from '../image/reference.js'
-import { chainIds, type Digest } from '../digest/index.js'
+import { chainIds } from '../digest/index.js'
 import type { LayerHandle } from '../layer/types.js'
 import type { Store } from '../store/index.js'
 import { DockerArchiveDestination } from './docker-archive/destination.js'
@@ -48,6 +48,7 @@ import type {
   SourceImage,
   TransportFormat,
 } from './types.js'
+import { openVerifiedLayer } from './verified-export.js'
 
 export interface OpenSourceOptions {
   /** The format; default: told from the contents (manifest.json: docker-archive; oci-layout + index.json: OCI). */
@@ -337,29 +338,6 @@ async function resolveSaveNames(store: Store, names: readonly string[]): Promise
   return targets
 }
 
-/** A layer export that fails at its end unless it verified against the diffID. */
-function verifiedExport(store: Store, chain: Digest, diffId: Digest): () => Promise<Readable> {
-  return async () => {
-    const exp = await store.layers.export(chain)
-    return Readable.from(
-      (async function* () {
-        try {
-          for await (const chunk of exp.stream as AsyncIterable<Buffer>) yield chunk
-        } finally {
-          exp.stream.destroy()
-        }
-        const v = await exp.verified
-        if (!v.matches) {
-          throw new StrataError('DIGEST_MISMATCH', `Layer ${chain} exports as ${v.digest}, not as its diffID ${diffId}; the layer is damaged (run \`strata check\`)`, {
-            details: { chainId: chain, diffId, actual: v.digest },
-          })
-        }
-      })(),
-      { objectMode: false },
-    )
-  }
-}
-
 /**
  * Writes the images `names` name (image IDs, short IDs, references; a
  * repository name alone means all its tags) to `destination` and commits
@@ -388,7 +366,7 @@ export async function saveImages(store: Store, names: string[], destination: Ima
       images.push({
         id: t.id,
         configBytes: image.raw,
-        layers: diffIds.map((diffId, j) => ({ diffId, open: verifiedExport(store, chains[j]!, diffId) })),
+        layers: diffIds.map((diffId, j) => ({ diffId, open: () => openVerifiedLayer(store, chains[j]!, diffId) })),
         references: t.references.map(referenceString),
         ...(parent !== undefined && targets.some((o) => o.id === parent) ? { parent } : {}),
       })
