@@ -10,8 +10,7 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createServer, request as httpRequest } from 'node:http'
-import { createPrivateKey, sign, X509Certificate } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,9 +27,9 @@ import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { assertStoreUnchanged, openTestStore, snapshotStore } from './helpers/archive-fixtures.js'
 import { mountsAtOrUnder } from './helpers/dockerd.js'
 import { layerTar, makeImage, bytes, type MadeImage } from './helpers/image-fixtures.js'
-import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { requireRoot, requireTool } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
-import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startLoggingProxy, startRegistry } from './helpers/registry.js'
+import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startGrantingTokenService, startLoggingProxy, startRegistry } from './helpers/registry.js'
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 
@@ -48,52 +47,6 @@ function cliRoot(t: TestContext): string {
 const TEST_USER = 'strata'
 const TEST_PASSWORD = 'strata-test-pw'
 const TEST_BCRYPT = '$2b$04$TnwuDl209UdNAySbOoB1Mu1z2IYh8ziU7F35eO/vucSp4vGPP42hC'
-
-function base64url(b: Buffer | string): string {
-  return Buffer.from(b).toString('base64url')
-}
-
-/**
- * A token service for the registry's `auth: token` (the distribution
- * token spec): checks basic credentials (TEST_USER/TEST_PASSWORD) and
- * answers `{"token": <ES256 JWT>}` granting the scope asked for, signed by
- * a key whose self-signed certificate (made with openssl) is the
- * registry's rootcertbundle and rides in the JWT's x5c header. Records
- * each request's scope. Stopped when `t` ends.
- */
-async function startTokenService(t: TestContext, dir: string): Promise<{ realm: string; certPath: string; scopes: string[]; anonymous: number }> {
-  const keyPath = join(dir, 'token.key')
-  const certPath = join(dir, 'token.crt')
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=strata-test-token'])
-  const key = createPrivateKey(readFileSync(keyPath))
-  const certDer = new X509Certificate(readFileSync(certPath)).raw
-  const state = { realm: '', certPath, scopes: [] as string[], anonymous: 0 }
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x')
-    const auth = req.headers.authorization
-    const expected = `Basic ${Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64')}`
-    if (auth !== expected) {
-      state.anonymous++
-      res.writeHead(401, { 'content-type': 'application/json' })
-      res.end('{"details":"bad or missing credentials"}')
-      return
-    }
-    const scope = url.searchParams.get('scope') ?? ''
-    state.scopes.push(scope)
-    const access = scope === '' ? [] : [{ type: scope.split(':')[0], name: scope.split(':').slice(1, -1).join(':'), actions: scope.split(':').at(-1)!.split(',') }]
-    const now = Math.floor(Date.now() / 1000)
-    const header = { typ: 'JWT', alg: 'ES256', x5c: [certDer.toString('base64')] }
-    const claims = { iss: 'strata-test-issuer', sub: TEST_USER, aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access }
-    const signing = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`
-    const sig = sign('sha256', Buffer.from(signing), { key, dsaEncoding: 'ieee-p1363' })
-    res.writeHead(200, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ token: `${signing}.${base64url(sig)}`, expires_in: 300 }))
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())))
-  state.realm = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`
-  return state
-}
 
 /** A docker config.json with credentials for `host`. */
 function dockerConfigFor(dir: string, host: string): string {
@@ -286,26 +239,23 @@ test('registry v2 pull from docker-registry', async (t) => {
   await t.test('bearer token auth (WWW-Authenticate challenge, token service with basic credentials)', async (t) => {
     const rdir = join(dir, 'token')
     mkdirSync(rdir)
-    const tokens = await startTokenService(t, rdir)
-    const thost = await startRegistry(t, rdir, [
-      `auth: { token: { realm: "${tokens.realm}", service: strata-test, issuer: strata-test-issuer, rootcertbundle: ${tokens.certPath} } }`,
-    ])
+    const tokens = await startGrantingTokenService(t, rdir, TEST_USER, TEST_PASSWORD)
+    const thost = await startRegistry(t, rdir, [tokens.config])
     await push(amdArchive, `${thost}/test/img:1`, dir, `${TEST_USER}:${TEST_PASSWORD}`)
     const store = await openTestStore(t)
     const before = await snapshotStore(store)
-    const anonymousBefore = tokens.anonymous
+    const refusedBefore = tokens.refused()
     await assert.rejects(pullImage(store, `${thost}/test/img:1`, { dockerConfig: join(rdir, 'none.json') }), (err: unknown) => {
       assert.ok(isStrataError(err, 'NOT_FOUND'), String(err))
       assert.match((err as Error).message, /token service .* answered 401/)
       return true
     })
-    assert.equal(tokens.anonymous, anonymousBefore + 1)
+    assert.equal(tokens.refused(), refusedBefore + 1)
     await assertStoreUnchanged(store, before)
-    tokens.scopes.length = 0
+    tokens.requests.length = 0
     const r = await pullImage(store, `${thost}/test/img:1`, { dockerConfig: dockerConfigFor(rdir, thost) })
     assert.equal(r.id, amd.id)
-    assert.deepEqual([...new Set(tokens.scopes)], ['repository:test/img:pull'])
-    assert.equal(tokens.scopes.length, 1, 'one token for the whole pull (cached per scope)')
+    assert.deepEqual(tokens.requests, [['repository:test/img:pull']], 'one token for the whole pull (cached per scope)')
   })
 
   await t.test('a pull killed midway resumes: the layers it completed are not downloaded again', async (t) => {

@@ -173,7 +173,8 @@ export async function startLoggingProxy(t: TestContext, upstream: string): Promi
  * to `user`/`password` given as basic credentials: an ES256 JWT signed by
  * a key whose self-signed certificate (made with openssl) is the
  * registry's rootcertbundle and rides in the x5c header. Records the
- * scopes of each token request. Stopped when `t` ends. `config` is the
+ * scopes of each token request granted, and counts the requests refused
+ * for want of credentials. Stopped when `t` ends. `config` is the
  * registry config line that points the registry at it.
  */
 export async function startGrantingTokenService(
@@ -181,17 +182,19 @@ export async function startGrantingTokenService(
   dir: string,
   user: string,
   password: string,
-): Promise<{ realm: string; certPath: string; requests: string[][]; config: string }> {
+): Promise<{ realm: string; certPath: string; requests: string[][]; refused: () => number; config: string }> {
   const keyPath = join(dir, 'token.key')
   const certPath = join(dir, 'token.crt')
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=strata-test-token'])
   const key = createPrivateKey(readFileSync(keyPath))
   const certDer = new X509Certificate(readFileSync(certPath)).raw
   const requests: string[][] = []
+  let refused = 0
   const b64u = (b: Buffer | string): string => Buffer.from(b).toString('base64url')
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
     if (req.headers.authorization !== `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`) {
+      refused++
       res.writeHead(401, { 'content-type': 'application/json' })
       res.end('{"details":"bad or missing credentials"}')
       return
@@ -217,5 +220,5 @@ export async function startGrantingTokenService(
   }))
   const realm = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`
   const config = `auth: { token: { realm: "${realm}", service: strata-test, issuer: strata-test-issuer, rootcertbundle: ${certPath} } }`
-  return { realm, certPath, requests, config }
+  return { realm, certPath, requests, refused: () => refused, config }
 }
