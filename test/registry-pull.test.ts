@@ -10,12 +10,11 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createServer, request as httpRequest } from 'node:http'
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { pullCommand } from '../src/cli/pull.js'
 import { parseGlobal } from '../src/cli/global.js'
 import { MediaTypes, openImageDestination, saveImages } from '../src/transport/index.js'
@@ -23,25 +22,13 @@ import { pullImage, readRegistryAuth, parseAuthChallenge, isLoopbackRegistry } f
 import { chainId, sha256Of, type Digest } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { Store } from '../src/store/index.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
-import { assertStoreUnchanged, openTestStore, snapshotStore } from './helpers/archive-fixtures.js'
-import { mountsAtOrUnder } from './helpers/dockerd.js'
+import { assertStoreUnchanged, openTestStore, snapshotStore, testDataRoot } from './helpers/archive-fixtures.js'
 import { layerTar, makeImage, bytes, type MadeImage } from './helpers/image-fixtures.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
 import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startGrantingTokenService, startLoggingProxy, startRegistry } from './helpers/registry.js'
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
-
-/** A fresh data root opened by path (for the CLI verb), removed when `t` ends. */
-function cliRoot(t: TestContext): string {
-  const root = mkdtempSync(join(tmpdir(), 'strata-test-pull-cli-'))
-  t.after(() => {
-    for (const m of mountsAtOrUnder([root])) umount2(m, MNT_DETACH)
-    rmSync(root, { recursive: true, force: true })
-  })
-  return root
-}
 
 /** bcrypt of TEST_PASSWORD (cost 4): the registry's htpasswd accepts only bcrypt. */
 const TEST_USER = 'strata'
@@ -282,7 +269,7 @@ test('registry v2 pull from docker-registry', async (t) => {
     }))
     const proxy = `127.0.0.1:${(server.address() as AddressInfo).port}`
 
-    const root = cliRoot(t)
+    const root = testDataRoot(t, 'strata-test-pull-cli-')
     const child = spawn(process.execPath, [CLI, '--root', root, '-s', 'overlay2', 'pull', '-q', `${proxy}/test/img:1`], { stdio: 'ignore' })
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
     t.after(async () => {
@@ -316,7 +303,7 @@ test('registry v2 pull from docker-registry', async (t) => {
   })
 
   await t.test('strata pull (CLI verb): docker\'s lines', async (t) => {
-    const root = cliRoot(t)
+    const root = testDataRoot(t, 'strata-test-pull-cli-')
     const { global } = parseGlobal(['--root', root, '-s', 'overlay2'], {})
     const written: string[] = []
     const io = { stdout: { isTTY: false, write: (s: string) => void written.push(s) }, stdinIsTTY: false }

@@ -9,19 +9,17 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { test, type TestContext } from 'node:test'
+import { test } from 'node:test'
 import { pushCommand } from '../src/cli/push.js'
 import { parseGlobal } from '../src/cli/global.js'
 import { pullImage, pushImage } from '../src/distribution/index.js'
 import { sha256Of } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { Store } from '../src/store/index.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
-import { mountsAtOrUnder, requireDockerd, startDockerd } from './helpers/dockerd.js'
-import { dockerManifest, member, openTestStore, readTarFile } from './helpers/archive-fixtures.js'
+import { requireDockerd, startDockerd } from './helpers/dockerd.js'
+import { dockerManifest, member, openTestStore, readTarFile, testDataRoot } from './helpers/archive-fixtures.js'
 import { layerTar, makeImage, bytes } from './helpers/image-fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
@@ -31,16 +29,6 @@ import { manifestOf, REGISTRY, SKOPEO, startGrantingTokenService, startLoggingPr
 const TEST_USER = 'strata'
 const TEST_PASSWORD = 'strata-test-pw'
 const TEST_BCRYPT = '$2b$04$TnwuDl209UdNAySbOoB1Mu1z2IYh8ziU7F35eO/vucSp4vGPP42hC'
-
-/** A fresh data root opened by path (for the CLI verb), unmounted and removed when `t` ends. */
-function cliRoot(t: TestContext): string {
-  const root = mkdtempSync(join(tmpdir(), 'strata-test-push-cli-'))
-  t.after(() => {
-    for (const m of mountsAtOrUnder([root])) umount2(m, MNT_DETACH)
-    rmSync(root, { recursive: true, force: true })
-  })
-  return root
-}
 
 const uploads = (log: Array<{ method: string; path: string }>): number => log.filter((r) => r.method === 'PATCH' || (r.method === 'POST' && !r.path.includes('mount='))).length
 
@@ -260,7 +248,7 @@ test('registry v2 push to docker-registry', async (t) => {
   })
 
   await t.test('strata push (CLI verb): docker\'s lines', async (t) => {
-    const root = cliRoot(t)
+    const root = testDataRoot(t, 'strata-test-push-cli-')
     const cli = await Store.open({ root, driver: 'overlay2' })
     try {
       await makeImage(cli, {

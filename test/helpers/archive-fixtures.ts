@@ -20,6 +20,19 @@ import { mountsAtOrUnder } from './dockerd.js'
 import { readDockerArchive, threeLayerArchive, type DockerArchiveImage } from './docker-image.js'
 import { loadImages, openImageSource } from '../../src/transport/index.js'
 
+/** Unmounts whatever is mounted under `root` and removes it. */
+function removeDataRoot(root: string): void {
+  for (const m of mountsAtOrUnder([root])) umount2(m, MNT_DETACH)
+  rmSync(root, { recursive: true, force: true })
+}
+
+/** A fresh, empty data root under the temp dir (for a CLI or a child process to open), unmounted and removed when the test ends. */
+export function testDataRoot(t: TestContext, prefix = 'strata-test-root-'): string {
+  const root = mkdtempSync(join(tmpdir(), prefix))
+  t.after(() => removeDataRoot(root))
+  return root
+}
+
 /** A fresh store on overlay2 (or `driver`) under a temp root, closed, unmounted and removed when the test ends. */
 export async function openTestStore(t: TestContext, driver = 'overlay2'): Promise<Store> {
   const root = mkdtempSync(join(tmpdir(), 'strata-test-transport-'))
@@ -28,8 +41,7 @@ export async function openTestStore(t: TestContext, driver = 'overlay2'): Promis
     try {
       await store?.close()
     } finally {
-      for (const m of mountsAtOrUnder([root])) umount2(m, MNT_DETACH)
-      rmSync(root, { recursive: true, force: true })
+      removeDataRoot(root)
     }
   })
   store = await Store.open({ root, driver })
