@@ -5,27 +5,16 @@
  * 0 success, 1 a failed operation, 2 a usage error.
  */
 import { StrataError } from '../errors/index.js'
-import { archiveCommand } from './archive.js'
-import { checkCommand } from './check.js'
-import { CONTAINER_HELPS, containerCommand, containerVerb } from './container.js'
 import { UsageError } from './errors.js'
 import { GLOBAL_HELP, parseGlobal } from './global.js'
-import { historyCommand } from './history.js'
-import { imageCommand } from './image.js'
-import { importCommand } from './import.js'
-import { imagesCommand } from './images.js'
-import { infoCommand } from './info.js'
-import { inspectCommand } from './inspect.js'
-import { layerCommand } from './layer.js'
-import { loadCommand } from './load.js'
-import { pullCommand } from './pull.js'
-import { pushCommand } from './push.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
-import { rmiCommand } from './rmi.js'
-import { saveCommand } from './save.js'
-import { systemCommand } from './system.js'
-import { tagCommand } from './tag.js'
+
+// Verbs are imported when run, not up front: a process pays for loading the
+// modules of its own verb only (`strata ps` does not load the transports).
+
+/** The container verbs that also stand alone (`strata ps` = `strata container ps`); container.ts holds their help. */
+const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
 
 const HELP = `Usage: strata COMMAND [ARGS...]
 
@@ -73,55 +62,55 @@ async function main(argv: string[]): Promise<number> {
     let out: CommandResult
     switch (command) {
       case 'info':
-        out = await infoCommand(rest, global)
+        out = await (await import('./info.js')).infoCommand(rest, global)
         break
       case 'check':
-        out = await checkCommand(rest, global)
+        out = await (await import('./check.js')).checkCommand(rest, global)
         break
       case 'layer':
-        out = await layerCommand(rest, global)
+        out = await (await import('./layer.js')).layerCommand(rest, global)
         break
       case 'images':
-        out = await imagesCommand(rest, global)
+        out = await (await import('./images.js')).imagesCommand(rest, global)
         break
       case 'image':
-        out = await imageCommand(rest, global)
+        out = await (await import('./image.js')).imageCommand(rest, global)
         break
       case 'inspect':
-        out = await inspectCommand(rest, global)
+        out = await (await import('./inspect.js')).inspectCommand(rest, global)
         break
       case 'history':
-        out = await historyCommand(rest, global)
+        out = await (await import('./history.js')).historyCommand(rest, global)
         break
       case 'tag':
-        out = await tagCommand(rest, global)
+        out = await (await import('./tag.js')).tagCommand(rest, global)
         break
       case 'rmi':
-        out = await rmiCommand(rest, global)
+        out = await (await import('./rmi.js')).rmiCommand(rest, global)
         break
       case 'system':
-        out = await systemCommand(rest, global)
+        out = await (await import('./system.js')).systemCommand(rest, global)
         break
       case 'load':
-        out = await loadCommand(rest, global, verbIO())
+        out = await (await import('./load.js')).loadCommand(rest, global, verbIO())
         break
       case 'pull':
-        out = await pullCommand(rest, global, verbIO())
+        out = await (await import('./pull.js')).pullCommand(rest, global, verbIO())
         break
       case 'push':
-        out = await pushCommand(rest, global, verbIO())
+        out = await (await import('./push.js')).pushCommand(rest, global, verbIO())
         break
       case 'save':
-        out = await saveCommand(rest, global, verbIO())
+        out = await (await import('./save.js')).saveCommand(rest, global, verbIO())
         break
       case 'import':
-        out = await importCommand(rest, global, verbIO())
+        out = await (await import('./import.js')).importCommand(rest, global, verbIO())
         break
       case 'archive':
-        out = await archiveCommand(rest)
+        out = await (await import('./archive.js')).archiveCommand(rest)
         break
       case 'container':
-        out = await containerCommand(rest, global)
+        out = await (await import('./container.js')).containerCommand(rest, global)
         break
       case undefined:
       case '--help':
@@ -130,8 +119,8 @@ async function main(argv: string[]): Promise<number> {
         out = HELP
         break
       default:
-        if (command in CONTAINER_HELPS) {
-          out = await containerVerb(command, rest, global)
+        if (CONTAINER_VERBS.has(command)) {
+          out = await (await import('./container.js')).containerVerb(command, rest, global)
           break
         }
         throw new UsageError(`unknown command "${command}"; see "strata --help"`)
