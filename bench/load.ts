@@ -58,24 +58,13 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
         },
         {
           name: 'podman load (overlay)',
-          prepare: async () => {
-            podmanStorage.wipe()
-            await sh('sync')
-          },
+          prepare: () => podmanStorage.fresh(),
           run: async () => void (await podmanStorage.podman('load', '-q', '-i', image.archive)),
         },
         {
           name: 'skopeo copy docker-archive: → containers-storage: (overlay)',
-          prepare: async () => {
-            skopeoStorage.wipe()
-            await sh('sync')
-          },
-          run: async () =>
-            void (await run(
-              'skopeo',
-              ['--insecure-policy', 'copy', '-q', `docker-archive:${image.archive}`, `containers-storage:[overlay@${skopeoStorage.graph}+${skopeoStorage.runroot}]${image.tag}`],
-              { env: skopeoStorage.env },
-            )),
+          prepare: () => skopeoStorage.fresh(),
+          run: async () => void (await skopeoStorage.skopeoCopy(`docker-archive:${image.archive}`, image.tag)),
         },
         {
           // Not a load: the floor any of them has on this disk (no hashing, no metadata, one process).

@@ -16,8 +16,12 @@ export interface PrivateStorage {
   runroot: string
   /** Unmounts what is mounted under the store and removes it. */
   wipe(): void
+  /** wipe(), then `sync`: a benchmark's untimed prepare step. */
+  fresh(): Promise<void>
   /** `podman` with this store's flags. */
   podman(...args: string[]): Promise<RunResult>
+  /** `skopeo copy SOURCE containers-storage:[overlay@this store]NAME`, with `flags` before the references. */
+  skopeoCopy(source: string, name: string, flags?: string[]): Promise<RunResult>
 }
 
 export function privateStorage(dir: string): PrivateStorage {
@@ -28,15 +32,22 @@ export function privateStorage(dir: string): PrivateStorage {
   const conf = join(dir, 'storage.conf')
   writeFileSync(conf, `[storage]\ndriver = "overlay"\nrunroot = "${runroot}"\ngraphroot = "${graph}"\n`)
   const env = { ...process.env, CONTAINERS_STORAGE_CONF: conf, TMPDIR: tmp }
+  const wipe = (): void => {
+    for (const m of mountsAtOrUnder([graph, runroot]).reverse()) umount2(m, MNT_DETACH)
+    rmSync(graph, { recursive: true, force: true })
+    rmSync(runroot, { recursive: true, force: true })
+  }
   return {
     env,
     graph,
     runroot,
-    wipe: () => {
-      for (const m of mountsAtOrUnder([graph, runroot]).reverse()) umount2(m, MNT_DETACH)
-      rmSync(graph, { recursive: true, force: true })
-      rmSync(runroot, { recursive: true, force: true })
+    wipe,
+    fresh: async () => {
+      wipe()
+      await run('sync', [])
     },
+    skopeoCopy: (source, name, flags = []) =>
+      run('skopeo', ['--insecure-policy', 'copy', '-q', ...flags, source, `containers-storage:[overlay@${graph}+${runroot}]${name}`], { env }),
     podman: (...args) => run('podman', ['--root', graph, '--runroot', runroot, '--storage-driver', 'overlay', '--events-backend', 'none', ...args], { env }),
   }
 }

@@ -69,24 +69,13 @@ export async function pullBench(work: string, log: (m: string) => void): Promise
         },
         {
           name: 'podman pull (overlay)',
-          prepare: async () => {
-            podmanStore.wipe()
-            await sh('sync')
-          },
+          prepare: () => podmanStore.fresh(),
           run: async () => void (await podmanStore.podman('pull', '-q', '--tls-verify=false', ref)),
         },
         {
           name: 'skopeo copy docker:// → containers-storage: (overlay)',
-          prepare: async () => {
-            skopeoStore.wipe()
-            await sh('sync')
-          },
-          run: async () =>
-            void (await run(
-              'skopeo',
-              ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `containers-storage:[overlay@${skopeoStore.graph}+${skopeoStore.runroot}]bench/debian:latest`],
-              { env: skopeoStore.env },
-            )),
+          prepare: () => skopeoStore.fresh(),
+          run: async () => void (await skopeoStore.skopeoCopy(`docker://${ref}`, 'bench/debian:latest', ['--src-tls-verify=false'])),
         },
       ],
       5,
