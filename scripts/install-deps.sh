@@ -13,6 +13,8 @@ PACKAGES=(
   docker.io                           # dockerd 20.10 + /usr/bin/docker: the reference data root
   podman skopeo umoci runc            # interop peers: podman save/load, skopeo copy, umoci unpack, OCI runtime
   docker-registry                     # the CNCF distribution registry (v2 API) for pull/push tests
+  qemu-system-x86 linux-image-amd64 cpio   # scripts/vm/run.sh: a kernel with device-mapper, under qemu
+  dmsetup thin-provisioning-tools     # devicemapper driver tests cross-check the pool (dmsetup, thin_check)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
