@@ -28,7 +28,7 @@ test('vm: exit status, output, a read-write share and device-mapper in the guest
   const share = tempDirFor(t, 'vm-share-')
   const script = [
     'echo "kernel $(uname -r)"',
-    'modprobe dm-thin-pool loop',
+    'modprobe -a dm-thin-pool loop',
     'test -c /dev/mapper/control && echo "dm control present"',
     'grep -q thin-pool /proc/misc /proc/devices 2>/dev/null; dmsetup targets | grep -o "^thin-pool"',
     `echo "written in the guest" > ${share}/out.txt`,
