@@ -15,6 +15,7 @@ PACKAGES=(
   docker-registry                     # the CNCF distribution registry (v2 API) for pull/push tests
   qemu-system-x86 linux-image-amd64 cpio   # scripts/vm/run.sh: a kernel with device-mapper, under qemu
   dmsetup thin-provisioning-tools     # devicemapper driver tests cross-check the pool (dmsetup, thin_check)
+  chromium                            # headless browser for the layer explorer's page test (driven by playwright-core)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

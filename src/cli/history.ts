@@ -22,9 +22,11 @@ Options:
       --no-trunc     Don't truncate output
   -q, --quiet        Only show image IDs
       --format json  One JSON object per row, as docker's --format '{{json .}}'
+      --layers       What each layer added, modified, removed and wasted (= strata image layers)
 `
 
 export async function historyCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  if (args.includes('--layers')) return (await import('./explore.js')).imageLayersCommand(args, global)
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,

@@ -28,6 +28,7 @@ Commands:
   ls [-a] [-q] [--digests] [--no-trunc] [--format json] [REPO[:TAG]]   List images (= strata images)
   inspect IMAGE...                                  Show images' details as JSON (= strata inspect)
   history [--no-trunc] [-q] [--format json] IMAGE   Show an image's build steps (= strata history)
+  layers [--format json] IMAGE                      Show what each layer added, modified, removed and wasted
   tag SOURCE TARGET                                 Tag an image (= strata tag)
   rm [-f] [--no-prune] IMAGE...                     Untag and delete images (= strata rmi)
   prune -f [-a]                                     Delete dangling images (-a: all unused images)
@@ -59,6 +60,8 @@ export async function imageCommand(args: string[], global: GlobalOptions): Promi
       return inspectCommand(rest, global)
     case 'history':
       return historyCommand(rest, global)
+    case 'layers':
+      return (await import('./explore.js')).imageLayersCommand(rest, global)
     case 'tag':
       return tagCommand(rest, global)
     case 'rm':

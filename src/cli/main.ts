@@ -27,7 +27,8 @@ Commands:
   images    List images (docker images)
   image     Manage images: ls, inspect, history, tag, rm, prune
   inspect   Show images' details as JSON (docker image inspect)
-  history   Show an image's build steps
+  history   Show an image's build steps (--layers: what each layer changed)
+  explore   Browse images layer by layer in a web page on 127.0.0.1 (what each layer added, changed, wasted)
   tag       Tag an image
   rmi       Untag and delete images
   load      Load images from a docker-archive, OCI archive or layout (-i FILE or stdin)
@@ -84,6 +85,9 @@ async function main(argv: string[]): Promise<number> {
         break
       case 'tag':
         out = await (await import('./tag.js')).tagCommand(rest, global)
+        break
+      case 'explore':
+        out = await (await import('./explore.js')).exploreCommand(rest, global, verbIO())
         break
       case 'rmi':
         out = await (await import('./rmi.js')).rmiCommand(rest, global)
