@@ -29,13 +29,13 @@ import {
   EMPTY_LAYER_DIFF_ID,
   recoverContainers,
 } from '../src/container/index.js'
-import { DirLock } from '../src/layer/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { IMAGE_TAG } from './helpers/docker-image.js'
 import { containerEnv, type ContainerEnv } from './helpers/container-env.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { createLoopFs } from './helpers/loopfs.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
+import { DirLock } from '../src/fs/index.js'
 
 const SCRIPT = 'echo hello > /data/new && rm /data/one && rm -rf /home && mkdir /home && echo x > /home/x && echo ran && exit 3'
 /**

@@ -13,8 +13,7 @@ import { test } from 'node:test'
 import { sha256Of } from '../src/digest/index.js'
 import { StrataError } from '../src/errors/index.js'
 import { DistributionMetadataStore, MAX_V2_METADATA, checkV2MetadataHmac, computeV2MetadataHmac, encodeV2Metadata } from '../src/image/index.js'
-import { goJsonString } from '../src/image/gojson.js'
-import { DataRootLock } from '../src/layer/lock.js'
+import { goJsonString, DataRootLock } from '../src/fs/index.js'
 import { tempDirFor } from './helpers/tmp.js'
 
 

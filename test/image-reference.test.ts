@@ -26,7 +26,7 @@ import {
   withDefaultTag,
   type ImageID,
 } from '../src/image/index.js'
-import { DataRootLock } from '../src/layer/lock.js'
+import { DataRootLock } from '../src/fs/index.js'
 import { tempDirFor } from './helpers/tmp.js'
 
 

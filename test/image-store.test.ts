@@ -15,16 +15,8 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { chainId, sha256Of, type Digest } from '../src/digest/index.js'
 import { StrataError } from '../src/errors/index.js'
-import {
-  ImageStore,
-  RFC3339_NANO_RE,
-  formatRfc3339Nano,
-  imageChainIds,
-  parseImageConfig,
-  topChainId,
-  type ImageID,
-} from '../src/image/index.js'
-import { DataRootLock } from '../src/layer/lock.js'
+import { ImageStore, imageChainIds, parseImageConfig, topChainId, type ImageID } from '../src/image/index.js'
+import { DataRootLock, RFC3339_NANO_RE, formatRfc3339Nano } from '../src/fs/index.js'
 import type { ChainID, LayerHandle } from '../src/layer/types.js'
 import { tempDirFor } from './helpers/tmp.js'
 

@@ -10,12 +10,13 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { sha256Of } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
-import { DataRootLock, DirLock, driverLayersDir, LayerDbPaths } from '../src/layer/index.js'
+import { driverLayersDir, LayerDbPaths } from '../src/layer/index.js'
 import { readLayerInfo, readMountRecord } from '../src/layer/metadata.js'
 import { validateMountName } from '../src/layer/paths.js'
 import { Transaction } from '../src/layer/transaction.js'
 import type { ChainID } from '../src/layer/types.js'
 import { tempDirFor } from './helpers/tmp.js'
+import { DataRootLock, DirLock } from '../src/fs/index.js'
 
 const CHAIN = sha256Of('a layer') as ChainID
 const PARENT = sha256Of('its parent') as ChainID

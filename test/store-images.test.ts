@@ -13,7 +13,6 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { digestHex } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
-import { RFC3339_NANO_RE } from '../src/image/index.js'
 import type { ChainID } from '../src/layer/index.js'
 import {
   NONE_DIGEST,
@@ -32,6 +31,7 @@ import {
 import { bytes, layerTar, makeImage, type MadeImage } from './helpers/image-fixtures.js'
 import { requireRoot } from './helpers/peers.js'
 import { openTestStore } from './helpers/archive-fixtures.js'
+import { RFC3339_NANO_RE } from '../src/fs/index.js'
 
 /** A store on a fresh root (vfs unless told), closed and removed when the test ends. */
 function openStore(t: TestContext, driver: 'vfs' | 'overlay2' = 'vfs'): Promise<Store> {

@@ -23,6 +23,7 @@ import {
   type Container,
   type CreateContainerOptions,
 } from '../container/index.js'
+import { GO_ZERO_TIME, goTimeString, unixSeconds } from '../fs/index.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
@@ -290,7 +291,7 @@ function since(rfc3339: string, now: number): number {
 
 function stateOf(c: Container): 'running' | 'created' | 'exited' {
   if (c.running) return 'running'
-  return c.record.HasBeenStartedBefore || c.record.State.StartedAt !== '0001-01-01T00:00:00Z' ? 'exited' : 'created'
+  return c.record.HasBeenStartedBefore || c.record.State.StartedAt !== GO_ZERO_TIME ? 'exited' : 'created'
 }
 
 function statusOf(c: Container, now: number): string {
@@ -308,13 +309,6 @@ function statusOf(c: Container, now: number): string {
 function ellipsis(s: string, max: number): string {
   const chars = [...s]
   return chars.length <= max ? s : `${chars.slice(0, max - 1).join('')}…`
-}
-
-/** "2026-12-01 19:22:48 +0000 UTC", Go's time.Time.String() as docker ps prints CreatedAt. */
-function goTimeString(rfc3339: string): string {
-  const d = new Date(Date.parse(rfc3339))
-  const p = (n: number): string => String(n).padStart(2, '0')
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000 UTC`
 }
 
 async function ps(args: string[], global: GlobalOptions): Promise<CommandResult> {
@@ -339,7 +333,7 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
         const labels = Object.entries(c.record.Config.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
         return `${JSON.stringify({
           Command: command(c),
-          CreatedAt: goTimeString(c.record.Created),
+          CreatedAt: goTimeString(unixSeconds(c.record.Created)),
           ID: id(c),
           Image: c.record.Config.Image ?? c.record.Image,
           Labels: labels,

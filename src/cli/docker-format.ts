@@ -10,7 +10,9 @@
  * - `--format json` lines as Go's `{{json .}}`: keys sorted, `<`, `>`, `&`
  *   escaped as \u003c etc.;
  * - IDs cut as stringid.TruncateID, long text cut with "…".
+ * Go's time formats are in src/fs (gotime.ts).
  */
+import { goJsonText } from '../fs/index.js'
 
 /** Go's %.<precision>g: `precision` significant digits, trailing zeros dropped, exponent as e+03. */
 function formatG(value: number, precision: number): string {
@@ -91,59 +93,15 @@ export function dockerTable(rows: string[][]): string {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - width(cell)))).join('') + '\n').join('')
 }
 
-/** JSON text with Go's escapes for what JSON.stringify leaves alone: U+2028/U+2029, and \b/\f as \u0008/\u000c. */
-function goEscapes(json: string): string {
-  return json
-    .replace(/\\(["\\/bfnrtu])/g, (m, c: string) => (c === 'b' ? '\\u0008' : c === 'f' ? '\\u000c' : m))
-    .replace(/\u2028/g, '\\u2028')
-    .replace(/\u2029/g, '\\u2029')
-}
-
 /** One `{{json .}}` line: an object's keys sorted, HTML characters escaped as Go does. */
 export function jsonLine(obj: Record<string, unknown>): string {
   const sorted = Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]))
-  const text = goEscapes(JSON.stringify(sorted)).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`)
+  const text = goJsonText(JSON.stringify(sorted), { html: true })
   return `${text}\n`
 }
 
 /** `docker inspect` output: the objects in a JSON array indented by 4 spaces (docker leaves HTML characters alone there). */
 export function inspectJson(values: unknown[]): string {
-  return `${goEscapes(JSON.stringify(values, null, 4))}\n`
+  return `${goJsonText(JSON.stringify(values, null, 4))}\n`
 }
 
-function pad2(n: number): string {
-  return String(n).padStart(2, '0')
-}
-
-/** Wall-clock fields of a Unix time in the local zone, with the zone's offset in minutes. */
-function local(unixSeconds: number): { date: string; time: string; offset: number } {
-  const d = new Date(unixSeconds * 1000)
-  const offset = -d.getTimezoneOffset() || 0
-  return {
-    date: `${String(d.getFullYear()).padStart(4, '0')}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())}`,
-    time: `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`,
-    offset,
-  }
-}
-
-function offsetText(offset: number, colon: boolean): string {
-  const abs = Math.abs(offset)
-  return `${offset < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}${colon ? ':' : ''}${pad2(abs % 60)}`
-}
-
-/** Go's time.Unix(s, 0).String() in the local zone: "2026-12-01 19:17:18 +0000 UTC" (images' CreatedAt). */
-export function goTimeString(unixSeconds: number): string {
-  const { date, time, offset } = local(unixSeconds)
-  let zone = 'UTC'
-  if (offset !== 0) {
-    const name = new Intl.DateTimeFormat('en-US', { timeZoneName: 'short' }).formatToParts(new Date(unixSeconds * 1000)).find((p) => p.type === 'timeZoneName')
-    zone = name?.value ?? offsetText(offset, false)
-  }
-  return `${date} ${time} ${offsetText(offset, false)} ${zone}`
-}
-
-/** Go's time.Unix(s, 0).Format(time.RFC3339) in the local zone: "2026-12-01T19:17:18Z" (history's CreatedAt). */
-export function goRfc3339(unixSeconds: number): string {
-  const { date, time, offset } = local(unixSeconds)
-  return `${date}T${time}${offset === 0 ? 'Z' : offsetText(offset, true)}`
-}

@@ -7,7 +7,8 @@
  */
 import { parseArgs } from 'node:util'
 import { imageHistory } from '../store/index.js'
-import { dockerTable, ellipsis, goRfc3339, humanSizeWithPrecision, jsonLine, since, truncateId } from './docker-format.js'
+import { goRfc3339 } from '../fs/index.js'
+import { dockerTable, ellipsis, humanSizeWithPrecision, jsonLine, since, truncateId } from './docker-format.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'

@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, rm } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
+import { tempPathFor } from '../fs/index.js'
 
 export function openInput(path: string): Readable {
   return path === '-' ? process.stdin : createReadStream(path)
@@ -19,7 +20,7 @@ export async function writeOutput(path: string, data: AsyncIterable<Buffer> | Re
     await pipeline(source, process.stdout, { end: false })
     return
   }
-  const tmp = `${path}.strata-tmp-${process.pid}`
+  const tmp = tempPathFor(path)
   try {
     await pipeline(source, createWriteStream(tmp))
     await rename(tmp, path)

@@ -18,8 +18,8 @@
  * and so collected again, as dockerd's deferred ReleaseAndLog does.
  */
 import { StrataError } from '../errors/index.js'
-import { formatRfc3339Nano, topChainId, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js'
-import { nowNs } from '../image/rfc3339.js'
+import { topChainId, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js'
+import { nowNs, formatRfc3339Nano } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import { mergeEnv, orderContainerConfig } from './config.js'
 import { getContainer } from './records.js'

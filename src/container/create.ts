@@ -16,14 +16,12 @@
 import { mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError } from '../errors/index.js'
-import { topChainId, formatRfc3339Nano } from '../image/index.js'
-import { atomicWriteFile } from '../image/atomic.js'
-import { nowNs } from '../image/rfc3339.js'
+import { topChainId } from '../image/index.js'
+import { atomicWriteFile, nowNs, formatRfc3339Nano, DirLock } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import { commandOf, mergeContainerConfig } from './config.js'
 import { writeInitFiles } from './init-files.js'
 import { recoverContainers } from './recover.js'
-import { DirLock } from '../layer/index.js'
 import {
   CONFIG_FILE,
   HOSTCONFIG_FILE,

@@ -8,15 +8,13 @@ import { readFileSync } from 'node:fs'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno } from '../errors/index.js'
-import { atomicWriteFile } from '../image/atomic.js'
+import { GO_ZERO_TIME, atomicWriteFile } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import type { Container, ContainerRecord, ContainerState } from './types.js'
 
 export const CONTAINERS_DIR = 'containers'
 export const CONFIG_FILE = 'config.v2.json'
 export const HOSTCONFIG_FILE = 'hostconfig.json'
-/** Go's zero time.Time as JSON. */
-export const ZERO_TIME = '0001-01-01T00:00:00Z'
 /** Records being built start with this; listing skips them. */
 export const TEMP_RECORD_PREFIX = '.tmp-'
 
@@ -72,8 +70,8 @@ export function newState(): ContainerState {
     Pid: 0,
     ExitCode: 0,
     Error: '',
-    StartedAt: ZERO_TIME,
-    FinishedAt: ZERO_TIME,
+    StartedAt: GO_ZERO_TIME,
+    FinishedAt: GO_ZERO_TIME,
     Health: null,
   }
 }

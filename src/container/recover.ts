@@ -19,10 +19,9 @@
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno, isStrataError } from '../errors/index.js'
-import { DirLock } from '../layer/index.js'
 import type { Store } from '../store/index.js'
 import { containerDir, containersDir, TEMP_RECORD_PREFIX } from './records.js'
-import { pathExists } from '../layer/files.js'
+import { pathExists, DirLock } from '../fs/index.js'
 
 const ID_RE = /^[a-f0-9]{64}$/
 

@@ -2,7 +2,9 @@
  * src/graphdriver: how layers are stored and stacked on disk (types.ts is
  * the contract), the drivers, and the registry that picks one for a data
  * root. Importing this module registers the built-in drivers in the
- * default registry, so `openDriver(root)` can find them.
+ * default registry, so `openDriver(root)` can find them. Every driver
+ * counts get/put with RefCounter (refcount.ts) and serialises work on one
+ * layer id with src/fs's KeyedLock.
  *
  * @example
  * import { openDriver } from 'strata'
@@ -18,6 +20,7 @@ import { btrfsFactory } from './btrfs/index.js'
 export type { ApplyLayerOptions, Change, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
 export { DRIVER_ORDER, DriverRegistry, defaultRegistry, openDriver, registerDriver } from './registry.js'
 export { withNaiveDiff, type ProtoDriver } from './naive-diff.js'
+export { RefCounter, type Ref } from './refcount.js'
 export { copyTree, type CopyTreeOptions, type CopyTreeResult, type ReflinkMode } from './copy.js'
 export { VfsDriver, vfsFactory } from './vfs/driver.js'
 export { Overlay2Driver, overlay2Factory, mountPlan } from './overlay2/index.js'

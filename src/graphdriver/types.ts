@@ -16,7 +16,8 @@
  *   *put* releases it. get/put are reference counted per layer: the mount
  *   happens on the first get and goes away on the last put, however many
  *   callers there are. A driver never panics on a bad count: put of a layer
- *   that is not mounted is an error naming the layer.
+ *   that is not mounted is an error naming the layer. Every driver counts
+ *   with the one RefCounter (refcount.ts).
  * - A *diff* is a layer tar of a layer's own changes against its parent,
  *   with aufs-style whiteouts (`.wh.name`, `.wh..wh..opq`); *applyDiff*
  *   writes such a tar into a freshly created layer (nothing else may have

@@ -19,9 +19,8 @@ import { dirname, join } from 'node:path'
 import { digestHex, isDigest, parseDigest, type Digest } from '../digest/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import type { DiffID } from '../layer/types.js'
-import type { StoreLock } from './lock.js'
-import { atomicWriteFile, readIfExists } from './atomic.js'
-import { goJsonString } from './gojson.js'
+import type { StoreLock } from '../fs/index.js'
+import { atomicWriteFile, readIfExists, goJsonString } from '../fs/index.js'
 
 /** How many entries moby keeps per diffID (maxMetadata). */
 export const MAX_V2_METADATA = 50

@@ -52,5 +52,3 @@ export {
   type DistributionMetadataOptions,
   type V2Metadata,
 } from './distribution.js'
-export { RFC3339_NANO_RE, formatRfc3339Nano } from './rfc3339.js'
-export type { StoreLock } from './lock.js'

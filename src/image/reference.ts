@@ -19,10 +19,9 @@ import { join } from 'node:path'
 import { isDigest, parseDigest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 import type { CheckProblem } from '../layer/types.js'
-import type { StoreLock } from './lock.js'
-import { atomicWriteFile, readIfExists } from './atomic.js'
+import type { StoreLock } from '../fs/index.js'
+import { atomicWriteFile, readIfExists, goJsonMap, goJsonString, goStringCompare } from '../fs/index.js'
 import type { ImageID } from './config.js'
-import { goJsonMap, goJsonString, goStringCompare } from './gojson.js'
 
 // ---------------------------------------------------------------------------
 // Parsing (distribution/reference regexp.go, reference.go, normalize.go)

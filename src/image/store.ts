@@ -22,8 +22,8 @@ import { join } from 'node:path'
 import { chainId, digestHex, isDigest, parseDigest, sha256Of } from '../digest/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import type { ChainID, CheckProblem, LayerHandle } from '../layer/types.js'
-import type { StoreLock } from './lock.js'
-import { TEMP_PREFIX, atomicWriteFile, readIfExists, syncDir } from './atomic.js'
+import type { StoreLock } from '../fs/index.js'
+import { atomicWriteFile, isTempName, sweepTempFiles, readIfExists, fsyncPath, formatRfc3339Nano, nowNs } from '../fs/index.js'
 import {
   imageOperatingSystem,
   parseImageConfig,
@@ -32,7 +32,6 @@ import {
   type ImageConfig,
   type ImageID,
 } from './config.js'
-import { formatRfc3339Nano, nowNs } from './rfc3339.js'
 
 /**
  * What the image store needs from the layer store. `lock` is the data-root
@@ -434,7 +433,7 @@ export class ImageStore {
     for (const name of metaNames) {
       const dir = join(this.#metadataDir, name)
       if (!HEX_RE.test(name) || !present.has(`sha256:${name}`)) {
-        if (name.startsWith(TEMP_PREFIX)) continue
+        if (isTempName(name)) continue
         const problem: CheckProblem = { kind: 'image-config', subject: dir, message: `Image metadata "${dir}" has no image content` }
         if (repair) {
           await this.#layers.lock.withLock(async () => {
@@ -473,15 +472,7 @@ export class ImageStore {
     if (repair) {
       await this.#layers.lock.withLock(async () => {
         for (const dir of [this.#contentDir, ...metaNames.map((n) => join(this.#metadataDir, n))]) {
-          let names: string[]
-          try {
-            names = await readdir(dir)
-          } catch {
-            continue
-          }
-          for (const n of names.filter((x) => x.startsWith(TEMP_PREFIX))) {
-            const path = join(dir, n)
-            await rm(path, { recursive: true, force: true })
+          for (const path of await sweepTempFiles(dir)) {
             problems.push({ kind: 'image-config', subject: path, message: `Leftover temp file "${path}"`, repaired: 'removed' })
           }
         }
@@ -547,7 +538,7 @@ export class ImageStore {
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err
     }
-    await syncDir(this.#contentDir)
+    await fsyncPath(this.#contentDir)
   }
 }
 

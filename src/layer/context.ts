@@ -5,7 +5,7 @@
  * implement its verbs (register, refs, mounts, export, recover, check).
  */
 import type { GraphDriver } from '../graphdriver/types.js'
-import type { DataRootLock } from './lock.js'
+import type { DataRootLock } from '../fs/index.js'
 import type { LayerDbPaths } from './paths.js'
 import type { ImageReferences } from './types.js'
 

@@ -1,13 +1,12 @@
 /**
  * src/layer: the layer store (dockerd's layerdb): read-only layers by
  * chainID, containers' mounted layers, references, transactions, recovery
- * and check, shared between processes through the locks in lock.ts.
+ * and check, shared between processes through the locks of src/fs.
  */
 export { LayerStore, type LayerStoreOptions } from './store.js'
 export type { RecoveryReport } from './recover.js'
 export type { CheckOptions } from './check.js'
 export type { RemoveMountOptions } from './mounts.js'
-export { DataRootLock, DirLock, DATA_ROOT_LOCK_FILE } from './lock.js'
 export { LayerDbPaths } from './paths.js'
 export { LAYER_FILES } from './metadata.js'
 export { INIT_ENTRIES, setupInitLayer } from './initlayer.js'

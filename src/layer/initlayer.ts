@@ -16,9 +16,10 @@
  * explicitly so our umask does not matter. Everything is root-owned (no
  * user-namespace remapping).
  */
-import { chmod, mkdir, open, stat, symlink, unlink } from 'node:fs/promises'
+import { chmod, mkdir, open, symlink, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isErrno } from '../errors/index.js'
+import { pathExists } from '../fs/index.js'
 
 export type InitEntryKind = 'dir' | 'file' | { symlink: string }
 
@@ -37,16 +38,6 @@ export const INIT_ENTRIES: ReadonlyArray<readonly [string, InitEntryKind]> = [
 ]
 
 export const INIT_MODE = 0o755
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path)
-    return true
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false
-    throw err
-  }
-}
 
 /** mkdir -p with exact modes on the directories it creates (MkdirAllAndChownNew). */
 async function mkdirAll(root: string, rel: string): Promise<void> {
@@ -76,7 +67,7 @@ export async function setupInitLayer(root: string): Promise<void> {
       }
     }
     const target = join(root, path)
-    if (await exists(target)) continue
+    if (await pathExists(target)) continue
     await mkdirAll(root, dirname(path))
     if (kind === 'dir') {
       await mkdirAll(root, path)

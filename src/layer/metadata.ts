@@ -19,7 +19,7 @@
 import { join } from 'node:path'
 import { parseDigest, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
-import { pathExists, readTextIfExists } from './files.js'
+import { pathExists, readTextIfExists } from '../fs/index.js'
 import { DRIVER_ID_RE } from './paths.js'
 import type { ChainID, LayerInfo, MountInfo } from './types.js'
 

@@ -28,9 +28,8 @@ import type { Change } from '../archive/changes.js'
 import { StrataError, isStrataError } from '../errors/index.js'
 import type { StoreContext } from './context.js'
 import { removeDriverLayer, removeDriverLayers } from './driver-layers.js'
-import { pathExists, writeFileAtomic } from './files.js'
+import { pathExists, atomicWriteFile, DirLock } from '../fs/index.js'
 import { setupInitLayer } from './initlayer.js'
-import { DirLock } from './lock.js'
 import { driverIdsIn, MOUNT_FILES, readLayerInfo, readMountRecord } from './metadata.js'
 import { FILE_MODE, MOUNT_DIR_MODE, REMOVING_MOUNT_PREFIX, newRandomId, validateMountName } from './paths.js'
 import { acquireLayer, getHandle, Handle, listDir } from './refs.js'
@@ -126,7 +125,7 @@ export async function listMounts(ctx: StoreContext): Promise<MountInfo[]> {
 }
 
 async function writeCount(ctx: StoreContext, name: string, count: number): Promise<void> {
-  await writeFileAtomic(join(ctx.paths.mountDir(name), MOUNT_FILES.count), String(count), FILE_MODE)
+  await atomicWriteFile(join(ctx.paths.mountDir(name), MOUNT_FILES.count), String(count), FILE_MODE)
 }
 
 /** Mounts the container's rootfs (persistently) and returns its path; counted in mount-count. */

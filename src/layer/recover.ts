@@ -25,8 +25,7 @@ import { parseDigest } from '../digest/index.js'
 import { isStrataError } from '../errors/index.js'
 import type { StoreContext } from './context.js'
 import { listDriverLayerIds, removeDriverLayers } from './driver-layers.js'
-import { DirLock } from './lock.js'
-import { readTextIfExists } from './files.js'
+import { DirLock, readTextIfExists, sweepTempFiles } from '../fs/index.js'
 import { driverIdsIn, MOUNT_FILES, readCacheIdIfAny, readMountRecord } from './metadata.js'
 import { HEX64_RE, REMOVING_RE } from './paths.js'
 import { listDir } from './refs.js'
@@ -46,8 +45,6 @@ export interface RecoveryReport {
   /** What could not be done, and why. */
   failures: Array<{ subject: string; message: string }>
 }
-
-const ATOMIC_TEMP_RE = /^\..+\.tmp-[0-9a-f]{12}$/
 
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
@@ -101,10 +98,8 @@ export async function recoverUnderLock(ctx: StoreContext): Promise<RecoveryRepor
   for (const name of await listDir(ctx.paths.mounts)) {
     const dir = join(ctx.paths.mounts, name)
     const held = DirLock.isHeld(dir)
-    // A mount-count replace that died before its rename (files.ts writeFileAtomic's temp names).
-    for (const f of await listDir(dir)) {
-      if (ATOMIC_TEMP_RE.test(f)) await rm(join(dir, f), { force: true }).catch((err: unknown) => fail(`mount ${name}`, err))
-    }
+    // A mount-count replace that died before its rename.
+    await sweepTempFiles(dir).catch((err: unknown) => fail(`mount ${name}`, err))
     try {
       const info = await readMountRecord(dir, name)
       for (const id of [info.mountId, info.initId]) {

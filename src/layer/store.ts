@@ -25,7 +25,7 @@ import type { GraphDriver } from '../graphdriver/types.js'
 import { checkStore, type CheckOptions } from './check.js'
 import type { StoreContext } from './context.js'
 import { exportLayer } from './export.js'
-import { DataRootLock } from './lock.js'
+import { DataRootLock } from '../fs/index.js'
 import { readLayerInfo } from './metadata.js'
 import {
   createMount,

@@ -13,7 +13,7 @@ import { chainId } from '../digest/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
 import { familiarString, type Image, type ImageID } from '../image/index.js'
 import type { Store } from './index.js'
-import { unixSeconds } from './image-query.js'
+import { unixSeconds } from '../fs/index.js'
 
 /** docker's image.HistoryResponseItem. */
 export interface ImageHistoryItem {

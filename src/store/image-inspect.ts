@@ -15,7 +15,8 @@ import { StrataError } from '../errors/index.js'
 import { familiarString, imageOperatingSystem, type ContainerConfig, type Image } from '../image/index.js'
 import type { ChainID, LayerInfo } from '../layer/index.js'
 import type { Store } from './index.js'
-import { GO_ZERO_TIME, chainOf, goRfc3339Nano, imageSize, topChainOf } from './image-query.js'
+import { GO_ZERO_TIME, goRfc3339Nano } from '../fs/index.js'
+import { chainOf, imageSize, topChainOf } from './image-query.js'
 
 /** Go's container.Config as the API marshals it (field order matters: JSON output follows it). */
 export type GoContainerConfig = Record<string, unknown>
@@ -81,7 +82,7 @@ export function inspectObject(
     RepoDigests: extra.repoDigests,
     Parent: image.parent ?? '',
     Comment: comment,
-    Created: goRfc3339Nano(c.created),
+    Created: goRfc3339Nano(c.created) ?? GO_ZERO_TIME,
     Container: c.container ?? '',
     ContainerConfig: goContainerConfig(c.container_config ?? {}),
     DockerVersion: c.docker_version ?? '',
@@ -93,7 +94,7 @@ export function inspectObject(
     VirtualSize: extra.size,
     GraphDriver: { Data: extra.driverData, Name: extra.driver },
     RootFS: rootFs(c.rootfs as unknown as Record<string, unknown>),
-    Metadata: { LastTagTime: image.lastUpdated === undefined ? GO_ZERO_TIME : goRfc3339Nano(image.lastUpdated) },
+    Metadata: { LastTagTime: goRfc3339Nano(image.lastUpdated) ?? GO_ZERO_TIME },
   }
   // omitempty fields, placed where Go puts them.
   return reorder(out, {

@@ -16,7 +16,8 @@
 import { StrataError } from '../errors/index.js'
 import { familiarName, familiarString, type Image, type ImageID, type Reference } from '../image/index.js'
 import type { Store } from './index.js'
-import { byCreatedDesc, imageSize, snapshot, unixSeconds, type ImageSnapshot } from './image-query.js'
+import { unixSeconds } from '../fs/index.js'
+import { byCreatedDesc, imageSize, snapshot, type ImageSnapshot } from './image-query.js'
 
 /** docker's types.ImageSummary (the API's field names and order). */
 export interface ImageSummary {

@@ -15,7 +15,8 @@ import { isStrataError } from '../errors/index.js'
 import { referenceString, type ImageID } from '../image/index.js'
 import type { ChainID } from '../layer/index.js'
 import type { Store } from './index.js'
-import { byCreatedDesc, containersFromMounts, snapshot, unixSeconds, type ContainerUsageOptions } from './image-query.js'
+import { unixSeconds } from '../fs/index.js'
+import { byCreatedDesc, containersFromMounts, snapshot, type ContainerUsageOptions } from './image-query.js'
 import { removeImage, type ImageDeleteItem } from './image-remove.js'
 
 export interface PruneImagesOptions extends ContainerUsageOptions {

@@ -1,8 +1,8 @@
 /**
  * What the image verbs (list, inspect, history, rmi, prune, df) share: a
  * snapshot of every image with its children counted, the layers with their
- * sizes, an image's chain and size, the Go time conversions docker's API
- * uses, and the extension point through which containers take part.
+ * sizes, an image's chain and size, and the extension point through which
+ * containers take part.
  *
  * dockerd answers these from memory; strata reads the store's files each
  * time, so a snapshot is taken once per call and the verbs work from it.
@@ -61,33 +61,6 @@ export function chainOf(image: Image): ChainID[] {
 
 export function topChainOf(image: Image): ChainID | null {
   return chainOf(image).at(-1) ?? null
-}
-
-/** Go's zero time.Time (what docker shows for a missing time) as Unix seconds and as text. */
-export const GO_ZERO_TIME_UNIX = -62135596800
-export const GO_ZERO_TIME = '0001-01-01T00:00:00Z'
-
-/** An RFC 3339 time from a config as Unix seconds (Go's Time.Unix), or Go's zero time when missing or unreadable. */
-export function unixSeconds(rfc3339: string | undefined): number {
-  if (rfc3339 === undefined || rfc3339 === '') return GO_ZERO_TIME_UNIX
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.exec(rfc3339)
-  if (m === null) return GO_ZERO_TIME_UNIX
-  const ms = Date.parse(`${m[1]}${m[2]!.toUpperCase()}`)
-  return Number.isNaN(ms) ? GO_ZERO_TIME_UNIX : Math.floor(ms / 1000)
-}
-
-/**
- * An RFC 3339 time re-formatted as Go re-marshals a parsed time.Time
- * (RFC3339Nano): fraction without trailing zeros, a zero offset as `Z`.
- * Missing or unreadable: Go's zero time.
- */
-export function goRfc3339Nano(rfc3339: string | undefined): string {
-  if (rfc3339 === undefined) return GO_ZERO_TIME
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/i.exec(rfc3339)
-  if (m === null) return GO_ZERO_TIME
-  const fraction = (m[2] ?? '').slice(0, 9).replace(/0+$/, '')
-  const zone = m[3]!.toUpperCase()
-  return `${m[1]}${fraction === '' ? '' : `.${fraction}`}${zone === 'Z' || /^[+-]00:00$/.test(zone) ? 'Z' : zone}`
 }
 
 /** Every image in the store, read once, with what the verbs ask of it. */

@@ -12,7 +12,7 @@
  * decoder does. Field lists are those of moby 20.10's
  * api/types/container.Config, HealthConfig and image.V1Image.
  */
-import { goJsonString, goStringCompare } from '../image/gojson.js'
+import { GO_ZERO_TIME, goJsonString, goRfc3339Nano, goStringCompare } from '../fs/index.js'
 
 /** A JSON value in Go's encoding, keys in the order given (a struct or a RawMessage), strings escaped as Go does. */
 export function goJson(value: unknown): string {
@@ -170,12 +170,9 @@ export function marshalContainerConfig(value: unknown): string {
 }
 
 /** Go's RFC3339Nano of a parsed time: the fraction's trailing zeros dropped; the zero time when missing. */
-export function goTime(value: unknown): string {
-  if (typeof value !== 'string') return '0001-01-01T00:00:00Z'
-  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/.exec(value)
-  if (m === null) return value
-  const frac = (m[2] ?? '').slice(0, 9).replace(/0+$/, '')
-  return `${m[1]}${frac === '' ? '' : `.${frac}`}${m[3]}`
+function goTime(value: unknown): string {
+  if (typeof value !== 'string') return GO_ZERO_TIME
+  return goRfc3339Nano(value) ?? value
 }
 
 /** The fields of moby's image.V1Image, in struct order. */

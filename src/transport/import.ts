@@ -18,9 +18,8 @@
  */
 import type { Readable } from 'node:stream'
 import { StrataError } from '../errors/index.js'
-import { goJsonString } from '../image/gojson.js'
+import { goJsonString, formatRfc3339Nano, nowNs } from '../fs/index.js'
 import { parseReference, referenceString, withDefaultTag, type Reference } from '../image/reference.js'
-import { formatRfc3339Nano, nowNs } from '../image/rfc3339.js'
 import type { Store } from '../store/index.js'
 import { applyChanges } from './changes.js'
 import { goJsonSortedObject, marshalContainerConfig, objectFromPairs } from './go-config.js'

@@ -27,6 +27,8 @@ import { dirname } from 'node:path'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { FS_MAGIC, fsName, statfs } from '../../sys/index.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
+import { KeyedLock } from '../../fs/index.js'
+import { RefCounter } from '../refcount.js'
 import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, ProbeResult, PutOpts } from '../types.js'
 import { createSubvolume, deleteSubvolume, isSubvolume, snapshotSubvolume, subvolumeInfo } from './ioctl.js'
 import { BtrfsLayout, DATA_ROOT_MODE, DIR_MODE, DRIVER_NAME, LAYER_ROOT_MODE } from './layout.js'
@@ -136,27 +138,13 @@ export class BtrfsDriver implements ProtoDriver {
   readonly home: string
   readonly #layout: BtrfsLayout
   /** get() counts per layer. Nothing is mounted; the count is what lets remove refuse a layer in use. */
-  readonly #refs = new Map<string, number>()
+  readonly #refs = new RefCounter(DRIVER_NAME)
   /** Per-layer queue: create, remove, get and put of one id never interleave. */
-  readonly #locks = new Map<string, Promise<unknown>>()
+  readonly #locks = new KeyedLock()
 
   constructor(opts: DriverOptions) {
     this.#layout = new BtrfsLayout(opts.root)
     this.home = this.#layout.home
-  }
-
-  /** Runs `fn` after every earlier operation on `id` has settled. */
-  async #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(id) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const tail = run.catch(() => {})
-    this.#locks.set(id, tail)
-    try {
-      return await run
-    } finally {
-      // Forget the queue once it is empty, so the map does not grow with every id ever seen.
-      if (this.#locks.get(id) === tail) this.#locks.delete(id)
-    }
   }
 
   /** The layer's directory after checking it exists; NOT_FOUND otherwise. */
@@ -177,7 +165,7 @@ export class BtrfsDriver implements ProtoDriver {
     checkId(id)
     if (parent !== null) checkId(parent, 'parent layer id')
     checkStorageOpt(id, opts)
-    await this.#locked(id, async () => {
+    await this.#locks.withLock(id, async () => {
       const subvolumes = this.#layout.subvolumes
       const path = this.#layout.subvolume(id)
       await ensureDir(this.home, DIR_MODE)
@@ -280,12 +268,9 @@ export class BtrfsDriver implements ProtoDriver {
    */
   async remove(id: string): Promise<void> {
     checkId(id)
-    await this.#locked(id, async () => {
+    await this.#locks.withLock(id, async () => {
       const path = await this.#existing(id)
-      const refs = this.#refs.get(id) ?? 0
-      if (refs > 0) {
-        throw new StrataError('IN_USE', `Cannot remove layer "${id}": it is in use (${refs} get${refs === 1 ? '' : 's'} not yet put)`)
-      }
+      this.#refs.refuseRemoveIfHeld(id)
       let children: string[]
       try {
         children = this.#children(id, path)
@@ -312,9 +297,9 @@ export class BtrfsDriver implements ProtoDriver {
 
   async get(id: string, opts?: GetOpts): Promise<string> {
     checkId(id)
-    return this.#locked(id, async () => {
+    return this.#locks.withLock(id, async () => {
       const path = await this.#existing(id)
-      if (opts?.persistent !== true) this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1)
+      if (opts?.persistent !== true) this.#refs.increment(id)
       return path
     })
   }
@@ -322,17 +307,14 @@ export class BtrfsDriver implements ProtoDriver {
   /** Drops one get; with `persistent`, only checks the layer exists (no mount to release). */
   async put(id: string, opts?: PutOpts): Promise<void> {
     checkId(id)
-    await this.#locked(id, async () => {
+    await this.#locks.withLock(id, async () => {
       if (opts?.persistent === true) {
         await this.#existing(id)
         return
       }
-      const refs = this.#refs.get(id) ?? 0
       // INVALID_ARGUMENT whether or not the layer exists: either way the
       // caller's count is wrong, which is what the drivers agree to report.
-      if (refs === 0) throw new StrataError('INVALID_ARGUMENT', `Cannot put layer "${id}": it is not held (put without a matching get)`)
-      if (refs === 1) this.#refs.delete(id)
-      else this.#refs.set(id, refs - 1)
+      this.#refs.decrement(id)
     })
   }
 

@@ -30,7 +30,7 @@
  *   or has children (IN_USE), and never deletes through a mount point.
  */
 import { readFileSync } from 'node:fs'
-import { lstat, mkdir, readdir, readFile, readlink, realpath, rm, rmdir, chmod, symlink, unlink, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readlink, realpath, rm, rmdir, chmod, symlink, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, normalize, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { isMainThread } from 'node:worker_threads'
@@ -38,8 +38,10 @@ import { applyLayerOffThread } from '../../archive/apply-offthread.js'
 import { changesOverlay, type Change } from '../../archive/changes.js'
 import { exportOverlayUpper } from '../../archive/export.js'
 import { StrataError, isErrno } from '../../errors/index.js'
+import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
 import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
+import { RefCounter } from '../refcount.js'
 import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
 import { dockerFsName, isScratchDirName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
 import {
@@ -80,14 +82,13 @@ type MountApiChoice = 'auto' | 'legacy' | 'new'
 const CHILD_SCAN_BATCH = 256
 
 /**
- * The references this instance holds on one layer: the get count, whether
- * the layer is mounted (base layers are not), and whether that mount is
+ * What overlay2 keeps beside a layer's get count (RefCounter): whether the
+ * layer is mounted (base layers are not), and whether that mount is
  * adopted, i.e. not this instance's alone to take down (found mounted by
  * another process, or also held by a persistent get): the last put then
  * forgets it instead of unmounting it.
  */
-interface Ref {
-  count: number
+interface MountState {
   mounted: boolean
   adopted: boolean
 }
@@ -104,26 +105,6 @@ interface DriverState {
 
 /** Results of the native-diff check per filesystem home, like dockerd's once-per-process useNaiveDiff. */
 const nativeDiffChecked = new Map<string, string | undefined>()
-
-/** Reads a whole small file, or undefined when it does not exist. */
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8')
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined
-    throw err
-  }
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await lstat(path)
-    return true
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
-    throw err
-  }
-}
 
 /** mkdir with an exact mode (mkdir's mode goes through the umask; chmod does not). */
 async function mkdirMode(path: string, mode: number): Promise<void> {
@@ -214,9 +195,9 @@ export class Overlay2Driver implements GraphDriver {
   readonly #api: MountApiChoice
   readonly #nativeDiffProblem: string | undefined
   /** get counts of layers this instance holds. */
-  readonly #refs = new Map<string, Ref>()
-  /** Tail of each layer's queue of operations: one operation per layer at a time. */
-  readonly #locks = new Map<string, Promise<void>>()
+  readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
+  /** One operation per layer at a time. */
+  readonly #locks = new KeyedLock()
   /** dockerd's naiveDiff: for diffs against another layer than the parent, over this driver's own get/put. */
   readonly #naive: GraphDriver
 
@@ -304,7 +285,7 @@ export class Overlay2Driver implements GraphDriver {
       validateLayerId(parent, 'Parent layer id')
       if (parent === id) throw new StrataError('INVALID_ARGUMENT', `Layer "${id}" cannot be its own parent`)
     }
-    await this.#locked(parent === null ? [id] : [id, parent], async () => {
+    await this.#locks.withLock(parent === null ? [id] : [id, parent], async () => {
       const dir = this.#dir(id)
       if (await pathExists(dir)) throw new StrataError('ALREADY_EXISTS', `Layer "${id}" already exists in "${this.home}"`)
       let lower: string | undefined
@@ -312,7 +293,7 @@ export class Overlay2Driver implements GraphDriver {
         const parentDir = this.#dir(parent)
         if (!(await pathExists(parentDir))) throw new StrataError('NOT_FOUND', `Parent layer "${parent}" of new layer "${id}" does not exist`)
         const parentLink = await this.#readLink(parent)
-        lower = lowerString(parentLink, await readOptional(join(parentDir, LOWER_FILE)))
+        lower = lowerString(parentLink, await readTextIfExists(join(parentDir, LOWER_FILE)))
         const depth = lower.split(':').length
         if (depth > MAX_LOWERS) throw tooManyLayers(depth)
       }
@@ -362,14 +343,11 @@ export class Overlay2Driver implements GraphDriver {
 
   async remove(id: string): Promise<void> {
     validateLayerId(id)
-    await this.#locked([id], async () => {
+    await this.#locks.withLock([id], async () => {
       const dir = this.#dir(id)
       if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
-      const ref = this.#refs.get(id)
-      if (ref !== undefined) {
-        throw new StrataError('IN_USE', `Layer "${id}" is mounted (${ref.count} reference${ref.count === 1 ? '' : 's'}); put it before removing it`)
-      }
-      const shortId = (await readOptional(join(dir, LINK_FILE)))?.trim()
+      this.#refs.refuseRemoveIfHeld(id)
+      const shortId = (await readTextIfExists(join(dir, LINK_FILE)))?.trim()
       if (shortId !== undefined && isShortId(shortId) && (await pathExists(join(dir, COMMITTED_FILE)))) {
         const child = await this.#findChild(id, shortId)
         if (child !== undefined) {
@@ -452,16 +430,13 @@ export class Overlay2Driver implements GraphDriver {
   async get(id: string, opts?: GetOpts): Promise<string> {
     validateLayerId(id)
     const persistent = opts?.persistent === true
-    return this.#locked([id], async () => {
+    return this.#locks.withLock([id], async () => {
       const dir = this.#dir(id)
       if (!(await pathExists(dir))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
-      const ref = this.#refs.get(id)
-      const lower = ref?.mounted === false ? undefined : await readOptional(join(dir, LOWER_FILE))
+      const ref = this.#refs.peek(id)
+      const lower = ref?.mounted === false ? undefined : await readTextIfExists(join(dir, LOWER_FILE))
       if (lower === undefined) {
-        if (!persistent) {
-          if (ref !== undefined) ref.count++
-          else this.#refs.set(id, { count: 1, mounted: false, adopted: false })
-        }
+        if (!persistent) this.#refs.increment(id, { mounted: false, adopted: false })
         return join(dir, DIFF_DIR)
       }
 
@@ -469,23 +444,18 @@ export class Overlay2Driver implements GraphDriver {
       // Checked even when we hold the layer: a persistent put from another
       // process may have taken our mount down, and then we mount again.
       if (await this.#isMounted(id)) {
-        if (ref !== undefined) {
-          if (persistent) ref.adopted = true
-          else ref.count++
-        } else if (!persistent) {
-          this.#refs.set(id, { count: 1, mounted: true, adopted: true })
+        if (persistent) {
+          if (ref !== undefined) ref.adopted = true
+        } else {
+          this.#refs.increment(id, { mounted: true, adopted: true })
         }
         return merged
       }
 
       await this.#mountLayer(id, lower)
-      if (ref !== undefined) {
-        // Our references now hold a mount we made; a persistent get shares it.
-        ref.adopted = persistent
-        if (!persistent) ref.count++
-      } else if (!persistent) {
-        this.#refs.set(id, { count: 1, mounted: true, adopted: false })
-      }
+      // Our references now hold a mount we made; a persistent get shares it.
+      if (ref !== undefined) ref.adopted = persistent
+      if (!persistent) this.#refs.increment(id, { mounted: true, adopted: false })
       return merged
     })
   }
@@ -499,18 +469,14 @@ export class Overlay2Driver implements GraphDriver {
   async put(id: string, opts?: PutOpts): Promise<void> {
     validateLayerId(id)
     if (opts?.persistent === true) return this.#putPersistent(id)
-    await this.#locked([id], async () => {
-      const ref = this.#refs.get(id)
-      if (ref === undefined) {
-        if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
-        throw new StrataError('INVALID_ARGUMENT', `Layer "${id}" is not mounted: put without a matching get`)
+    await this.#locks.withLock([id], async () => {
+      const ref = this.#refs.peek(id)
+      if (ref === undefined && !(await pathExists(this.#dir(id)))) {
+        throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
       }
-      if (ref.count > 1) {
-        ref.count--
-        return
-      }
-      if (ref.mounted && !ref.adopted) await this.#unmountLayer(id)
-      this.#refs.delete(id)
+      // The last reference unmounts first: a failed unmount keeps the reference.
+      if (ref !== undefined && ref.count === 1 && ref.mounted && !ref.adopted) await this.#unmountLayer(id)
+      this.#refs.decrement(id)
     })
   }
 
@@ -521,9 +487,9 @@ export class Overlay2Driver implements GraphDriver {
    * a base layer, is a no-op; an unknown layer is NOT_FOUND.
    */
   async #putPersistent(id: string): Promise<void> {
-    await this.#locked([id], async () => {
+    await this.#locks.withLock([id], async () => {
       if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
-      const ref = this.#refs.get(id)
+      const ref = this.#refs.peek(id)
       if (ref !== undefined) {
         ref.adopted = false
         return
@@ -551,9 +517,9 @@ export class Overlay2Driver implements GraphDriver {
    */
   async cleanup(): Promise<void> {
     // Let operations in flight finish first, so none mounts behind our back.
-    await Promise.allSettled([...this.#locks.values()])
+    await this.#locks.settled()
     const failures: string[] = []
-    for (const [id, ref] of this.#refs) {
+    for (const [id, ref] of this.#refs.entries()) {
       if (!ref.mounted || ref.adopted) continue
       try {
         await this.#unmountLayer(id)
@@ -715,8 +681,8 @@ export class Overlay2Driver implements GraphDriver {
    */
   async applyLayer(id: string, parent: string | null, source: Readable, opts: ApplyLayerOptions = {}): Promise<LayerApplyResult> {
     if (!(await this.#canDiffNatively(id, parent))) return this.#naive.applyLayer(id, parent, source, opts)
-    return this.#locked([id], async () => {
-      const ref = this.#refs.get(id)
+    return this.#locks.withLock([id], async () => {
+      const ref = this.#refs.peek(id)
       if (ref?.mounted === true || (await mountsAt(join(this.#realHome, id, MERGED_DIR))).length > 0) {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted; overlayfs does not allow writing to its diff dir underneath the mount`)
       }
@@ -751,7 +717,7 @@ export class Overlay2Driver implements GraphDriver {
 
   /** The short ID in `id`'s link file. */
   async #readLink(id: string): Promise<string> {
-    const content = await readOptional(join(this.#dir(id), LINK_FILE))
+    const content = await readTextIfExists(join(this.#dir(id), LINK_FILE))
     if (content === undefined || !isShortId(content.trim())) {
       throw new StrataError('CORRUPT', `Layer "${id}" has ${content === undefined ? 'no link file' : `a link file holding "${content}", not a short id`}`)
     }
@@ -760,7 +726,7 @@ export class Overlay2Driver implements GraphDriver {
 
   /** Absolute diff dirs of `id`'s lowers, nearest first (dockerd's getLowerDirs): each l/ link resolved. */
   async #lowerDiffDirs(id: string): Promise<string[]> {
-    const content = await readOptional(join(this.#dir(id), LOWER_FILE))
+    const content = await readTextIfExists(join(this.#dir(id), LOWER_FILE))
     if (content === undefined) return []
     const out: string[] = []
     for (const entry of parseLower(content, `lower file of layer "${id}"`)) {
@@ -796,32 +762,6 @@ export class Overlay2Driver implements GraphDriver {
     if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
     if (this.#nativeDiffProblem !== undefined) return false
     return (await this.#parentOf(id)) === parent
-  }
-
-  /** Runs `fn` holding the locks of `ids` (taken in sorted order, so two multi-id holders cannot deadlock). */
-  async #locked<T>(ids: string[], fn: () => Promise<T>): Promise<T> {
-    const releases: Array<() => void> = []
-    try {
-      for (const key of [...new Set(ids)].sort()) releases.push(await this.#acquire(key))
-      return await fn()
-    } finally {
-      for (const release of releases.reverse()) release()
-    }
-  }
-
-  async #acquire(key: string): Promise<() => void> {
-    const previous = this.#locks.get(key) ?? Promise.resolve()
-    let release!: () => void
-    const mine = new Promise<void>((r) => {
-      release = r
-    })
-    const tail = previous.then(() => mine)
-    this.#locks.set(key, tail)
-    await previous
-    return () => {
-      release()
-      if (this.#locks.get(key) === tail) this.#locks.delete(key)
-    }
   }
 }
 

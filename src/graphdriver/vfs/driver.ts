@@ -32,11 +32,13 @@ import { chmodSync, closeSync, lchownSync, mkdirSync, openSync, readdirSync, ren
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno, isStrataError } from '../../errors/index.js'
+import { TEMP_PREFIX, isTempName } from '../../fs/index.js'
 import { RENAME_NOREPLACE, renameat2, tryFlock } from '../../sys/index.js'
 import { copyTree } from '../copy.js'
+import { RefCounter } from '../refcount.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
 import type { CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, PutOpts } from '../types.js'
-import { layerDir, layersDir, TMP_PREFIX, tmpDir, VFS_NAME, vfsHome } from './layout.js'
+import { layerDir, layersDir, tmpDir, VFS_NAME, vfsHome } from './layout.js'
 
 /** Longest id accepted, in bytes: leaves room for the `.tmp-` name within NAME_MAX (255). */
 const MAX_ID_BYTES = 200
@@ -51,7 +53,7 @@ function checkId(id: string, what = 'layer id'): void {
     throw new StrataError('UNSAFE_PATH', `The ${what} "${id}" is not a plain name: it would point outside the vfs layer directory`, { details: { id } })
   }
   if (id.includes('\0')) throw new StrataError('INVALID_ARGUMENT', `The ${what} ${JSON.stringify(id)} contains a NUL byte`, { details: { id } })
-  if (id.startsWith(TMP_PREFIX)) throw new StrataError('INVALID_ARGUMENT', `The ${what} "${id}" starts with "${TMP_PREFIX}", which the vfs driver reserves for its temporary directories`, { details: { id } })
+  if (isTempName(id)) throw new StrataError('INVALID_ARGUMENT', `The ${what} "${id}" starts with "${TEMP_PREFIX}", which the vfs driver reserves for its temporary directories`, { details: { id } })
   if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new StrataError('INVALID_ARGUMENT', `The ${what} "${id.slice(0, 40)}..." is longer than ${MAX_ID_BYTES} bytes`, { details: { id } })
 }
 
@@ -109,8 +111,8 @@ function lockTemp(tmp: string): () => void {
 export class VfsDriver implements ProtoDriver {
   readonly name = VFS_NAME
   readonly home: string
-  /** get count per layer id; absent means 0. */
-  readonly #refs = new Map<string, number>()
+  /** gets without a put, per layer id. */
+  readonly #refs = new RefCounter(VFS_NAME)
 
   private constructor(home: string) {
     this.home = home
@@ -134,7 +136,7 @@ export class VfsDriver implements ProtoDriver {
     // Temp dirs of creates that died; a live create holds a flock on its
     // `<tmp>.lock` file (see #lockTemp), so concurrent processes' are kept.
     for (const name of readdirSync(dir)) {
-      if (!name.startsWith(TMP_PREFIX) || name.includes(LOCK_SUFFIX)) continue
+      if (!isTempName(name) || name.includes(LOCK_SUFFIX)) continue
       const lockPath = join(dir, `${name}${LOCK_SUFFIX}`)
       let fd: number | undefined
       try {
@@ -226,10 +228,7 @@ export class VfsDriver implements ProtoDriver {
 
   async remove(id: string): Promise<void> {
     checkId(id)
-    const n = this.#refs.get(id) ?? 0
-    if (n > 0) {
-      throw new StrataError('IN_USE', `Cannot remove layer "${id}": it is in use (${n} get${n === 1 ? '' : 's'} without a put)`, { details: { id, refs: n } })
-    }
+    this.#refs.refuseRemoveIfHeld(id)
     const dir = layerDir(this.home, id)
     // Renamed away first, so an interrupted removal never leaves a
     // half-deleted tree under the layer's name.
@@ -258,7 +257,7 @@ export class VfsDriver implements ProtoDriver {
     // mountLabel: no SELinux here, and vfs mounts nothing to label
     checkId(id)
     const dir = this.#existing(id)
-    if (opts?.persistent !== true) this.#refs.set(id, (this.#refs.get(id) ?? 0) + 1)
+    if (opts?.persistent !== true) this.#refs.increment(id)
     return dir
   }
 
@@ -269,10 +268,7 @@ export class VfsDriver implements ProtoDriver {
       this.#existing(id)
       return
     }
-    const n = this.#refs.get(id) ?? 0
-    if (n === 0) throw new StrataError('INVALID_ARGUMENT', `Cannot put layer "${id}": it is not held (put without a matching get)`, { details: { id } })
-    if (n === 1) this.#refs.delete(id)
-    else this.#refs.set(id, n - 1)
+    this.#refs.decrement(id)
   }
 
   /** vfs mounts nothing. */

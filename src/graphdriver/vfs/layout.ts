@@ -7,9 +7,10 @@
  *       │   ├── bin/ ...                                  the parent's plus the layer's own changes
  *       │   └── etc/ ...
  *       ├── <id>-init/                                    a container's init layer (same kind of dir)
- *       └── .tmp-<id>-<12 hex>/                           strata only, transient: a layer being built
- *                                                         (copied, then renamed to <id>) or being removed
- *                                                         (renamed away from <id>, then deleted)
+ *       ├── .tmp-<id><random>/                            strata only, transient: a layer being built
+ *       │                                                 (copied, then renamed to <id>) or being removed
+ *       │                                                 (renamed away from <id>, then deleted)
+ *       └── .tmp-<id><random>.lock                        strata only: flock'd by the process building it
  *
  * Nothing else: no parent links, no metadata files. Which layer is whose
  * parent is known only to the layer store (image/vfs/layerdb/); a vfs
@@ -21,15 +22,13 @@
  * itself never looks at names it did not create, so a leftover is harmless
  * to it.
  */
-import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
+import { tempPathFor } from '../../fs/index.js'
 
 /** The driver's directory name under the data root, and its name. */
 export const VFS_NAME = 'vfs'
 /** The directory under home holding one directory per layer. */
 export const LAYERS_DIR = 'dir'
-/** Prefix of transient directories inside `dir/`. */
-export const TMP_PREFIX = '.tmp-'
 
 /** `<root>/vfs` */
 export function vfsHome(root: string): string {
@@ -46,7 +45,7 @@ export function layerDir(home: string, id: string): string {
   return join(home, LAYERS_DIR, id)
 }
 
-/** A fresh transient name for work on layer `id`: `<home>/dir/.tmp-<id>-<12 hex>`. */
+/** A fresh transient name for work on layer `id`: `<home>/dir/.tmp-<id><random decimal>` (src/fs temp.ts). */
 export function tmpDir(home: string, id: string): string {
-  return join(home, LAYERS_DIR, `${TMP_PREFIX}${id}-${randomBytes(6).toString('hex')}`)
+  return tempPathFor(layerDir(home, id))
 }

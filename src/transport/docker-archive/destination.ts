@@ -16,18 +16,16 @@
  * so a base shared by several images is one directory; the same layer
  * bytes are never written twice. Times are dockerd's: each layer
  * directory and config at the image's `created`, manifest.json and
- * repositories at the epoch. The archive is written to
- * `<dest>.tmp-<random>` beside the destination and renamed over it on
- * commit(); abort() removes it.
+ * repositories at the epoch. The archive is written to `.tmp-<dest><random>`
+ * beside the destination (src/fs temp.ts) and renamed over it on commit();
+ * abort() removes it.
  */
-import { randomBytes } from 'node:crypto'
 import { rename, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { dirname } from 'node:path'
 import { chainIds, digestHex, type Digest } from '../../digest/index.js'
 import { StrataError } from '../../errors/index.js'
-import { syncDir } from '../../image/atomic.js'
+import { fsyncPath, goJsonString, tempPathFor } from '../../fs/index.js'
 import { parseImageConfig } from '../../image/config.js'
-import { goJsonString } from '../../image/gojson.js'
 import { familiarName, familiarString, parseReference } from '../../image/reference.js'
 import { goJsonSortedObject } from '../go-config.js'
 import { TarFileWriter } from '../tar-file-writer.js'
@@ -66,7 +64,7 @@ export class DockerArchiveDestination implements ImageDestination {
 
   constructor(path: string) {
     this.path = path
-    this.#tmpPath = join(dirname(path), `${basename(path)}.tmp-${randomBytes(6).toString('hex')}`)
+    this.#tmpPath = tempPathFor(path)
   }
 
   async write(images: DestinationImage[], progress?: ProgressListener): Promise<void> {
@@ -165,7 +163,7 @@ export class DockerArchiveDestination implements ImageDestination {
   async commit(): Promise<void> {
     if (!this.#written) throw new StrataError('INVALID_ARGUMENT', `Nothing was written to the docker-archive destination "${this.path}"`)
     await rename(this.#tmpPath, this.path)
-    await syncDir(dirname(this.path))
+    await fsyncPath(dirname(this.path))
   }
 
   async abort(): Promise<void> {

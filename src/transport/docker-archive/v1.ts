@@ -18,7 +18,7 @@
  * manifest.json); they are kept exact so the archives look like docker's.
  */
 import { sha256Of, type Digest } from '../../digest/index.js'
-import { goJsonString } from '../../image/gojson.js'
+import { goJsonString } from '../../fs/index.js'
 import { goJsonSortedObject, objectFromPairs, v1ImageFields } from '../go-config.js'
 
 /** `created` of every layer but the top: time.Unix(0, 0) in dockerd's (UTC) zone. */

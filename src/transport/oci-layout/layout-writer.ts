@@ -4,7 +4,7 @@
  * index.json, and publish nothing until commit():
  *
  * - DirectoryLayoutWriter: a destination that does not exist yet (or is an
- *   empty directory) is built as `<dest>.tmp-<random>` beside it and
+ *   empty directory) is built as `.tmp-<dest><random>` beside it and
  *   renamed into place on commit. An existing layout is added to in place,
  *   as skopeo does: blobs already there are kept and not written again,
  *   each new blob goes to a temp file in the layout and is renamed to
@@ -12,18 +12,17 @@
  *   written by commit(), last, so a reader never sees an index naming a
  *   blob that is not all there. abort() removes the blobs this writer added.
  * - ArchiveLayoutWriter: the same layout as members of a tar file written
- *   to `<dest>.tmp-<random>` (`oci-layout` first, index.json last) and
+ *   to `.tmp-<dest><random>` (`oci-layout` first, index.json last) and
  *   renamed over the destination on commit.
  */
-import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { lstat, mkdir, readdir, rename, rm, unlink } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Digester, type Digest } from '../../digest/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
-import { atomicWriteFile, readIfExists, syncDir } from '../../image/atomic.js'
+import { atomicWriteFile, fsyncPath, readIfExists, tempPathFor } from '../../fs/index.js'
 import { TarFileWriter } from '../tar-file-writer.js'
 import { INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, blobPath, parseIndex, type ImageIndex } from './documents.js'
 
@@ -48,10 +47,6 @@ export interface LayoutWriter {
   finish(index: Buffer): Promise<void>
   commit(): Promise<void>
   abort(): Promise<void>
-}
-
-function tmpName(path: string): string {
-  return join(dirname(path), `${basename(path)}.tmp-${randomBytes(6).toString('hex')}`)
 }
 
 const LAYOUT_BYTES = Buffer.from(JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION }))
@@ -101,7 +96,7 @@ export class DirectoryLayoutWriter implements LayoutWriter {
       await mkdir(join(dest, 'blobs', 'sha256'), { recursive: true, mode: 0o755 })
       return new DirectoryLayoutWriter(dest, dest, true, existing)
     }
-    const work = tmpName(dest)
+    const work = tempPathFor(dest)
     await mkdir(join(work, 'blobs', 'sha256'), { recursive: true, mode: 0o755 })
     return new DirectoryLayoutWriter(dest, work, false, undefined)
   }
@@ -129,7 +124,7 @@ export class DirectoryLayoutWriter implements LayoutWriter {
   }
 
   async putBlobStream(source: Readable, opts: { expected?: Digest; onBytes?: (n: number) => void } = {}): Promise<WrittenBlob> {
-    const tmp = join(this.#work, `.tmp-blob-${randomBytes(8).toString('hex')}`)
+    const tmp = tempPathFor(join(this.#work, 'blob'))
     const d = new Digester()
     try {
       await pipeline(
@@ -171,13 +166,13 @@ export class DirectoryLayoutWriter implements LayoutWriter {
     if (this.#inPlace) return // index.json is written by commit(), after everything else
     await atomicWriteFile(join(this.#work, LAYOUT_FILE), LAYOUT_BYTES, 0o644)
     await atomicWriteFile(join(this.#work, INDEX_FILE), index, 0o644)
-    await syncDir(join(this.#work, 'blobs', 'sha256'))
+    await fsyncPath(join(this.#work, 'blobs', 'sha256'))
   }
 
   async commit(): Promise<void> {
     if (this.#index === undefined) throw new StrataError('INVALID_ARGUMENT', `Nothing was written to the OCI layout "${this.dest}"`)
     if (this.#inPlace) {
-      await syncDir(join(this.#work, 'blobs', 'sha256'))
+      await fsyncPath(join(this.#work, 'blobs', 'sha256'))
       if ((await readIfExists(join(this.dest, LAYOUT_FILE))) === undefined) await atomicWriteFile(join(this.dest, LAYOUT_FILE), LAYOUT_BYTES, 0o644)
       await atomicWriteFile(join(this.dest, INDEX_FILE), this.#index, 0o644)
       this.#added.length = 0
@@ -185,7 +180,7 @@ export class DirectoryLayoutWriter implements LayoutWriter {
     }
     // rename(2) replaces an empty directory, and refuses (ENOTEMPTY) one that gained files meanwhile.
     await rename(this.#work, this.dest)
-    await syncDir(dirname(this.dest))
+    await fsyncPath(dirname(this.dest))
   }
 
   async abort(): Promise<void> {
@@ -210,7 +205,7 @@ export class ArchiveLayoutWriter implements LayoutWriter {
   }
 
   static async open(dest: string): Promise<ArchiveLayoutWriter> {
-    const writer = await TarFileWriter.create(tmpName(dest))
+    const writer = await TarFileWriter.create(tempPathFor(dest))
     try {
       await writer.addFile(LAYOUT_FILE, LAYOUT_BYTES)
       await writer.addDirectory('blobs')
@@ -258,7 +253,7 @@ export class ArchiveLayoutWriter implements LayoutWriter {
   async commit(): Promise<void> {
     if (!this.#finished) throw new StrataError('INVALID_ARGUMENT', `Nothing was written to the OCI archive "${this.dest}"`)
     await rename(this.#writer.path, this.dest)
-    await syncDir(dirname(this.dest))
+    await fsyncPath(dirname(this.dest))
   }
 
   async abort(): Promise<void> {

@@ -38,3 +38,18 @@ export function goJsonMap<V>(map: Record<string, V>, value: (v: V) => string): s
   const keys = Object.keys(map).sort(goStringCompare)
   return `{${keys.map((k) => `${goJsonString(k)}:${value(map[k]!)}`).join(',')}}`
 }
+
+/**
+ * JSON.stringify's text with Go's escapes for what JSON.stringify leaves
+ * alone: U+2028/U+2029, \b and \f as \u0008 and \u000c, and with `html`
+ * (json.Marshal's default, not json.Encoder with SetEscapeHTML(false)) `<`,
+ * `>` and `&` as \u003c, \u003e, \u0026.
+ * @example goJsonText(JSON.stringify({ a: '<b>' }), { html: true }) // '{"a":"\\u003cb\\u003e"}'
+ */
+export function goJsonText(json: string, opts: { html?: boolean } = {}): string {
+  const text = json
+    .replace(/\\(["\\/bfnrtu])/g, (m, c: string) => (c === 'b' ? '\\u0008' : c === 'f' ? '\\u000c' : m))
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029')
+  return opts.html === true ? text.replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`) : text
+}

@@ -2,27 +2,37 @@
  * Locks between strata processes sharing a data root, on flock(2):
  *
  * - DataRootLock: one exclusive lock on `<root>/strata.lock` for short
- *   metadata steps (commit, delete, tag, recovery). Calls in one process
- *   queue behind each other first, so the process waits on the kernel for
- *   at most one of them and never deadlocks on itself. Not reentrant: code
- *   running under it must not ask for it again.
+ *   metadata steps (commit, delete, tag, recovery, every atomic write in
+ *   the data root). Calls in one process queue behind each other first (a
+ *   KeyedLock), so the process waits on the kernel for at most one of them
+ *   and never deadlocks on itself. Not reentrant: code running under it
+ *   must not ask for it again.
+ *   API: `new DataRootLock(root)`, `withLock(fn)`, `path`.
+ * - StoreLock: what a store needs of it (withLock only), so callers can
+ *   wrap it, e.g. to observe when it is held.
  * - DirLock: a flock on a directory (a layer's layerdb dir, a transaction
- *   dir). Held shared by the live users of a layer; a deleter or recovery
- *   that can take it exclusively without waiting knows nobody alive uses it.
- *   The lock stays with the directory's inode across renames, which is what
- *   lets a transaction dir become the layer dir with its lock still held.
+ *   dir, a container record being built). Held shared by the live users of
+ *   the directory; a deleter or recovery that can take it exclusively
+ *   without waiting knows nobody alive uses it. The lock stays with the
+ *   directory's inode across renames, which is what lets a transaction dir
+ *   become the layer dir with its lock still held.
+ *   API: `DirLock.tryAcquire(dir, 'shared'|'exclusive')` (undefined when
+ *   someone holds a conflicting lock, NOT_FOUND for a missing dir),
+ *   `DirLock.isHeld(dir)`, `held`, `close()`.
  */
 import { closeSync, openSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { StrataError, isErrno } from '../errors/index.js'
-import { flock, tryFlock, type LockMode } from '../sys/flock.js'
+import { flock, tryFlock, type LockMode } from '../sys/index.js'
+import { KeyedLock } from './keyed-lock.js'
 
+/** The data-root lock's file name, directly under the data root. */
 export const DATA_ROOT_LOCK_FILE = 'strata.lock'
 
 export class DataRootLock {
   readonly path: string
-  #tail: Promise<void> = Promise.resolve()
+  readonly #queue = new KeyedLock()
 
   constructor(root: string) {
     this.path = join(root, DATA_ROOT_LOCK_FILE)
@@ -30,11 +40,7 @@ export class DataRootLock {
 
   /** Runs `fn` holding the data-root lock exclusively. */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const previous = this.#tail
-    let done!: () => void
-    this.#tail = new Promise<void>((resolve) => (done = resolve))
-    await previous
-    try {
+    return this.#queue.withLock(DATA_ROOT_LOCK_FILE, async () => {
       const fd = await this.#openLockFile()
       try {
         await flock(fd, 'exclusive', this.path)
@@ -42,9 +48,7 @@ export class DataRootLock {
       } finally {
         closeSync(fd)
       }
-    } finally {
-      done()
-    }
+    })
   }
 
   // A plain descriptor (openSync), closed with closeSync: a FileHandle's
@@ -55,11 +59,14 @@ export class DataRootLock {
       return openSync(this.path, 'a', 0o600)
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err
-      await mkdir(join(this.path, '..'), { recursive: true, mode: 0o711 })
+      await mkdir(dirname(this.path), { recursive: true, mode: 0o711 })
       return openSync(this.path, 'a', 0o600)
     }
   }
 }
+
+/** The part of DataRootLock the stores use. */
+export type StoreLock = Pick<DataRootLock, 'withLock'>
 
 /** A flock held on a directory; close() releases it. */
 export class DirLock {
