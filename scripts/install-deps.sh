@@ -16,6 +16,7 @@ PACKAGES=(
   qemu-system-x86 linux-image-amd64 cpio   # scripts/vm/run.sh: a kernel with device-mapper, under qemu
   dmsetup thin-provisioning-tools     # devicemapper driver tests cross-check the pool (dmsetup, thin_check)
   chromium                            # headless browser for the layer explorer's page test (driven by playwright-core)
+  golang-go                           # Go's own text/template and fmt: the peer of src/format's template engine
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
