@@ -457,6 +457,21 @@ class Printer {
     this.printValue(arg, verb, 0)
   }
 
+  /** Opens a map or slice: `open` for %v, the type name and "{" for %#v; false (done) for a nil one under %#v. */
+  private openComposite(value: Value, open: string): boolean {
+    if (!this.f.sharpV) {
+      this.buf += open
+      return true
+    }
+    this.buf += typeString(value.type!)
+    if (isNil(value)) {
+      this.buf += '(nil)'
+      return false
+    }
+    this.buf += '{'
+    return true
+  }
+
   printValue(value: Value, verb: string, depth: number): void {
     if (depth > 0 && isValid(value) && this.handleMethods(value, verb)) return
     this.current = value
@@ -483,14 +498,7 @@ class Printer {
       case 'string':
         return this.fmtString(stringOf(value), verb)
       case 'map': {
-        if (this.f.sharpV) {
-          this.buf += typeString(t)
-          if (isNil(value)) {
-            this.buf += '(nil)'
-            return
-          }
-          this.buf += '{'
-        } else this.buf += 'map['
+        if (!this.openComposite(value, 'map[')) return
         sortedEntries(value).forEach(([k, v], i) => {
           if (i > 0) this.buf += this.f.sharpV ? ', ' : ' '
           this.printValue(k, verb, depth + 1)
@@ -528,14 +536,7 @@ class Printer {
           else this.fmtSx(bytes, verb === 'x' ? LDIGITS : UDIGITS)
           return
         }
-        if (this.f.sharpV) {
-          this.buf += typeString(t)
-          if (isNil(value)) {
-            this.buf += '(nil)'
-            return
-          }
-          this.buf += '{'
-        } else this.buf += '['
+        if (!this.openComposite(value, '[')) return
         const n = sliceItems(value).length
         for (let i = 0; i < n; i++) {
           if (i > 0) this.buf += this.f.sharpV ? ', ' : ' '
