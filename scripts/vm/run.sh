@@ -7,7 +7,7 @@
 #
 # The guest is this machine: its root filesystem shared read-only over 9p
 # (node, dmsetup, dockerd and the project's built dist/ all work as they
-# are), with tmpfs on /tmp and /run, its own /dev, /proc and /sys, and the
+# are), with a writable /tmp (ext4 in guest memory) and /run (tmpfs), its own /dev, /proc and /sys, and the
 # installed kernel's modules (modprobe dm-thin-pool works). The command's
 # output (stdout and stderr together) streams here from the serial
 # console; the script exits with the command's status, 124 on timeout,
@@ -20,6 +20,9 @@
 #   --mem MB           guest memory (default 4096; tmpfs lives in it)
 #   --cpus N           guest CPUs (default 2)
 #   --tmpfs PATH       an extra writable tmpfs at PATH in the guest (repeatable)
+#   --tmp ext4|tmpfs   what /tmp is in the guest (default ext4: an ext4 image in guest
+#                      memory, with user.* xattrs, which this kernel's tmpfs lacks)
+#   --tmp-size SIZE    its size (default 8G, sparse)
 #   --share DIR        the host directory DIR, read-write, at the same path in
 #                      the guest (repeatable): how files come back to the host
 #   --env K=V          set K in the command's environment (repeatable; CI,
@@ -41,6 +44,8 @@ timeout=600
 mem=4096
 cpus=2
 tmpfs=()
+tmp=ext4
+tmp_size=8G
 shares=()
 envs=()
 cwd=$PWD
@@ -56,6 +61,8 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --cpus) cpus=$2; shift 2 ;;
     --tmpfs) tmpfs+=("$2"); shift 2 ;;
+    --tmp) tmp=$2; shift 2 ;;
+    --tmp-size) tmp_size=$2; shift 2 ;;
     --share) shares+=("$2"); shift 2 ;;
     --env) envs+=("$2"); shift 2 ;;
     --cwd) cwd=$2; shift 2 ;;
@@ -136,6 +143,8 @@ quote() {
 {
   echo "VM_CWD=$(quote "$cwd")"
   echo "VM_TMPFS=$(quote "${tmpfs[*]:-}")"
+  echo "VM_TMP=$(quote "$tmp")"
+  echo "VM_TMP_SIZE=$(quote "$tmp_size")"
   spec=''
   for i in "${!shares[@]}"; do spec+="share$i:$(cd "${shares[$i]}" && pwd) "; done
   echo "VM_SHARES=$(quote "$spec")"
@@ -165,7 +174,8 @@ qemu-system-x86_64 -accel tcg -cpu max -m "$mem" -smp "$cpus" \
 qpid=$!
 
 # Stream the command's lines (between the markers) as they come.
-tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null | tr -d '\r' | awk '
+tail -n +1 -F --pid="$qpid" "$console" 2>/dev/null | awk '
+  { sub(/\r$/, "") }
   /^STRATA-VM-INIT-FAILED/ { print > "/dev/stderr"; next }
   /^STRATA-VM-EXIT:/ { inside = 0; next }
   inside { print; fflush() }

@@ -16,8 +16,9 @@ import { registerDriver } from './registry.js'
 import { vfsFactory } from './vfs/driver.js'
 import { overlay2Factory } from './overlay2/index.js'
 import { btrfsFactory } from './btrfs/index.js'
+import { devicemapperFactory } from './devicemapper/index.js'
 
-export type { ApplyLayerOptions, Change, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
+export type { ApplyLayerOptions, Change, CreateOpts, DiffFiles, DriverProblem, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
 export { DRIVER_ORDER, DriverRegistry, defaultRegistry, openDriver, registerDriver } from './registry.js'
 export { withNaiveDiff, type ProtoDriver } from './naive-diff.js'
 export { RefCounter, type Ref } from './refcount.js'
@@ -25,7 +26,9 @@ export { copyTree, type CopyTreeOptions, type CopyTreeResult, type ReflinkMode }
 export { VfsDriver, vfsFactory } from './vfs/driver.js'
 export { Overlay2Driver, overlay2Factory, mountPlan } from './overlay2/index.js'
 export { BtrfsDriver, btrfsFactory } from './btrfs/index.js'
+export { DevmapperDriver, devicemapperFactory, openDevmapperGraph, type DevmapperGraph } from './devicemapper/index.js'
 
 registerDriver(overlay2Factory)
 registerDriver(btrfsFactory)
 registerDriver(vfsFactory)
+registerDriver(devicemapperFactory)

@@ -26,6 +26,9 @@ export const DRIVER_ORDER: readonly string[] = Object.freeze(['overlay2', 'btrfs
 /** Drivers whose leftover home does not count as prior state (dockerd: "don't use vfs even if there is state present"). */
 const NOT_PRIOR = new Set(['vfs'])
 
+/** Drivers never chosen by probing, only by name or prior state (dockerd 20.10 does not pick deprecated drivers by itself). */
+const NOT_AUTO = new Set(['devicemapper'])
+
 /** True when `dir` is a directory with at least one entry. */
 function hasContent(dir: string): boolean {
   try {
@@ -96,6 +99,7 @@ export class DriverRegistry {
 
     const refused: string[] = []
     for (const n of this.names()) {
+      if (NOT_AUTO.has(n)) continue
       const factory = this.#factories.get(n)!
       const probe = await factory.probe(root)
       if (!probe.ok) {

@@ -152,6 +152,33 @@ export interface GraphDriver {
   diffFilesDir(id: string): Promise<string>
   /** Bytes of `id`'s changes against `parent` (what diff would carry). */
   diffSize(id: string, parent: string | null): Promise<number>
+  /**
+   * For drivers whose files can only be read through a mount (devicemapper):
+   * makes `id`'s files readable, as diffFilesDir would name them, until
+   * release(). Callers that read a layer's files use it when present, and
+   * diffFilesDir otherwise.
+   */
+  holdDiffFiles?(id: string): Promise<DiffFiles>
+  /**
+   * For drivers with records of their own beyond the layer directories
+   * (devicemapper: a thin pool and a metadata file per device): what
+   * disagrees between them, for `strata check`. Reports; repairs nothing.
+   */
+  check?(): Promise<DriverProblem[]>
+}
+
+/** One thing GraphDriver.check found. */
+export interface DriverProblem {
+  /** The layer id or pool the problem is about. */
+  subject: string
+  message: string
+}
+
+/** A layer's files held readable (GraphDriver.holdDiffFiles). */
+export interface DiffFiles {
+  dir: string
+  /** Gives the hold back; a second call does nothing. */
+  release(): Promise<void>
 }
 
 /** Options common to every driver's constructor. */

@@ -52,11 +52,15 @@ export async function exportLayer(ctx: StoreContext, chain: ChainID): Promise<La
   const handle = await getHandle(ctx, chain, false)
   try {
     const verdict = deferred()
-    const body = handle.hasTarSplit ? await fromTarSplit(ctx, handle, verdict) : await fromDriverDiff(ctx, handle, verdict)
+    const holds: Array<() => Promise<void>> = []
+    const body = handle.hasTarSplit ? await fromTarSplit(ctx, handle, verdict, holds) : await fromDriverDiff(ctx, handle, verdict)
     // A few MiB of read-ahead: the rebuild (sync file reads, hashing) runs on while the consumer's write is in flight.
     const stream = Readable.from(body, { objectMode: false, highWaterMark: EXPORT_READ_AHEAD })
     // A stream destroyed before its first read never runs the generator's finally.
-    stream.once('close', () => void finish(handle, verdict))
+    stream.once('close', () => {
+      for (const release of holds) void release().catch(() => {})
+      void finish(handle, verdict)
+    })
     return { stream, verified: verdict.promise }
   } catch (err) {
     await handle.release().catch(() => {})
@@ -71,8 +75,11 @@ async function finish(handle: Handle, verdict: ReturnType<typeof deferred>): Pro
   await handle.release().catch(() => {})
 }
 
-async function fromTarSplit(ctx: StoreContext, handle: Handle, verdict: ReturnType<typeof deferred>): Promise<AsyncGenerator<Buffer>> {
-  const filesDir = await ctx.driver.diffFilesDir(handle.cacheId)
+async function fromTarSplit(ctx: StoreContext, handle: Handle, verdict: ReturnType<typeof deferred>, holds: Array<() => Promise<void>>): Promise<AsyncGenerator<Buffer>> {
+  // Drivers that must mount a layer to read it (devicemapper) hold it mounted until the tar is rebuilt.
+  const files = ctx.driver.holdDiffFiles !== undefined ? await ctx.driver.holdDiffFiles(handle.cacheId) : { dir: await ctx.driver.diffFilesDir(handle.cacheId), release: async () => {} }
+  holds.push(files.release)
+  const filesDir = files.dir
   const tarSplitPath = join(ctx.paths.layerDir(handle.chainId), LAYER_FILES.tarSplit)
   const what = `layer ${handle.chainId}`
   // Errors of the metadata itself stay CORRUPT; errors of the content are a digest mismatch.
@@ -102,6 +109,7 @@ async function fromTarSplit(ctx: StoreContext, handle: Handle, verdict: ReturnTy
       if ((err as Error).name !== 'AbortError') verdict.reject(e)
       throw e
     } finally {
+      await files.release().catch(() => {})
       await finish(handle, verdict)
     }
   })()

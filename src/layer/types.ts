@@ -160,6 +160,7 @@ export interface CheckProblem {
     | 'image-config' // content does not hash to the image ID, or is not a valid config
     | 'image-missing-layer'
     | 'reference-dangling' // a tag pointing to an image that does not exist
+    | 'driver' // the graph driver's own records disagree (GraphDriver.check)
   /** chainID, mount name, image ID or reference. */
   subject: string
   message: string

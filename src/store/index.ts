@@ -112,6 +112,8 @@ export class Store {
   async check(opts: StoreCheckOptions = {}): Promise<CheckProblem[]> {
     const repair = opts.repair === true
     const problems: CheckProblem[] = []
+    // The driver's own records first (devicemapper: the pool against its metadata files).
+    for (const p of (await this.driver.check?.()) ?? []) problems.push({ kind: 'driver', subject: p.subject, message: p.message })
     problems.push(...(await this.layers.check({ repair })))
     problems.push(...(await this.images.check({ repair })))
     problems.push(...(await this.references.check({ repair, imageExists: (id) => this.images.exists(id) })))

@@ -44,7 +44,9 @@ const LONGEST_SOCKET = 'exec/containerd/containerd.sock.ttrpc'
 const DIR_PREFIX = 'strata-test-dockerd-'
 
 export interface StartDockerdOptions {
-  storageDriver: 'overlay2' | 'vfs'
+  storageDriver: 'overlay2' | 'vfs' | 'devicemapper'
+  /** `--storage-opt` values (devicemapper in the test VM needs dm.override_udev_sync_check=true). */
+  storageOpts?: string[]
   /** The data root to use (created if missing, kept afterwards); default `<scratch>/data`, removed by stop. */
   dataRoot?: string
 }
@@ -183,6 +185,7 @@ export async function startDockerd(t: TestContext, opts: StartDockerdOptions): P
     '--ip6tables=false',
     '--bridge=none',
     '--storage-driver', opts.storageDriver,
+    ...(opts.storageOpts ?? []).flatMap((o) => ['--storage-opt', o]),
     '--default-ulimit', 'nofile=1024:1024',
     '--default-ulimit', 'nproc=1024:1024',
   ]

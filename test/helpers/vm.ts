@@ -102,3 +102,50 @@ export function runInVm(command: string[], opts: VmRunOptions = {}): Promise<VmR
 export function runShellInVm(script: string, opts: VmRunOptions = {}): Promise<VmRunResult> {
   return runInVm(['sh', '-c', script], opts)
 }
+
+/** One test result from a TAP stream (node --test --test-reporter=tap). */
+export interface TapResult {
+  /** Names of the enclosing suites and the test, outermost first. */
+  path: string[]
+  ok: boolean
+  skip: string | undefined
+  /** The YAML diagnostic block that followed the line (error, stack), for failures. */
+  detail: string
+}
+
+/**
+ * Parses node's TAP output into leaf results: every "ok"/"not ok" line
+ * whose test had no subtests of its own. Subtests are indented 4 spaces
+ * per level and announced by "# Subtest: NAME".
+ */
+export function parseTap(text: string): TapResult[] {
+  const lines = text.split('\n')
+  const out: TapResult[] = []
+  const stack: string[] = []
+  const hadChildren = new Set<number>()
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!
+    const sub = /^( *)# Subtest: (.*)$/.exec(line)
+    if (sub !== null) {
+      const depth = sub[1]!.length / 4
+      stack.length = depth
+      stack[depth] = sub[2]!
+      if (depth > 0) hadChildren.add(depth - 1)
+      continue
+    }
+    const res = /^( *)(ok|not ok) \d+ - (.*?)(?: # (SKIP|TODO)\b ?(.*))?$/.exec(line)
+    if (res === null) continue
+    const depth = res[1]!.length / 4
+    const leaf = !hadChildren.has(depth)
+    hadChildren.delete(depth)
+    const detail: string[] = []
+    for (let j = i + 1; j < lines.length && /^ *(---|\.\.\.|  )/.test(lines[j]!) && !/^ *(ok|not ok) \d/.test(lines[j]!.trimStart()); j++) {
+      detail.push(lines[j]!)
+      if (lines[j]!.trim() === '...') break
+    }
+    if (!leaf) continue
+    out.push({ path: [...stack.slice(0, depth), res[3]!], ok: res[2] === 'ok', skip: res[4] === 'SKIP' ? res[5] || 'skipped' : undefined, detail: detail.join('\n') })
+    stack.length = depth
+  }
+  return out
+}

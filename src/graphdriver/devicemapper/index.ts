@@ -1,0 +1,5 @@
+export { DevmapperDriver, devicemapperFactory, openDevmapperDriver, openDevmapperGraph, probeDevmapper, type DevmapperGraph } from './driver.js'
+export { DeviceSet, humanSize, type DeviceInfo, type DeviceSetProblem } from './deviceset.js'
+export { DevmapperLayout, DRIVER_NAME as DEVICEMAPPER_NAME } from './layout.js'
+export { parseOptions as parseDevmapperOptions, type DevmapperOptions } from './options.js'
+export { parsePoolStatus, type PoolStatus } from './pool-status.js'
