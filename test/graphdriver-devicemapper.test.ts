@@ -46,13 +46,13 @@ if (IN_VM) {
   const skip = vmUnavailable()
   if (skip !== undefined && process.env.CI) throw new Error(`devicemapper tests: ${skip}; required in CI`)
 
-  test('devicemapper driver, in a VM with device-mapper', { skip, timeout: 15 * 60 * 1000 }, async (t) => {
+  test('devicemapper driver, in a VM with device-mapper', { skip, timeout: 25 * 60 * 1000 }, async (t) => {
     const share = tempDirFor(t, 'dm-vm-')
     const tap = join(share, 'guest.tap')
     const self = join(REPO_ROOT, 'dist/test/graphdriver-devicemapper.test.js')
     const r = await runInVm(
       ['node', '--test', '--test-concurrency=1', '--test-reporter=tap', `--test-reporter-destination=${tap}`, '--test-reporter=dot', '--test-reporter-destination=stdout', self],
-      { shares: [share], env: { STRATA_IN_VM: '1' }, timeoutSec: 12 * 60 },
+      { shares: [share], env: { STRATA_IN_VM: '1' }, timeoutSec: 20 * 60 },
     )
     t.diagnostic(`VM run (boot + tests): ${r.seconds.toFixed(1)} s, exit ${r.code}`)
     let results

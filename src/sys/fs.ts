@@ -7,6 +7,7 @@ const futimensC = libc.func('int futimens(int fd, const void *times)')
 const renameat2C = libc.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)')
 const ioctlIntC = libc.func('int ioctl(int fd, unsigned long request, int arg)')
 const statfsC = libc.func('int statfs(const char *path, _Out_ void *buf)')
+const syncfsC = libc.func('int syncfs(int fd)')
 
 const AT_FDCWD = -100
 const AT_SYMLINK_NOFOLLOW = 0x100
@@ -125,3 +126,12 @@ export function fsName(type: number): string {
 }
 
 void koffi
+
+/**
+ * syncfs(2) of the filesystem holding `fd`: writes back its dirty data and
+ * reports a writeback error (EIO, ENOSPC) that happened since the fd was
+ * opened, which a close never does.
+ */
+export function syncfs(fd: number, path?: string): void {
+  check(syncfsC(fd), 'syncfs', path)
+}

@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { isStrataError } from '../../src/errors/index.js'
 import { openDevmapperGraph, type DevmapperGraph } from '../../src/graphdriver/devicemapper/index.js'
+import { dmCreateDevice, dmDeviceInfo, dmLoadTable, dmRemoveDevice, dmResume } from '../../src/sys/index.js'
 
 /** Small enough for the guest's tmpfs: 4 GB sparse data, 2 GB thin devices. */
 export const DM_TEST_OPTIONS: Record<string, string> = {
@@ -178,11 +179,17 @@ export function devicemapperCases(): void {
         const pool = d.driver.deviceSet.poolName
         const id = JSON.parse(await readFile(join(d.home, 'metadata/base'), 'utf8')).device_id as number
         // Wipe the filesystem's first blocks through a device of our own on the same thin id.
-        dmsetup('create', `${base}-wipe`, '--table', `0 4194304 thin /dev/mapper/${pool} ${id}`)
-        execFileSync('dd', ['if=/dev/zero', `of=/dev/mapper/${base}-wipe`, 'bs=64k', 'count=16', 'oflag=direct'], { stdio: 'ignore' })
-        dmsetup('remove', `${base}-wipe`)
+        await d.cleanup()
+        const wipe = `${base}-wipe`
+        const poolDev = dmDeviceInfo(pool)!
+        dmCreateDevice(wipe)
+        dmLoadTable(wipe, [{ start: 0n, length: 4194304n, type: 'thin', params: `${poolDev.major}:${poolDev.minor} ${id}` }])
+        dmResume(wipe)
+        execFileSync('dd', ['if=/dev/zero', `of=/dev/mapper/${wipe}`, 'bs=64k', 'count=16', 'oflag=direct'], { stdio: 'ignore' })
+        dmRemoveDevice(wipe)
         await assert.rejects(openDevmapperGraph({ root, options: DM_TEST_OPTIONS }), assertCode('CORRUPT', pool))
-        await d.shutdown()
+        spawnSync('dmsetup', ['remove', base])
+        dmRemoveDevice(pool)
       } finally {
         await rm(root, { recursive: true, force: true })
       }

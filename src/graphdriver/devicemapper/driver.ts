@@ -21,7 +21,7 @@
  *   error naming the pool and its usage.
  * - cleanup leaves the pool active (see deviceset.ts); shutdown() removes it.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, realpathSync, rmdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, realpathSync, rmdirSync, writeFileSync } from 'node:fs'
 import type { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
@@ -30,7 +30,8 @@ import { DeviceSet, type DeviceSetProblem } from './deviceset.js'
 import { DRIVER_NAME, DevmapperLayout, ID_FILE_MODE, MNT_DIR_MODE, ROOTFS_MODE, TMP_PREFIX } from './layout.js'
 import { parseOptions, parseRamBytes } from './options.js'
 import { mountsAt, mountEntries } from '../overlay2/mounts.js'
-import { dmAvailable } from '../../sys/index.js'
+import { dmAvailable, syncfs } from '../../sys/index.js'
+import { KeyedLock } from '../../fs/index.js'
 
 /** Names in metadata/ that are not layers: an id equal to one would be read as the wrong file. */
 const RESERVED = new Set(['base', 'deviceset-metadata', 'transaction-metadata'])
@@ -63,7 +64,8 @@ export class DevmapperDriver implements ProtoDriver {
   readonly deviceSet: DeviceSet
   readonly #layout: DevmapperLayout
   readonly #refs = new Map<string, Ref>()
-  readonly #locks = new Map<string, Promise<unknown>>()
+  /** Per layer: create, remove, get and put of one id never interleave. */
+  readonly #locks = new KeyedLock()
   readonly #realMnt: string
 
   constructor(deviceSet: DeviceSet) {
@@ -74,16 +76,8 @@ export class DevmapperDriver implements ProtoDriver {
     this.#realMnt = realpathSync(this.#layout.mntDir)
   }
 
-  async #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(id) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const tail = run.catch(() => {})
-    this.#locks.set(id, tail)
-    try {
-      return await run
-    } finally {
-      if (this.#locks.get(id) === tail) this.#locks.delete(id)
-    }
+  #locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.#locks.withLock(id, fn)
   }
 
   #live(id: string): boolean {
@@ -262,7 +256,7 @@ export class DevmapperDriver implements ProtoDriver {
 
   /** Unmounts what this instance mounted and still holds; the pool stays up (see deviceset.ts). */
   async cleanup(): Promise<void> {
-    await Promise.allSettled([...this.#locks.values()])
+    await this.#locks.settled()
     const failures: string[] = []
     for (const [id, ref] of this.#refs) {
       if (ref.adopted) continue
@@ -401,12 +395,27 @@ class DevmapperGraphDriver implements GraphDriver {
     return (await this.applyLayer(id, parent, tar)).size
   }
 
+  /**
+   * The naive apply, then a syncfs of the layer's filesystem before it is
+   * unmounted: a thin pool that runs out of space fails the writeback, not
+   * the write(2) calls, and only a sync reports that (an unmount drops it).
+   */
   async applyLayer(id: string, parent: string | null, source: Readable, opts?: ApplyLayerOptions): Promise<LayerApplyResult> {
+    const dir = await this.#inner.get(id)
     try {
-      return await this.#inner.applyLayer(id, parent, source, opts)
+      const result = await this.#inner.applyLayer(id, parent, source, opts)
+      const fd = openSync(dir, 'r')
+      try {
+        syncfs(fd, dir)
+      } finally {
+        closeSync(fd)
+      }
+      return result
     } catch (err) {
       if (this.driver.deviceSet.isFull()) throw this.driver.deviceSet.fullError(err, `Cannot apply layer "${id}"`)
       throw err
+    } finally {
+      await this.#inner.put(id)
     }
   }
 
