@@ -244,7 +244,7 @@ import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ReferenceStore } from ${JSON.stringify(join(dist, 'src/image/index.js'))}
-import { DataRootLock } from ${JSON.stringify(join(dist, 'src/layer/lock.js'))}
+import { DataRootLock } from ${JSON.stringify(join(dist, 'src/fs/index.js'))}
 const [root, worker, count, id] = process.argv.slice(2)
 const lock = new DataRootLock(root)
 const store = await ReferenceStore.open({ root, driverName: 'overlay2', lock })
