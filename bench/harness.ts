@@ -58,6 +58,7 @@ export function sh(script: string): Promise<void> {
 export function formatResults(results: CaseResult[]): string {
   const lines = ['| case | strata | peer | peer time | strata / peer |', '|---|---|---|---|---|']
   for (const r of results) {
+    if (r.peers.length === 0) lines.push(`| ${r.title} | ${(r.strata.ms / 1000).toFixed(2)} s | (no peer) | | |`)
     for (const p of r.peers) {
       lines.push(`| ${r.title} | ${(r.strata.ms / 1000).toFixed(2)} s | ${p.name} | ${(p.ms / 1000).toFixed(2)} s | ${(r.strata.ms / p.ms).toFixed(2)} |`)
     }

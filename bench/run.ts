@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { archiveBench } from './archive.js'
 import { containerBench } from './container.js'
+import { exploreBench } from './explore.js'
 import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
 import { layerstoreBench } from './layerstore.js'
@@ -17,6 +18,7 @@ import { pullBench } from './pull.js'
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
   archive: archiveBench,
   container: containerBench,
+  explore: exploreBench,
   graphdriver: graphdriverBench,
   layerstore: layerstoreBench,
   load: loadBench,

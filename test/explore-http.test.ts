@@ -69,6 +69,9 @@ test('the API answers images, layers, counts, listings, search, path history and
 
   const app = await json<DirListing>(`${base}/images/${encodeURIComponent(id)}/layers/1/dir?path=${encodeURIComponent('/opt/app')}`)
   assert.deepEqual(app.entries.map((e) => `${e.name}:${e.mark}`), ['a.txt:removed', 'b.txt:removed', 'c.txt:removed', 'new.txt:added'])
+  // A long listing comes a page at a time.
+  const page = await json<DirListing>(`${base}/images/${encodeURIComponent(id)}/layers/1/dir?path=${encodeURIComponent('/opt/app')}&offset=1&limit=2`)
+  assert.deepEqual([page.total, page.offset, page.entries.map((e) => e.name)], [4, 1, ['b.txt', 'c.txt']])
   const changes = await json<DirListing>(`${base}/images/${encodeURIComponent(id)}/layers/2/dir?path=/&changes=1`)
   assert.deepEqual(changes.entries.map((e) => e.name), ['etc'])
   const big = await json<DirListing>(`${base}/images/${encodeURIComponent(id)}/layers/1/dir?path=/data&min=1000`)

@@ -10,7 +10,7 @@
  *   GET {prefix}/api/images                              ExploreImageSummary[]
  *   GET {prefix}/api/images/{image}                      ExploreImage
  *   GET {prefix}/api/images/{image}/analysis             ImageAnalysis (counts, efficiency)
- *   GET {prefix}/api/images/{image}/layers/{k}/dir?path=P&changes=1&min=N     DirListing
+ *   GET {prefix}/api/images/{image}/layers/{k}/dir?path=P&changes=1&min=N&offset=O&limit=L   DirListing
  *   GET {prefix}/api/images/{image}/layers/{k}/search?q=Q&changes=1&min=N&limit=L  SearchResult
  *   GET {prefix}/api/images/{image}/path?path=P          PathHistory
  *   GET {prefix}/api/compare?a=IMAGE&b=IMAGE             ImageComparison
@@ -128,7 +128,8 @@ export function createExploreHandler(opts: ExploreHandlerOptions): ExploreHandle
         if (!/^\d{1,6}$/.test(parts[3]!)) throw new HttpError(400, 'INVALID_ARGUMENT', `Layer "${parts[3]}" is not a layer number`)
         const layer = Number(parts[3])
         if (parts[4] === 'dir') {
-          const { entries, ...head } = await explorer.listDir(image, layer, q.get('path') ?? '/', filter())
+          const page = { offset: numberParam(q, 'offset', 0), ...(q.has('limit') ? { limit: numberParam(q, 'limit', 0) } : {}) }
+          const { entries, ...head } = await explorer.listDir(image, layer, q.get('path') ?? '/', filter(), page)
           return streamJson(res, head, 'entries', entries)
         }
         if (parts[4] === 'search') {

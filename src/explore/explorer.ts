@@ -33,6 +33,7 @@ import type {
   ImageComparison,
   LayerIndex,
   LayerProblem,
+  Page,
   PathHistory,
   SearchResult,
   TreeEntry,
@@ -56,11 +57,6 @@ function problemOf(err: unknown): LayerProblem {
   return { code: 'CORRUPT', message: (err as Error).message ?? String(err) }
 }
 
-function passes(entry: TreeEntry, filter: TreeFilter): boolean {
-  if (filter.onlyChanges === true && entry.mark === 'unchanged' && entry.changeCount === 0) return false
-  return true
-}
-
 export class Explorer {
   readonly store: Store
   readonly #imageCacheSize: number
@@ -68,6 +64,8 @@ export class Explorer {
   readonly #trees = new Map<string, Promise<ImageTree>>()
   readonly #layers = new Map<string, { index: LayerIndex; size: number }>()
   readonly #loading = new Map<string, Promise<LayerLoad>>()
+  /** Sorted children of recent listings, per tree (a tree rebuilt after a failure has nodes of its own). */
+  readonly #listings = new WeakMap<ImageTree, Map<string, TreeNode[]>>()
   #layerEntries = 0
 
   constructor(store: Store, opts: ExplorerOptions = {}) {
@@ -145,20 +143,34 @@ export class Explorer {
   }
 
   /** The entries of directory `path` in the view at `layer`, directories first, then by name. */
-  async listDir(nameOrId: string, layer: number, path: string, filter: TreeFilter = {}): Promise<DirListing> {
-    const tree = await this.#tree(await this.#get(nameOrId))
+  async listDir(nameOrId: string, layer: number, path: string, filter: TreeFilter = {}, page: Page = {}): Promise<DirListing> {
+    const image = await this.#get(nameOrId)
+    const tree = await this.#tree(image)
     const view = this.#view(tree, layer)
     const node = tree.find(path)
     if (node === undefined || !tree.isListed(view, node)) throw new StrataError('NOT_FOUND', `No path "${path}" in the image at layer ${layer}`)
-    const entries: TreeEntry[] = []
-    for (const child of node.children?.values() ?? []) {
-      if (!tree.isListed(view, child)) continue
-      if (filter.minSize !== undefined && filter.minSize > 0 && view.maxSize[child.id]! < filter.minSize) continue
-      const entry = tree.treeEntry(view, child)
-      if (passes(entry, filter)) entries.push(entry)
+    // The sorted children are kept for the last few listings: the pages of a long one then cost a slice.
+    const key = `${layer} ${node.id} ${filter.onlyChanges === true} ${filter.minSize ?? 0}`
+    let listings = this.#listings.get(tree)
+    if (listings === undefined) this.#listings.set(tree, (listings = new Map()))
+    let children = listings.get(key)
+    if (children === undefined) {
+      const kept: Array<{ node: TreeNode; dir: boolean }> = []
+      for (const child of node.children?.values() ?? []) {
+        if (!tree.isListed(view, child)) continue
+        if (filter.minSize !== undefined && filter.minSize > 0 && view.maxSize[child.id]! < filter.minSize) continue
+        if (filter.onlyChanges === true && tree.isUnchanged(view, child) && view.changeCount[child.id] === 0) continue
+        kept.push({ node: child, dir: tree.shownEntry(view, child).kind === 'dir' })
+      }
+      kept.sort((a, b) => (a.dir !== b.dir ? (a.dir ? -1 : 1) : a.node.name < b.node.name ? -1 : a.node.name > b.node.name ? 1 : 0))
+      children = kept.map((k) => k.node)
+      listings.set(key, children)
+      if (listings.size > 16) listings.delete(listings.keys().next().value!)
     }
-    entries.sort(byDirThenName)
-    return { path: node.path, layer, entries, incomplete: tree.incompleteAt(layer) }
+    const offset = Math.min(page.offset ?? 0, children.length)
+    const end = page.limit === undefined ? children.length : Math.min(children.length, offset + page.limit)
+    const entries = children.slice(offset, end).map((child) => tree.treeEntry(view, child))
+    return { path: node.path, layer, total: children.length, offset, entries, incomplete: tree.incompleteAt(layer) }
   }
 
   /** Paths whose name contains `query` (case-insensitive) in the view at `layer`, at most `limit`. */
@@ -343,11 +355,4 @@ export async function readLayerIndex(store: Store, chain: LayerInfo['chainId']):
   const exported = await store.layers.export(chain)
   exported.verified.catch(() => {})
   return indexFromTar(exported.stream, what)
-}
-
-function byDirThenName(a: TreeEntry, b: TreeEntry): number {
-  const da = a.kind === 'dir' ? 0 : 1
-  const db = b.kind === 'dir' ? 0 : 1
-  if (da !== db) return da - db
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 }

@@ -202,6 +202,13 @@ export interface TreeEntry {
   implicit: boolean
 }
 
+/** A slice of a long listing: a directory of 100k entries is read a page at a time. */
+export interface Page {
+  offset?: number
+  /** Default: all. */
+  limit?: number
+}
+
 export interface TreeFilter {
   /** Only paths marked added, modified or removed, and directories holding some. */
   onlyChanges?: boolean
@@ -212,6 +219,9 @@ export interface TreeFilter {
 export interface DirListing {
   path: string
   layer: number
+  /** Entries in the directory (after filters); `entries` holds those from `offset` on, at most the limit asked. */
+  total: number
+  offset: number
   entries: TreeEntry[]
   /** A layer at or below this one could not be read; the view leaves it out. */
   incomplete: boolean

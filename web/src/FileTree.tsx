@@ -2,19 +2,29 @@
 // (one API call each), and only the rows in sight are in the DOM, so a
 // directory of 100k entries scrolls like one of ten.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks'
-import { api, type DirListing, type LayerProblem, type PathHistory, type TreeEntry, type TreeFilter } from './api.js'
+import { api, type LayerProblem, type PathHistory, type TreeEntry, type TreeFilter } from './api.js'
 import { bytes, date, modeString } from './format.js'
 import { Name } from './Name.js'
 
 const ROW = 24
+/** Entries per request: a directory of 100k entries arrives a page at a time, as it is scrolled to. */
+const PAGE = 500
 
-type Listing = DirListing | { error: string } | 'loading'
+/** A directory's entries as far as loaded: `entries[i]` is undefined until its page arrives. */
+interface Loaded {
+  total: number
+  entries: Array<TreeEntry | undefined>
+}
+
+type Listing = Loaded | { error: string } | 'loading'
 
 interface Row {
   entry: TreeEntry | null
   depth: number
   /** A placeholder for a directory being loaded or that failed. */
   note?: string
+  /** A placeholder for an entry whose page is not loaded yet. */
+  pending?: { path: string; index: number }
   key: string
 }
 
@@ -54,13 +64,32 @@ export function FileTree({ imageId, layer, problems }: { imageId: string; layer:
     setSelected(null)
   }, [imageId])
 
+  const pages = useRef(new Set<string>())
   const load = (path: string): void => {
     const gen = generation.current
     setListings((m) => new Map(m).set(path, 'loading'))
-    api.dir(imageId, layer, path, filter).then(
-      (l) => gen === generation.current && setListings((m) => new Map(m).set(path, l)),
+    api.dir(imageId, layer, path, filter, 0, PAGE).then(
+      (l) => gen === generation.current && setListings((m) => new Map(m).set(path, { total: l.total, entries: l.entries })),
       (e: Error) => gen === generation.current && setListings((m) => new Map(m).set(path, { error: e.message })),
     )
+  }
+  /** Fetches the page holding entry `index` of `path`, once. */
+  const loadPage = (path: string, index: number): void => {
+    const offset = Math.floor(index / PAGE) * PAGE
+    const key = `${generation.current}\u0000${path}\u0000${offset}`
+    if (pages.current.has(key)) return
+    pages.current.add(key)
+    const gen = generation.current
+    api.dir(imageId, layer, path, filter, offset, PAGE).then((l) => {
+      if (gen !== generation.current) return
+      setListings((m) => {
+        const cur = m.get(path)
+        if (cur === undefined || cur === 'loading' || 'error' in cur) return m
+        const entries = cur.entries.slice()
+        l.entries.forEach((e, i) => (entries[offset + i] = e))
+        return new Map(m).set(path, { total: cur.total, entries })
+      })
+    }, () => pages.current.delete(key))
   }
 
   useEffect(() => {
@@ -90,8 +119,13 @@ export function FileTree({ imageId, layer, problems }: { imageId: string; layer:
         out.push({ entry: null, depth, note: l.error, key: `${path}\u0000error` })
         return
       }
-      if (l.entries.length === 0 && depth === 0) out.push({ entry: null, depth, note: filter.onlyChanges || filter.minSize ? 'Nothing here matches the filters.' : 'This layer leaves the image empty.', key: 'empty' })
-      for (const e of l.entries) {
+      if (l.total === 0 && depth === 0) out.push({ entry: null, depth, note: filter.onlyChanges || filter.minSize ? 'Nothing here matches the filters.' : 'This layer leaves the image empty.', key: 'empty' })
+      for (let i = 0; i < l.total; i++) {
+        const e = l.entries[i]
+        if (e === undefined) {
+          out.push({ entry: null, depth, note: '…', pending: { path, index: i }, key: `${path}\u0000${i}` })
+          continue
+        }
         out.push({ entry: e, depth, key: e.path })
         if (e.kind === 'dir' && expanded.has(e.path)) walk(e.path, depth + 1)
       }
@@ -111,7 +145,7 @@ export function FileTree({ imageId, layer, problems }: { imageId: string; layer:
       if (listings.has(path)) continue
       const parent = path.slice(0, path.lastIndexOf('/')) || '/'
       const pl = listings.get(parent)
-      if (pl !== undefined && pl !== 'loading' && !('error' in pl) && pl.entries.some((e) => e.path === path)) load(path)
+      if (pl !== undefined && pl !== 'loading' && !('error' in pl) && pl.entries.some((e) => e?.path === path)) load(path)
     }
   }, [listings, expanded, results])
 
@@ -160,13 +194,27 @@ export function FileTree({ imageId, layer, problems }: { imageId: string; layer:
         <span class="c-owner">Owner</span>
         <span class="c-size">Size</span>
       </div>
-      <VirtualRows rows={rows} selected={selected?.path} onRow={toggle} expanded={expanded} search={results !== null} />
+      <VirtualRows rows={rows} selected={selected?.path} onRow={toggle} expanded={expanded} search={results !== null} onPending={loadPage} />
       {selected !== null && <Details imageId={imageId} entry={selected} onClose={() => setSelected(null)} />}
     </section>
   )
 }
 
-function VirtualRows({ rows, selected, onRow, expanded, search }: { rows: Row[]; selected: string | undefined; onRow: (e: TreeEntry) => void; expanded: Set<string>; search: boolean }) {
+function VirtualRows({
+  rows,
+  selected,
+  onRow,
+  expanded,
+  search,
+  onPending,
+}: {
+  rows: Row[]
+  selected: string | undefined
+  onRow: (e: TreeEntry) => void
+  expanded: Set<string>
+  search: boolean
+  onPending: (path: string, index: number) => void
+}) {
   const box = useRef<HTMLDivElement>(null)
   const [scroll, setScroll] = useState(0)
   const [height, setHeight] = useState(600)
@@ -180,6 +228,13 @@ function VirtualRows({ rows, selected, onRow, expanded, search }: { rows: Row[];
   }, [])
   const first = Math.max(0, Math.floor(scroll / ROW) - 10)
   const last = Math.min(rows.length, Math.ceil((scroll + height) / ROW) + 10)
+  // Entries in sight whose page has not arrived: ask for it.
+  useEffect(() => {
+    for (let i = first; i < last; i++) {
+      const p = rows[i]?.pending
+      if (p !== undefined) onPending(p.path, p.index)
+    }
+  }, [rows, first, last])
   return (
     <div class="rows" ref={box} data-testid="tree" onScroll={(ev) => setScroll((ev.target as HTMLDivElement).scrollTop)}>
       <div style={{ height: `${rows.length * ROW}px`, position: 'relative' }}>

@@ -40,7 +40,8 @@ export const api = {
   images: () => get<ExploreImageSummary[]>('images'),
   image: (id: string) => get<ExploreImage>(img(id)),
   analysis: (id: string) => get<ImageAnalysis>(`${img(id)}/analysis`),
-  dir: (id: string, layer: number, path: string, f: TreeFilter) => get<DirListing>(`${img(id)}/layers/${layer}/dir`, { path, changes: f.onlyChanges, min: f.minSize }),
+  dir: (id: string, layer: number, path: string, f: TreeFilter, offset: number, limit: number) =>
+    get<DirListing>(`${img(id)}/layers/${layer}/dir`, { path, changes: f.onlyChanges, min: f.minSize, offset, limit }),
   search: (id: string, layer: number, q: string, f: TreeFilter) => get<SearchResult>(`${img(id)}/layers/${layer}/search`, { q, changes: f.onlyChanges, min: f.minSize, limit: 1000 }),
   path: (id: string, path: string) => get<PathHistory>(`${img(id)}/path`, { path }),
   compare: (a: string, b: string) => get<ImageComparison>('compare', { a, b }),
