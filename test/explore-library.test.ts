@@ -13,7 +13,7 @@ import { test } from 'node:test'
 import { Explorer, indexFromTarSplit } from '../src/explore/index.js'
 import { LAYER_FILES } from '../src/layer/index.js'
 import { openTestStore, storeWithImage } from './helpers/archive-fixtures.js'
-import { EXPECTED, FIXTURE_TAG, ODD_NAMES, gnuTarLayers, makeFixtureImage, makeOddImage } from './helpers/explore-fixtures.js'
+import { EXPECTED, FIXTURE_LAYERS, FIXTURE_TAG, ODD_NAMES, gnuTarLayers, makeFixtureImage, makeOddImage } from './helpers/explore-fixtures.js'
 import { makeImage } from './helpers/image-fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
@@ -183,4 +183,23 @@ test('indexing a tar-split file reads headers only: a tar-split naming absent co
   assert.deepEqual(index.whiteouts.sort(), ['/.profile', '/data/keep.txt'])
   assert.deepEqual(index.opaque, ['/opt/app'])
   assert.ok(index.entries.every((e) => e.kind !== 'file' || e.size === 0 || e.crc.length === 16), 'every non-empty file has its CRC-64')
+})
+
+test('compare: two images built on the same two GNU tar layers share them; their files differ only above', async (t) => {
+  if (!requireRoot(t) || !requireTool(t, 'tar')) return
+  const store = await openTestStore(t)
+  const a = await makeFixtureImage(t, store)
+  // The same first two layer directories tarred again: GNU tar gives the same bytes, so the same chainIDs.
+  const layers = await gnuTarLayers(t, [FIXTURE_LAYERS[0]!, FIXTURE_LAYERS[1]!, { 'extra.txt': 5, 'data/big.bin': 10 }])
+  const b = await makeImage(store, { layers, created: '2024-01-05T00:00:00Z', tags: ['explore-other:latest'] })
+  assert.deepEqual(b.chain.slice(0, 2), a.chain.slice(0, 2), 'the first two layers are the same layers')
+  const cmp = await new Explorer(store).compare(FIXTURE_TAG, 'explore-other:latest')
+  assert.deepEqual(cmp.sharedLayers.map((l) => l.chainId), a.chain.slice(0, 2))
+  assert.deepEqual([cmp.onlyA, cmp.onlyB], [1, 1])
+  // A removed /etc (3 paths) that B still has; B added /extra.txt and rewrote /data/big.bin.
+  assert.deepEqual(cmp.counts, { onlyA: 0, onlyB: 4, changed: 1 })
+  assert.deepEqual(
+    cmp.differences.map((d) => `${d.change} ${d.path} ${d.sizeA} ${d.sizeB}`),
+    ['changed /data/big.bin 65536 10', 'only-b /etc/passwd 0 100', 'only-b /etc/.hidden-config 0 30', 'only-b /extra.txt 0 5', 'only-b /etc 0 0'],
+  )
 })

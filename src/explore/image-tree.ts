@@ -125,12 +125,15 @@ export class ImageTree {
   readonly indexes: Array<LayerIndex | null>
   readonly nodes: TreeNode[] = []
   readonly #views = new Map<number, LayerView>()
+  /** Nodes by path while the tree is built (tar order repeats parents: one lookup instead of a walk). */
+  readonly #byPath = new Map<string, TreeNode>()
 
   constructor(indexes: Array<LayerIndex | null>, problems: Array<LayerProblem | undefined>) {
     this.layerCount = indexes.length
     this.indexes = indexes
     this.problems = problems
     this.root = this.#newNode('', null)
+    this.#byPath.set('/', this.root)
     indexes.forEach((index, layer) => {
       if (index === null) return
       for (const e of index.entries) this.#addVersion(e.path, layer, e)
@@ -141,6 +144,8 @@ export class ImageTree {
         this.#touch(node, layer)
       }
     })
+    // Only needed while building: lookups later walk from the root.
+    this.#byPath.clear()
   }
 
   get incomplete(): boolean {
@@ -159,16 +164,17 @@ export class ImageTree {
   }
 
   #nodeFor(path: string): TreeNode {
-    let node = this.root
-    if (path === '/') return node
-    for (const name of path.slice(1).split('/')) {
-      let child = node.children?.get(name)
-      if (child === undefined) {
-        child = this.#newNode(name, node)
-        ;(node.children ??= new Map()).set(name, child)
-      }
-      node = child
+    const known = this.#byPath.get(path)
+    if (known !== undefined) return known
+    const slash = path.lastIndexOf('/')
+    const parent = this.#nodeFor(slash === 0 ? '/' : path.slice(0, slash))
+    const name = path.slice(slash + 1)
+    let node = parent.children?.get(name)
+    if (node === undefined) {
+      node = this.#newNode(name, parent)
+      ;(parent.children ??= new Map()).set(name, node)
     }
+    this.#byPath.set(path, node)
     return node
   }
 

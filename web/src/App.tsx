@@ -156,7 +156,7 @@ function ImageView({ id, route, go, images }: { id: string; route: Route; go: (r
         </div>
         <div class="right">
           {route.compare !== undefined ? (
-            <Compare a={id} b={route.compare} onClose={() => go({ image: id, layer: route.layer })} />
+            <Compare a={id} b={route.compare} label={images.find((i) => i.id === route.compare)?.tags[0] ?? shortId(route.compare)} onClose={() => go({ image: id, layer: route.layer })} />
           ) : image.layers.length === 0 ? (
             <div class="panel muted pad">This image has no layers.</div>
           ) : (
@@ -204,13 +204,13 @@ function Layers({ image, counts, countsError, selected, onSelect }: { image: Exp
                     <span class="muted">…</span>
                   ) : (
                     <>
-                      <span class="badge-added" data-testid="added">
+                      <span class={c.added === 0 ? 'zero' : 'badge-added'} data-testid="added">
                         +{c.added}
                       </span>{' '}
-                      <span class="badge-modified" data-testid="modified">
+                      <span class={c.modified === 0 ? 'zero' : 'badge-modified'} data-testid="modified">
                         ~{c.modified}
                       </span>{' '}
-                      <span class="badge-removed" data-testid="removed">
+                      <span class={c.removed === 0 ? 'zero' : 'badge-removed'} data-testid="removed">
                         −{c.removed}
                       </span>
                     </>

@@ -1,12 +1,12 @@
 // Two images side by side: the layers they share and the files that differ.
 import { useEffect, useState } from 'preact/hooks'
 import { api, type ImageComparison } from './api.js'
-import { bytes, shortId } from './format.js'
+import { bytes } from './format.js'
 import { Name } from './Name.js'
 
 const LABEL: Record<string, string> = { 'only-a': 'only in this image', 'only-b': 'only in the other', changed: 'different' }
 
-export function Compare({ a, b, onClose }: { a: string; b: string; onClose: () => void }) {
+export function Compare({ a, b, label, onClose }: { a: string; b: string; label: string; onClose: () => void }) {
   const [cmp, setCmp] = useState<ImageComparison | { error: string } | null>(null)
   useEffect(() => {
     setCmp(null)
@@ -16,7 +16,7 @@ export function Compare({ a, b, onClose }: { a: string; b: string; onClose: () =
     <section class="panel compare" data-testid="compare">
       <div class="title-row">
         <h2>
-          Compared with <span class="mono">{shortId(b)}</span>
+          Compared with <Name text={label} class="plain" />
         </h2>
         <button class="close" onClick={onClose} title="Back to the file tree">
           ×
@@ -47,6 +47,12 @@ export function Compare({ a, b, onClose }: { a: string; b: string; onClose: () =
               <div class="stat-label">paths only here / only there / different</div>
             </div>
           </div>
+          <div class="tree-head cmp-head">
+            <span class="c-mark" />
+            <span class="c-name">Path</span>
+            <span class="c-size">this image</span>
+            <span class="c-size">the other</span>
+          </div>
           <div class="rows static">
             {cmp.differences.map((d) => (
               <div class={`row cmp-${d.change}`} data-testid="compare-row">
@@ -54,8 +60,8 @@ export function Compare({ a, b, onClose }: { a: string; b: string; onClose: () =
                 <span class="c-name">
                   <Name text={d.path} class="mono" /> <span class="muted small">{LABEL[d.change]}</span>
                 </span>
-                <span class="c-size mono">{d.change === 'only-b' ? '' : bytes(d.sizeA)}</span>
-                <span class="c-size mono">{d.change === 'only-a' ? '' : bytes(d.sizeB)}</span>
+                <span class="c-size mono">{d.change === 'only-b' || d.kind !== 'file' ? '' : bytes(d.sizeA)}</span>
+                <span class="c-size mono">{d.change === 'only-a' || d.kind !== 'file' ? '' : bytes(d.sizeB)}</span>
               </div>
             ))}
             {cmp.differences.length === 0 && <div class="muted pad">Their files are the same.</div>}

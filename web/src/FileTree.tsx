@@ -318,7 +318,7 @@ function Details({ imageId, entry, onClose }: { imageId: string; entry: TreeEntr
           owner {entry.uid}:{entry.gid}
         </span>
         <span>{bytes(entry.size)}</span>
-        {entry.mtime > 0 && <span>modified {date(new Date(entry.mtime * 1000).toISOString())}</span>}
+        {entry.mtime > 0 && <span>mtime {date(new Date(entry.mtime * 1000).toISOString())}</span>}
         {entry.device !== '' && <span>device {entry.device}</span>}
         {entry.xattrs.length > 0 && <span>xattrs: {entry.xattrs.join(', ')}</span>}
       </div>

@@ -14,7 +14,7 @@ export function bytes(n: number): string {
   return `${v.toPrecision(3).replace(/\.?0+$/, '')} ${units[i]}`
 }
 
-const KIND_CHAR: Record<string, string> = { dir: 'd', symlink: 'l', hardlink: 'h', char: 'c', block: 'b', fifo: 'p', file: '-' }
+const KIND_CHAR: Record<string, string> = { dir: 'd', symlink: 'l', hardlink: '-', char: 'c', block: 'b', fifo: 'p', file: '-' }
 
 /** `drwxr-xr-x`, with s/S and t/T as ls shows them. */
 export function modeString(kind: string, mode: number): string {
