@@ -17,6 +17,7 @@ PACKAGES=(
   dmsetup thin-provisioning-tools     # devicemapper driver tests cross-check the pool (dmsetup, thin_check)
   chromium                            # headless browser for the layer explorer's page test (driven by playwright-core)
   golang-go                           # Go's own text/template and fmt: the peer of src/format's template engine
+  python3-docker                      # docker-py: a real Engine API client for the strata serve tests
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -15,6 +15,7 @@ import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
+import { interrupted } from './signals.js'
 import { withStore } from './store.js'
 
 export const EXPLORE_HELP = `Usage: strata explore [OPTIONS] [IMAGE]
@@ -43,21 +44,6 @@ efficiency as dive computes it. Read from tar-split metadata, nothing unpacked.
 Options:
       --format json   One JSON document: the layers and the efficiency
 `
-
-/** Waits for SIGINT or SIGTERM, once. */
-function interrupted(): Promise<string> {
-  return new Promise((resolve) => {
-    const on = (sig: string): void => {
-      process.off('SIGINT', onInt)
-      process.off('SIGTERM', onTerm)
-      resolve(sig)
-    }
-    const onInt = (): void => on('SIGINT')
-    const onTerm = (): void => on('SIGTERM')
-    process.on('SIGINT', onInt)
-    process.on('SIGTERM', onTerm)
-  })
-}
 
 export async function exploreCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: 'string', short: 'p' }, help: { type: 'boolean', short: 'h' } } })

@@ -38,6 +38,7 @@ Commands:
   import    Create an image from a root filesystem tar
   system    Disk usage (system df)
   archive   Apply and rebuild layer tars on plain directories
+  serve     Serve the Docker Engine API on a unix socket (docker, docker-py, dockerode)
 
 Containers (no daemon; run/start use runc in the foreground):
   create    Create a container from an image (prints its ID)
@@ -112,6 +113,9 @@ async function main(argv: string[]): Promise<number> {
         break
       case 'archive':
         out = await (await import('./archive.js')).archiveCommand(rest)
+        break
+      case 'serve':
+        out = await (await import('./serve.js')).serveCommand(rest, global, verbIO())
         break
       case 'container':
         out = await (await import('./container.js')).containerCommand(rest, global)

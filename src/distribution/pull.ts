@@ -24,7 +24,7 @@ import { loadImages } from '../transport/copy.js'
 import { StrataError } from '../errors/index.js'
 import { formatPlatform, platformMatches, type Platform } from '../transport/platform.js'
 import type { ProgressListener } from '../transport/types.js'
-import { readRegistryAuth } from './auth.js'
+import { readRegistryAuth, type Credentials } from './auth.js'
 import { RegistryClient } from './client.js'
 import { RegistryImageSource, resolveImage, type ResolvedImage } from './source.js'
 
@@ -35,6 +35,8 @@ export interface PullOptions {
   insecure?: boolean
   /** docker's client config to read credentials from; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
   dockerConfig?: string
+  /** Credentials to use instead of the config's (the Engine API's X-Registry-Auth); the config is not read then. */
+  credentials?: Credentials
   /** Called once the manifest is resolved, before any layer is fetched (the CLI's "Pulling from" line). */
   onResolved?: (image: ResolvedImage) => void
   /** Per-layer progress (layer i of the manifest): waiting, copying (compressed bytes), done, exists. */
@@ -76,7 +78,7 @@ export interface PullResult {
 export async function pullImage(store: Store, name: string, opts: PullOptions = {}): Promise<PullResult> {
   const parsed = parseReference(name)
   const ref: Reference = parsed.digest === undefined ? withDefaultTag(parsed) : parsed
-  const auth = await readRegistryAuth(ref.domain, ...(opts.dockerConfig === undefined ? [] : [opts.dockerConfig]))
+  const auth = opts.credentials !== undefined ? { credentials: opts.credentials } : await readRegistryAuth(ref.domain, ...(opts.dockerConfig === undefined ? [] : [opts.dockerConfig]))
   const client = new RegistryClient(ref.domain, { auth, ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }) })
   const resolved = await resolveImage(client, ref, opts.platform === undefined ? {} : { platform: opts.platform })
   if (opts.platform !== undefined && resolved.indexDigest === undefined) {

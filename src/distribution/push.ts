@@ -32,7 +32,7 @@ import type { ImageID } from '../image/config.js'
 import { familiarName, parseReference, referenceName, referenceString, withDefaultTag, type Reference } from '../image/reference.js'
 import type { Store } from '../store/index.js'
 import { MediaTypes } from '../transport/types.js'
-import { readRegistryAuth } from './auth.js'
+import { readRegistryAuth, type Credentials } from './auth.js'
 import { RegistryClient, readResponse } from './client.js'
 import { openVerifiedLayer } from '../transport/verified-export.js'
 
@@ -67,6 +67,8 @@ export interface PushOptions {
   insecure?: boolean
   /** docker's client config to read credentials from; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
   dockerConfig?: string
+  /** Credentials to use instead of the config's (the Engine API's X-Registry-Auth); the config is not read then. */
+  credentials?: Credentials
   /** Layers uploaded at once; default PUSH_CONCURRENCY. */
   concurrency?: number
   /** Called once the image is resolved, before anything is sent (the CLI's "The push refers to repository" line). */
@@ -349,7 +351,7 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
   const image = await store.images.get(id)
   const diffIds = image.config.rootfs.diff_ids.map((d) => parseDigest(d))
   const chains = chainIds(diffIds)
-  const auth = await readRegistryAuth(ref.domain, ...(opts.dockerConfig === undefined ? [] : [opts.dockerConfig]))
+  const auth = opts.credentials !== undefined ? { credentials: opts.credentials } : await readRegistryAuth(ref.domain, ...(opts.dockerConfig === undefined ? [] : [opts.dockerConfig]))
   const client = new RegistryClient(ref.domain, { auth, ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }) })
   const pusher = new Pusher(client, ref)
   opts.onResolved?.({ id, repository: pusher.repository, tag })

@@ -9,6 +9,10 @@
  * - a reference filter (`docker images busybox`, `'busy*:1.*'`) keeps the
  *   references matching it (Go's path.Match on the familiar string, or on
  *   the familiar name alone) and drops images with none;
+ * - filters as dockerd's `--filter`: `dangling` (true: only untagged
+ *   images; false: none of them), `label` (`key` or `key=value`, every one
+ *   must hold), `before`/`since` (an image named by reference or ID: only
+ *   images created before/after it);
  * - Size is the sum of the `size` of every layer of the image's chain;
  *   SharedSize and Containers are -1 (only `system df` computes them);
  * - newest first.
@@ -45,6 +49,14 @@ export interface ListImagesOptions {
   all?: boolean
   /** Reference patterns (`docker images REPO[:TAG]`, filter `reference=`); an image is kept when one of its references matches one. */
   reference?: string[]
+  /** Filter `dangling=`: true keeps only untagged images, false drops them. */
+  dangling?: boolean
+  /** Filter `label=`: `key` or `key=value`; an image is kept when all hold. */
+  labels?: string[]
+  /** Filter `before=`: images (reference or ID) the listed ones must be older than (all of them). */
+  before?: string[]
+  /** Filter `since=`: images (reference or ID) the listed ones must be newer than (all of them). */
+  since?: string[]
 }
 
 /** `<none>:<none>` / `<none>@<none>`: what the API puts in an untagged image's lists (and the CLI's test for "dangling"). */
@@ -54,11 +66,27 @@ export const NONE_DIGEST = '<none>@<none>'
 /** Lists images as `docker images` does; see the file header. */
 export async function listImages(store: Store, opts: ListImagesOptions = {}): Promise<ImageSummary[]> {
   const patterns = (opts.reference ?? []).map(compilePattern)
-  return summarize(await snapshot(store), { all: opts.all === true, patterns })
+  const createdOf = async (names: string[] | undefined): Promise<number[]> => {
+    const out: number[] = []
+    for (const name of names ?? []) out.push(unixSeconds((await store.images.get(await store.findImage(name))).config.created))
+    return out
+  }
+  const [before, since] = await Promise.all([createdOf(opts.before), createdOf(opts.since)])
+  const labels = (opts.labels ?? []).map((l) => {
+    const eq = l.indexOf('=')
+    return eq < 0 ? { key: l } : { key: l.slice(0, eq), value: l.slice(eq + 1) }
+  })
+  let list = summarize(await snapshot(store), { all: opts.all === true, patterns, ...(opts.dangling === false ? { excludeDangling: true } : {}) })
+  // dockerd keeps an image without tags even when it has digests (its danglingOnly test is on RepoTags).
+  if (opts.dangling === true) list = list.filter((s) => s.RepoTags.every((t) => t === NONE_TAG))
+  if (labels.length > 0) list = list.filter((s) => labels.every(({ key, value }) => s.Labels !== null && key in s.Labels && (value === undefined || s.Labels[key] === value)))
+  if (before.length > 0) list = list.filter((s) => before.every((t) => s.Created < t))
+  if (since.length > 0) list = list.filter((s) => since.every((t) => s.Created > t))
+  return list
 }
 
 /** The list from a snapshot already taken (system df shares it). */
-export function summarize(snap: ImageSnapshot, opts: { all: boolean; patterns?: RegExp[] }): ImageSummary[] {
+export function summarize(snap: ImageSnapshot, opts: { all: boolean; patterns?: RegExp[]; excludeDangling?: boolean }): ImageSummary[] {
   const patterns = opts.patterns ?? []
   const out: ImageSummary[] = []
   for (const [id, image] of snap.images) {
@@ -73,7 +101,7 @@ export function summarize(snap: ImageSnapshot, opts: { all: boolean; patterns?: 
       else if (ref.tag !== undefined) repoTags.push(familiarString(ref))
     }
     if (repoTags.length === 0 && repoDigests.length === 0) {
-      if (patterns.length > 0) continue
+      if (patterns.length > 0 || opts.excludeDangling === true) continue
       if (!opts.all && (snap.childCount.get(id) ?? 0) > 0) continue
       repoTags.push(NONE_TAG)
       repoDigests.push(NONE_DIGEST)

@@ -1,0 +1,176 @@
+/**
+ * The route table: every path of Engine API v1.41 that dockerd 20.10
+ * serves, each bound to a handler or to a 501 naming what strata does not
+ * implement (so that no request to a real Engine API path is answered
+ * "page not found" or left hanging). Fixed paths come before the
+ * templates that would swallow them (see router.ts).
+ */
+import { ApiError, notImplemented } from './errors.js'
+import * as containers from './handlers/containers.js'
+import * as events from './handlers/events.js'
+import * as images from './handlers/images.js'
+import * as transfer from './handlers/image-transfer.js'
+import * as networks from './handlers/networks.js'
+import * as system from './handlers/system.js'
+import { writeJson } from './response.js'
+import type { Handler, RequestContext, Route } from './types.js'
+
+function route(method: string, path: string, handler: Handler, extra: Partial<Route> = {}): Route {
+  return { method, path, handler, ...extra }
+}
+
+/** A route strata knows and does not implement: 501 saying what. */
+function unsupported(method: string, path: string, what: string): Route {
+  return route(method, path, async () => {
+    throw notImplemented(what)
+  })
+}
+
+function unsupportedAll(what: string, entries: Array<[string, string]>): Route[] {
+  return entries.map(([method, path]) => unsupported(method, path, what))
+}
+
+async function noSuchVolume(ctx: RequestContext): Promise<void> {
+  throw new ApiError(404, `get ${ctx.params.name}: no such volume`)
+}
+
+export function apiRoutes(): Route[] {
+  return [
+    // System
+    route('GET', '/_ping', system.ping),
+    route('HEAD', '/_ping', system.ping),
+    route('GET', '/version', system.version),
+    route('GET', '/info', system.info),
+    route('GET', '/system/df', images.systemDf),
+    route('GET', '/events', events.streamEvents),
+    unsupported('POST', '/auth', 'registry login through the API (docker login writes config.json; strata reads it and X-Registry-Auth)'),
+
+    // Images
+    route('GET', '/images/json', images.listImagesHandler),
+    route('POST', '/images/create', transfer.createImage),
+    route('POST', '/images/load', transfer.loadImagesHandler),
+    route('GET', '/images/get', transfer.saveImagesHandler),
+    route('POST', '/images/prune', images.pruneImagesHandler),
+    unsupported('GET', '/images/search', 'registry search'),
+    route('GET', '/images/{name*}/json', images.inspectImageHandler),
+    route('GET', '/images/{name*}/history', images.imageHistoryHandler),
+    route('POST', '/images/{name*}/tag', images.tagImageHandler),
+    route('POST', '/images/{name*}/push', transfer.pushImageHandler),
+    route('GET', '/images/{name*}/get', transfer.saveImagesHandler),
+    route('DELETE', '/images/{name*}', images.removeImageHandler),
+    unsupported('GET', '/distribution/{name*}/json', 'registry manifest inspection (docker manifest inspect)'),
+
+    // Containers
+    route('GET', '/containers/json', containers.listContainersHandler),
+    route('POST', '/containers/create', containers.createContainerHandler),
+    route('GET', '/containers/{id}/json', containers.inspectContainerHandler),
+    route('GET', '/containers/{id}/changes', containers.containerChangesHandler),
+    route('GET', '/containers/{id}/export', containers.exportContainerHandler),
+    route('DELETE', '/containers/{id}', containers.removeContainerHandler),
+    route('POST', '/commit', containers.commitHandler),
+    ...unsupportedAll('this container verb in strata serve yet (it waits for the container lifecycle: a monitor per container)', [
+      ['POST', '/containers/prune'],
+      ['GET', '/containers/{id}/top'],
+      ['GET', '/containers/{id}/logs'],
+      ['POST', '/containers/{id}/start'],
+      ['POST', '/containers/{id}/stop'],
+      ['POST', '/containers/{id}/kill'],
+      ['POST', '/containers/{id}/restart'],
+      ['POST', '/containers/{id}/wait'],
+      ['POST', '/containers/{id}/attach'],
+      ['POST', '/containers/{id}/exec'],
+      ['POST', '/exec/{id}/start'],
+      ['GET', '/exec/{id}/json'],
+      ['GET', '/containers/{id}/archive'],
+      ['HEAD', '/containers/{id}/archive'],
+      ['PUT', '/containers/{id}/archive'],
+      ['POST', '/containers/{id}/rename'],
+    ]),
+    ...unsupportedAll('this container verb (no pausing, live resizing, statistics or resource updates)', [
+      ['GET', '/containers/{id}/stats'],
+      ['POST', '/containers/{id}/pause'],
+      ['POST', '/containers/{id}/unpause'],
+      ['POST', '/containers/{id}/update'],
+      ['POST', '/containers/{id}/resize'],
+      ['GET', '/containers/{id}/attach/ws'],
+      ['POST', '/exec/{id}/resize'],
+    ]),
+
+    // Builds
+    ...unsupportedAll('image builds (docker build)', [
+      ['POST', '/build'],
+      ['POST', '/build/prune'],
+      ['POST', '/build/cancel'],
+      ['POST', '/session'],
+    ]),
+
+    // Networks: none and host only
+    route('GET', '/networks', networks.listNetworks),
+    route('POST', '/networks/create', networks.networkNotImplemented),
+    route('POST', '/networks/prune', networks.pruneNetworks),
+    route('GET', '/networks/{id}', networks.inspectNetwork),
+    route('DELETE', '/networks/{id}', networks.removeNetwork),
+    route('POST', '/networks/{id}/connect', networks.networkNotImplemented),
+    route('POST', '/networks/{id}/disconnect', networks.networkNotImplemented),
+
+    // Volumes and plugins: strata has none, and says so to readers (an empty list, 404 for a name, nothing to
+    // prune: `docker inspect NAME` tries every kind of object in turn); making one is 501.
+    route('GET', '/volumes', async (ctx) => writeJson(ctx.res, 200, { Volumes: [], Warnings: null })),
+    unsupported('POST', '/volumes/create', 'volumes'),
+    route('POST', '/volumes/prune', async (ctx) => writeJson(ctx.res, 200, { VolumesDeleted: null, SpaceReclaimed: 0 })),
+    route('GET', '/volumes/{name}', noSuchVolume),
+    unsupported('PUT', '/volumes/{name}', 'volumes'),
+    route('DELETE', '/volumes/{name}', noSuchVolume),
+
+    // Swarm and what lives in it
+    ...unsupportedAll('swarm mode', [
+      ['GET', '/swarm'],
+      ['POST', '/swarm/init'],
+      ['POST', '/swarm/join'],
+      ['POST', '/swarm/leave'],
+      ['POST', '/swarm/update'],
+      ['GET', '/swarm/unlockkey'],
+      ['POST', '/swarm/unlock'],
+      ['GET', '/nodes'],
+      ['GET', '/nodes/{id}'],
+      ['DELETE', '/nodes/{id}'],
+      ['POST', '/nodes/{id}/update'],
+      ['GET', '/services'],
+      ['POST', '/services/create'],
+      ['GET', '/services/{id}'],
+      ['DELETE', '/services/{id}'],
+      ['POST', '/services/{id}/update'],
+      ['GET', '/services/{id}/logs'],
+      ['GET', '/tasks'],
+      ['GET', '/tasks/{id}'],
+      ['GET', '/tasks/{id}/logs'],
+      ['GET', '/secrets'],
+      ['POST', '/secrets/create'],
+      ['GET', '/secrets/{id}'],
+      ['DELETE', '/secrets/{id}'],
+      ['POST', '/secrets/{id}/update'],
+      ['GET', '/configs'],
+      ['POST', '/configs/create'],
+      ['GET', '/configs/{id}'],
+      ['DELETE', '/configs/{id}'],
+      ['POST', '/configs/{id}/update'],
+    ]),
+
+    // Plugins
+    route('GET', '/plugins', async (ctx) => writeJson(ctx.res, 200, [])),
+    route('GET', '/plugins/{name*}/json', async (ctx) => {
+      throw new ApiError(404, `plugin "${ctx.params.name}" not found`)
+    }),
+    ...unsupportedAll('plugins', [
+      ['GET', '/plugins/privileges'],
+      ['POST', '/plugins/pull'],
+      ['POST', '/plugins/create'],
+      ['DELETE', '/plugins/{name*}'],
+      ['POST', '/plugins/{name*}/enable'],
+      ['POST', '/plugins/{name*}/disable'],
+      ['POST', '/plugins/{name*}/upgrade'],
+      ['POST', '/plugins/{name*}/push'],
+      ['POST', '/plugins/{name*}/set'],
+    ]),
+  ]
+}
