@@ -19,11 +19,14 @@ import {
   removeContainer,
   runContainer,
   startContainer,
+  humanDuration,
+  stateName,
+  stateStatus,
   unmountContainer,
   type Container,
   type CreateContainerOptions,
 } from '../container/index.js'
-import { GO_ZERO_TIME, goTimeString, unixSeconds } from '../fs/index.js'
+import { goTimeString, unixSeconds } from '../fs/index.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
@@ -267,42 +270,8 @@ async function start(args: string[], global: GlobalOptions): Promise<CommandResu
 
 // ps
 
-/** go-units' HumanDuration. */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000)
-  if (seconds < 1) return 'Less than a second'
-  if (seconds === 1) return '1 second'
-  if (seconds < 60) return `${seconds} seconds`
-  const minutes = Math.floor(seconds / 60)
-  if (minutes === 1) return 'About a minute'
-  if (minutes < 60) return `${minutes} minutes`
-  const hours = Math.round(ms / 3_600_000)
-  if (hours === 1) return 'About an hour'
-  if (hours < 48) return `${hours} hours`
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`
-  return `${Math.floor(ms / 3_600_000 / 24 / 365)} years`
-}
-
 function since(rfc3339: string, now: number): number {
   return Math.max(0, now - Date.parse(rfc3339))
-}
-
-function stateOf(c: Container): 'running' | 'created' | 'exited' {
-  if (c.running) return 'running'
-  return c.record.HasBeenStartedBefore || c.record.State.StartedAt !== GO_ZERO_TIME ? 'exited' : 'created'
-}
-
-function statusOf(c: Container, now: number): string {
-  switch (stateOf(c)) {
-    case 'running':
-      return `Up ${humanDuration(since(c.record.State.StartedAt, now))}`
-    case 'created':
-      return 'Created'
-    case 'exited':
-      return `Exited (${c.record.State.ExitCode}) ${humanDuration(since(c.record.State.FinishedAt, now))} ago`
-  }
 }
 
 /** docker's Ellipsis: at most `max` characters, the last one "…" when cut. */
@@ -345,15 +314,15 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
           Ports: '',
           RunningFor: `${humanDuration(since(c.record.Created, now))} ago`,
           Size: '0B',
-          State: stateOf(c),
-          Status: statusOf(c, now),
+          State: stateName(c.record.State, c.running),
+          Status: stateStatus(c.record.State, c.running, now),
         })}\n`
       })
       .join('')
   }
   return table([
     ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-    ...shown.map((c) => [id(c), c.record.Config.Image ?? c.record.Image, command(c), `${humanDuration(since(c.record.Created, now))} ago`, statusOf(c, now), '', c.name]),
+    ...shown.map((c) => [id(c), c.record.Config.Image ?? c.record.Image, command(c), `${humanDuration(since(c.record.Created, now))} ago`, stateStatus(c.record.State, c.running, now), '', c.name]),
   ])
 }
 

@@ -13,6 +13,7 @@
  * Go's time formats are in src/fs (gotime.ts).
  */
 import { goJsonText } from '../fs/index.js'
+import { humanDuration as humanDurationMs } from '../container/index.js'
 
 /** Go's %.<precision>g: `precision` significant digits, trailing zeros dropped, exponent as e+03. */
 function formatG(value: number, precision: number): string {
@@ -42,22 +43,9 @@ export function humanSize4(bytes: number): string {
   return humanSizeWithPrecision(bytes, 4)
 }
 
-/** go-units HumanDuration of `seconds`. */
+/** go-units HumanDuration of `seconds` (the library's, which takes milliseconds). */
 export function humanDuration(seconds: number): string {
-  const s = Math.trunc(seconds)
-  if (s < 1) return 'Less than a second'
-  if (s === 1) return '1 second'
-  if (s < 60) return `${s} seconds`
-  const minutes = Math.trunc(seconds / 60)
-  if (minutes === 1) return 'About a minute'
-  if (minutes < 60) return `${minutes} minutes`
-  const hours = Math.trunc(seconds / 3600 + 0.5)
-  if (hours === 1) return 'About an hour'
-  if (hours < 48) return `${hours} hours`
-  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`
-  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`
-  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`
-  return `${Math.trunc(Math.trunc(seconds / 3600) / 24 / 365)} years`
+  return humanDurationMs(seconds * 1000)
 }
 
 /** "2 hours ago" for a Unix time in seconds, as docker's CreatedSince. */

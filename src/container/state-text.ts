@@ -6,7 +6,7 @@
  * STATUS column), with go-units' HumanDuration wording.
  */
 import type { ContainerState } from './types.js'
-import { ZERO_TIME } from './records.js'
+import { GO_ZERO_TIME } from '../fs/index.js'
 
 /** go-units HumanDuration: "Less than a second", "1 second", "About a minute", "3 hours", "2 weeks", ... */
 export function humanDuration(ms: number): string {
@@ -27,7 +27,7 @@ export function humanDuration(ms: number): string {
 }
 
 function timeMs(rfc3339: string): number | undefined {
-  if (rfc3339 === '' || rfc3339 === ZERO_TIME) return undefined
+  if (rfc3339 === '' || rfc3339 === GO_ZERO_TIME) return undefined
   const ms = Date.parse(rfc3339)
   return Number.isNaN(ms) ? undefined : ms
 }
