@@ -55,7 +55,7 @@ import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import { futimens, lgetxattr, lsetxattr, lutimens, mknod, S_IFBLK, S_IFCHR, S_IFIFO, type Timespec } from '../sys/index.js'
 import { entryComponents, ScopedResolver, symlinkStaysInside } from './safepath.js'
 import type { TarHandler, TarHeader } from './tar/index.js'
-import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from './whiteout.js'
+import { FUSE_OVERLAYFS_XATTR_PREFIX, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX, WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX, type WhiteoutFormat } from './whiteout.js'
 
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
 
@@ -205,6 +205,8 @@ export class Applier implements TarHandler {
       return
     }
     const base = components[components.length - 1]!
+    // Kept verbatim in aufs form, but a whiteout must still name a file of its directory.
+    if (this.#format === 'aufs' && base.startsWith(WHITEOUT_PREFIX) && !base.startsWith(WHITEOUT_META_PREFIX)) whiteoutVictim(base, h.name)
     if (this.#format !== 'aufs') {
       if (components[0]!.startsWith(WHITEOUT_META_PREFIX) && !(components.length === 1 && base === WHITEOUT_OPAQUE)) {
         // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): dockerd skips it too.
@@ -242,10 +244,7 @@ export class Applier implements TarHandler {
       }
       return
     }
-    const victim = base.slice(WHITEOUT_PREFIX.length)
-    if (victim === '' || victim === '.' || victim === '..' || victim.includes('/')) {
-      throw new StrataError('UNSAFE_PATH', `Whiteout "${h.name}" names "${victim}", which is not a file in its directory`)
-    }
+    const victim = whiteoutVictim(base, h.name)
     const path = `${this.#resolver.parentDir(components, true)}/${victim}`
     this.#remove(path)
     if (this.#format === 'overlay') {
@@ -401,7 +400,7 @@ export class Applier implements TarHandler {
 
   #setXattrs(path: string, h: TarHeader): void {
     for (const [name, value] of h.xattrs) {
-      if (name.startsWith(OVERLAY_XATTR_PREFIX)) continue
+      if (name.startsWith(OVERLAY_XATTR_PREFIX) || name.startsWith(FUSE_OVERLAYFS_XATTR_PREFIX)) continue
       // A default ACL decides the modes of what is made below it, not the umask.
       if (name === DEFAULT_ACL_XATTR) this.#predictable = false
       try {
@@ -412,6 +411,15 @@ export class Applier implements TarHandler {
       }
     }
   }
+}
+
+/** The name a whiteout `.wh.<victim>` deletes; UNSAFE_PATH when that is not a file of its directory ("", ".", ".."). */
+function whiteoutVictim(base: string, entry: string): string {
+  const victim = base.slice(WHITEOUT_PREFIX.length)
+  if (victim === '' || victim === '.' || victim === '..' || victim.includes('/')) {
+    throw new StrataError('UNSAFE_PATH', `Whiteout "${entry}" names "${victim}", which is not a file in its directory`, { details: { entry } })
+  }
+  return victim
 }
 
 /** Whether `dir` carries a default ACL (which, not the umask, then shapes new entries' modes). */

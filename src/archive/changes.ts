@@ -14,7 +14,7 @@
  * Paths are absolute inside the layer ("/etc/passwd") and sorted as Go
  * sorts strings (byte order of their UTF-8), like moby's changesByPath.
  */
-import { OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX } from './whiteout.js'
+import { FUSE_OVERLAYFS_XATTR_PREFIX, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX } from './whiteout.js'
 import { constants, type BigIntStats } from 'node:fs'
 import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises'
 import { StrataError, isErrno } from '../errors/index.js'
@@ -68,9 +68,9 @@ export async function sortedNames(dir: string, vanishedOk = false): Promise<stri
     .map((x) => x.n)
 }
 
-/** True for overlayfs' private attributes, which never belong in a layer. */
+/** True for overlayfs' (and fuse-overlayfs') private attributes, which never belong in a layer. */
 export function isOverlayPrivateXattr(name: string): boolean {
-  return name.startsWith(OVERLAY_XATTR_PREFIX)
+  return name.startsWith(OVERLAY_XATTR_PREFIX) || name.startsWith(FUSE_OVERLAYFS_XATTR_PREFIX)
 }
 
 /**
@@ -342,7 +342,7 @@ export async function changesNaive(layerDir: string, parentDir: string | null, o
 // changesOverlay
 
 /** Go's sameFsTime: equal, or the same second with a zero nanosecond part on either side. */
-function sameFsTime(a: bigint, b: bigint): boolean {
+export function sameFsTime(a: bigint, b: bigint): boolean {
   if (a === b) return true
   const ta = timespecOf(a)
   const tb = timespecOf(b)

@@ -43,7 +43,7 @@ export interface ExportChangesOptions {
 
 const CHUNK = 64 * 1024
 /** Small pieces (headers, padding) are gathered up to this size before being pushed. */
-const FLUSH_AT = 64 * 1024
+export const FLUSH_AT = 64 * 1024
 
 /** Gathers small buffers so the stream is not flooded with 512-byte chunks. */
 class Batch {
@@ -94,7 +94,7 @@ function entryTypeOf(st: BigIntStats): EntryType | undefined {
  * (st_dev, st_ino) of a multiply-linked non-directory to the archive name
  * it was first written under, as moby's tarAppender.SeenFiles does.
  */
-class Appender {
+export class Appender {
   readonly #seen = new Map<string, string>()
   readonly out = new Batch()
 
@@ -207,7 +207,7 @@ class Appender {
   }
 }
 
-function splitName(rel: string): [dir: string, base: string] {
+export function splitName(rel: string): [dir: string, base: string] {
   const slash = rel.lastIndexOf('/')
   return slash < 0 ? ['', rel] : [rel.slice(0, slash + 1), rel.slice(slash + 1)]
 }
@@ -237,7 +237,7 @@ class ParentCheck {
   }
 }
 
-function toStream(gen: AsyncGenerator<Buffer, void, undefined>): Readable {
+export function toStream(gen: AsyncGenerator<Buffer, void, undefined>): Readable {
   return Readable.from(gen, { objectMode: false, highWaterMark: FLUSH_AT })
 }
 

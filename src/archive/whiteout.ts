@@ -14,6 +14,8 @@ export const WHITEOUT_OPAQUE = '.wh..wh..opq'
 export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque'
 /** overlayfs's own attributes: never taken from a tar, never written into one. */
 export const OVERLAY_XATTR_PREFIX = 'trusted.overlay.'
+/** fuse-overlayfs's own attributes (user.fuseoverlayfs.origin on copied-up files): the same. */
+export const FUSE_OVERLAYFS_XATTR_PREFIX = 'user.fuseoverlayfs.'
 
 /**
  * How an applied layer represents deletions on disk:

@@ -17,6 +17,7 @@ import { vfsFactory } from './vfs/driver.js'
 import { overlay2Factory } from './overlay2/index.js'
 import { btrfsFactory } from './btrfs/index.js'
 import { devicemapperFactory } from './devicemapper/index.js'
+import { aufsFactory } from './aufs/index.js'
 
 export type { ApplyLayerOptions, Change, CreateOpts, DiffFiles, DriverProblem, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
 export { DRIVER_ORDER, DriverRegistry, defaultRegistry, openDriver, registerDriver } from './registry.js'
@@ -27,8 +28,11 @@ export { VfsDriver, vfsFactory } from './vfs/driver.js'
 export { Overlay2Driver, overlay2Factory, mountPlan } from './overlay2/index.js'
 export { BtrfsDriver, btrfsFactory } from './btrfs/index.js'
 export { DevmapperDriver, devicemapperFactory, openDevmapperGraph, type DevmapperGraph } from './devicemapper/index.js'
+export { AufsDriver, aufsFactory } from './aufs/index.js'
 
 registerDriver(overlay2Factory)
 registerDriver(btrfsFactory)
 registerDriver(vfsFactory)
 registerDriver(devicemapperFactory)
+// Never picked for a fresh root (not in DRIVER_ORDER): only by name, or for a root that already has aufs/.
+registerDriver(aufsFactory)

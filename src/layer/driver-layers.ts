@@ -6,6 +6,7 @@
  *   overlay2   <home>/<id>/               (not `l`, the short-link dir)
  *   vfs        <home>/dir/<id>/           (not `.tmp-*`, the driver's own scratch)
  *   btrfs      <home>/subvolumes/<id>/
+ *   aufs       <home>/diff/<id>/          (its layers/<id> file may be missing after a crash)
  *
  * Only names shaped like the ids the layer store makes (64 hex, optionally
  * `-init`) are listed: anything else in a driver's home is not ours to judge.
@@ -25,6 +26,8 @@ export function driverLayersDir(driverName: string, home: string): string | unde
       return join(home, 'dir')
     case 'btrfs':
       return join(home, 'subvolumes')
+    case 'aufs':
+      return join(home, 'diff')
     default:
       return undefined
   }
