@@ -84,8 +84,9 @@ export interface DriverSuiteOptions {
   /**
    * Why link counts seen through the driver's mounts cannot be compared
    * (fuse-overlayfs reports a lower file's st_nlink from the names it has
-   * looked up so far). Snapshots then leave nlink out; which names share
-   * an inode is still compared.
+   * looked up so far). Snapshots then take a hardlinked file's count from
+   * the names sharing its inode in the tree (a layer holds all of them);
+   * which names share an inode is still compared.
    */
   lazyLinkCounts?: string
 }
@@ -194,7 +195,8 @@ class Scratch {
 
   async snapshot(id: string, withRoot = false): Promise<Map<string, TreeEntry>> {
     const snap = await this.with(id, (dir) => snapshotTree(dir, withRoot ? {} : { ignore: (rel) => rel === '.' }))
-    if (this.#lazyLinkCounts) for (const e of snap.values()) e.nlink = 0
+    // The settled count: every name of a layer's inode is in the layer.
+    if (this.#lazyLinkCounts) for (const e of snap.values()) if (e.inodeGroup !== undefined) e.nlink = e.inodeGroup.split('|').length
     return snap
   }
 
