@@ -7,6 +7,7 @@ PACKAGES=(
   attr libcap2-bin                    # getfattr/setfattr, getcap/setcap used by fixtures
   busybox-static debootstrap          # real root filesystems to build layers from
   btrfs-progs xfsprogs                # filesystems for driver tests on loop devices
+  fuse-overlayfs                      # the aufs driver mounts aufs branches through it where the kernel has no aufs
   containers-storage                  # peer for the graph driver benchmark (bench/graphdriver.ts)
   python3 make g++                    # node-gyp builds zstd-napi from source
   openssl                             # the registry token-auth test signs its tokens with an openssl-made key
