@@ -36,7 +36,8 @@ Commands:
   push      Upload an image to a registry (NAME[:TAG])
   save      Save images to a docker-archive, OCI archive or layout (-o FILE or stdout)
   import    Create an image from a root filesystem tar
-  system    Disk usage (system df)
+  system    Disk usage (system df), migrate
+  migrate   Move the data root to another storage driver, in place (--to DRIVER)
   archive   Apply and rebuild layer tars on plain directories
   serve     Serve the Docker Engine API on a unix socket (docker, docker-py, dockerode)
 
@@ -94,7 +95,10 @@ async function main(argv: string[]): Promise<number> {
         out = await (await import('./rmi.js')).rmiCommand(rest, global)
         break
       case 'system':
-        out = await (await import('./system.js')).systemCommand(rest, global)
+        out = await (await import('./system.js')).systemCommand(rest, global, verbIO())
+        break
+      case 'migrate':
+        out = await (await import('./migrate.js')).migrateCommand(rest, global, verbIO())
         break
       case 'load':
         out = await (await import('./load.js')).loadCommand(rest, global, verbIO())

@@ -15,6 +15,7 @@ import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { infoCommand } from './info.js'
 import type { CommandResult } from './output.js'
+import type { VerbIO } from './progress.js'
 import { withStore } from './store.js'
 import { containersFromRecords } from '../container/index.js'
 
@@ -23,6 +24,7 @@ export const SYSTEM_HELP = `Usage: strata system COMMAND
 Commands:
   df [-v] [--format json]   Show disk usage (images, containers, volumes, build cache)
   info [--format json]      Same as strata info
+  migrate --to DRIVER ...   Same as strata migrate
 `
 
 export const DF_HELP = `Usage: strata system df [OPTIONS]
@@ -37,9 +39,11 @@ Options:
       --format json  One JSON object per row (with -v: the whole report as one object)
 `
 
-export async function systemCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+export async function systemCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
   const [verb, ...rest] = args
   switch (verb) {
+    case 'migrate':
+      return (await import('./migrate.js')).migrateCommand(rest, global, io)
     case 'df':
       return dfCommand(rest, global)
     case 'info':

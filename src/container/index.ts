@@ -6,7 +6,7 @@
  */
 export type * from './types.js'
 export { createContainer } from './create.js'
-export { getContainer, listContainers, shortContainerId } from './records.js'
+export { CONFIG_FILE, containerDir, getContainer, isRuncAlive, listContainers, listRecords, shortContainerId } from './records.js'
 export { containerChanges, exportContainer, formatChangeLines, mountContainer, removeContainer, unmountContainer } from './lifecycle.js'
 export { commitContainer, applyChanges, EMPTY_LAYER_DIFF_ID } from './commit.js'
 export { startContainer } from './runtime.js'

@@ -20,6 +20,7 @@ import { StrataError } from '../errors/index.js'
 import { openDriver, type GraphDriver } from '../graphdriver/index.js'
 import { DistributionMetadataStore, ImageStore, ReferenceStore, parseImageId, type ImageID } from '../image/index.js'
 import { LayerStore, type CheckProblem } from '../layer/index.js'
+import { assertNoMigrationInProgress } from './migration-guard.js'
 
 export interface OpenStoreOptions {
   /** The data root (dockerd's --data-root). */
@@ -60,6 +61,8 @@ export class Store {
   }
 
   static async open(opts: OpenStoreOptions): Promise<Store> {
+    // A root strata migrate is working on belongs to it (src/store/migration-guard.ts).
+    assertNoMigrationInProgress(opts.root)
     const driver = await openDriver(opts.root, opts.driver, opts.driverOptions)
     try {
       const layers = await LayerStore.open({ root: opts.root, driver })
@@ -128,6 +131,16 @@ export class Store {
 }
 
 export type { CheckProblem }
+export {
+  MIGRATION_DIR,
+  MIGRATION_JOURNAL,
+  MIGRATION_LOCK,
+  assertNoMigrationInProgress,
+  migrationRunning,
+  readMigrationHead,
+  type MigrationJournalHead,
+  type MigrationState,
+} from './migration-guard.js'
 
 // Docker's image verbs on a store (images, inspect, history, tag, rmi,
 // image prune, system df, info counts): functions taking a Store, one module

@@ -1,0 +1,261 @@
+/**
+ * Moving one read-only layer, or one container's mount, from the source
+ * driver to the target driver in the stage, verifying it, and staging its
+ * layerdb entry (the rules are in types.ts). Each step first records the
+ * target ids it is about to create as pending, so a crash leaves nothing
+ * the next run cannot find and remove.
+ */
+import { randomBytes } from 'node:crypto'
+import { chmod, copyFile, lstat, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Readable, Transform } from 'node:stream'
+import { assembleTar, createTarSplitFile, directoryFileGetter, readTarSplit } from '../archive/index.js'
+import { digestStream, type Digest } from '../digest/index.js'
+import { StrataError, isErrno, isStrataError } from '../errors/index.js'
+import type { GraphDriver } from '../graphdriver/index.js'
+import { LAYER_FILES, MOUNT_FILES, type LayerDbPaths } from '../layer/index.js'
+import { clearPending, markPending, type MigrationPaths } from './journal.js'
+import type { MigrateProgress, PlannedLayer, PlannedMount } from './types.js'
+import { compareViews } from './verify-view.js'
+
+export interface CopyContext {
+  paths: MigrationPaths
+  source: GraphDriver
+  target: GraphDriver
+  /** The source's layerdb (in the root) and the stage's. */
+  sourceDb: LayerDbPaths
+  stageDb: LayerDbPaths
+  /** Target ids of staged layers, by chainID; filled as layers are staged. */
+  stagedLayers: Map<Digest, string>
+  onProgress: (event: MigrateProgress) => void
+}
+
+const FILE_MODE = 0o644
+const LAYER_DIR_MODE = 0o700
+const MOUNT_DIR_MODE = 0o755
+
+const newId = (): string => randomBytes(32).toString('hex')
+
+/** A pass-through that reports the bytes that went by. */
+function counting(onBytes: (total: number) => void): Transform {
+  let total = 0
+  let last = 0
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      total += chunk.length
+      // Progress at most every 1 MiB: bars need no more.
+      if (total - last >= 1 << 20) {
+        last = total
+        onBytes(total)
+      }
+      done(null, chunk)
+    },
+    flush(done) {
+      onBytes(total)
+      done()
+    },
+  })
+}
+
+/** Builds an entry directory under the stage's layerdb tmp/ and renames it into place: staged, or not at all. */
+async function stageEntry(db: LayerDbPaths, final: string, mode: number, fill: (dir: string) => Promise<void>): Promise<void> {
+  await mkdir(db.tmp, { recursive: true, mode: 0o755 })
+  const tmp = join(db.tmp, `write-set-${randomBytes(8).toString('hex')}`)
+  await mkdir(tmp, { mode })
+  try {
+    await fill(tmp)
+    await chmod(tmp, mode)
+    await syncDir(tmp)
+    await rename(tmp, final)
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true })
+    throw err
+  }
+  await syncDir(join(final, '..'))
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
+
+async function writeMeta(dir: string, name: string, content: string): Promise<void> {
+  await writeFile(join(dir, name), content, { mode: FILE_MODE })
+  await chmod(join(dir, name), FILE_MODE)
+}
+
+async function copyMeta(from: string, dir: string, name: string): Promise<boolean> {
+  try {
+    await copyFile(join(from, name), join(dir, name))
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false
+    throw err
+  }
+  await chmod(join(dir, name), FILE_MODE)
+  return true
+}
+
+/** Removes a target layer a failed step created; a removal that fails is left to the pending marker. */
+async function undo(ctx: CopyContext, ids: readonly string[]): Promise<void> {
+  for (const id of [...ids].reverse()) {
+    try {
+      if (await ctx.target.exists(id)) await ctx.target.remove(id)
+      await clearPending(ctx.paths, id)
+    } catch {
+      // the marker stays: the next run removes the layer
+    }
+  }
+}
+
+/** An error of a step, said in the migration's terms (a full disk named as such), keeping its code. */
+function stepFailed(err: unknown, what: string): StrataError {
+  const e = err as Error & { code?: string }
+  const full = isErrno(err, 'ENOSPC', 'EDQUOT') || /no space left|quota exceeded/i.test(e.message ?? '')
+  const code = isStrataError(err) ? err.code : 'SYSCALL'
+  return new StrataError(code, `Migrating ${what} failed: ${full ? 'no space left on the device' : e.message}`, {
+    cause: err,
+    hint: full ? 'free some space on the data root\'s filesystem, then run the same `strata migrate` again: it continues where it stopped' : 'run the same `strata migrate` again to retry; what is done stays done',
+    details: { ...(isStrataError(err) ? err.details : {}), noSpace: full },
+  })
+}
+
+/**
+ * Copies read-only layer `layer` (parents are staged first): the source's
+ * tar rebuilt from tar-split (checked against the diffID while it streams)
+ * or from its diff, applied to a new target layer, rebuilt again from the
+ * target's files and checked, then staged with a copy of the source's
+ * metadata and the new cache-id and size.
+ */
+export async function copyLayer(ctx: CopyContext, layer: PlannedLayer, index: number, total: number): Promise<void> {
+  const progress = (step: 'copy' | 'verify' | 'done', bytes: number): void =>
+    ctx.onProgress({ kind: 'layer', index, total, chainId: layer.chainId, diffId: layer.diffId, step, bytes, totalBytes: layer.size })
+  const what = `layer ${layer.chainId} (${index + 1} of ${total})`
+  const parentTarget = layer.parent === null ? null : ctx.stagedLayers.get(layer.parent)
+  if (parentTarget === undefined) throw new StrataError('CORRUPT', `Cannot migrate ${what}: its parent ${layer.parent} was not migrated`)
+  const parentSource = layer.parent === null ? null : await readCacheId(ctx.sourceDb, layer.parent)
+  const srcDir = ctx.sourceDb.layerDir(layer.chainId)
+  const srcTarSplit = join(srcDir, LAYER_FILES.tarSplit)
+  const hasTarSplit = await exists(srcTarSplit)
+  const id = newId()
+  await markPending(ctx.paths, id, layer.chainId)
+  const newTarSplit = join(ctx.paths.pending, `${id}.tar-split.json.gz`)
+  try {
+    progress('copy', 0)
+    await ctx.target.create(id, parentTarget)
+    const source = hasTarSplit
+      ? Readable.from(assembleTar(readTarSplit(srcTarSplit), directoryFileGetter(await ctx.source.diffFilesDir(layer.cacheId)), { expectedDigest: layer.diffId, what: `${what} in ${ctx.source.name}` }))
+      : await ctx.source.diff(layer.cacheId, parentSource)
+    const recorder = hasTarSplit ? undefined : createTarSplitFile(newTarSplit)
+    let applied
+    try {
+      applied = await ctx.target.applyLayer(id, parentTarget, source.pipe(counting((n) => progress('copy', n))), { expectedDiffId: layer.diffId, tarSplit: recorder?.sink })
+      await recorder?.close()
+    } catch (err) {
+      recorder?.abort()
+      throw err
+    }
+    progress('verify', applied.tarSize)
+    const tarSplit = hasTarSplit ? srcTarSplit : newTarSplit
+    const rebuilt = await digestStream(assembleTar(readTarSplit(tarSplit), directoryFileGetter(await ctx.target.diffFilesDir(id)), { expectedDigest: layer.diffId, what: `${what} in ${ctx.target.name}` }))
+    if (rebuilt.digest !== layer.diffId) throw new StrataError('DIGEST_MISMATCH', `The migrated copy of ${what} rebuilds to ${rebuilt.digest}, not its diffID ${layer.diffId}`)
+    await stageEntry(ctx.stageDb, ctx.stageDb.layerDir(layer.chainId), LAYER_DIR_MODE, async (dir) => {
+      await copyMeta(srcDir, dir, LAYER_FILES.diff)
+      await copyMeta(srcDir, dir, LAYER_FILES.parent)
+      await writeMeta(dir, LAYER_FILES.size, String(applied.size))
+      await writeMeta(dir, LAYER_FILES.cacheId, id)
+      await copyFile(tarSplit, join(dir, LAYER_FILES.tarSplit))
+      await chmod(join(dir, LAYER_FILES.tarSplit), FILE_MODE)
+    })
+    ctx.stagedLayers.set(layer.chainId, id)
+    await rm(newTarSplit, { force: true })
+    await clearPending(ctx.paths, id)
+    progress('done', applied.tarSize)
+  } catch (err) {
+    await rm(newTarSplit, { force: true })
+    await undo(ctx, [id])
+    throw stepFailed(err, what)
+  }
+}
+
+/**
+ * Copies a container's mount: its init layer and read-write layer as the
+ * source driver's diffs, applied to new target layers on the migrated
+ * image layer, verified by comparing the container's filesystem as both
+ * drivers mount it, then staged with the new mount-id and init-id, which
+ * is returned.
+ */
+export async function copyMount(ctx: CopyContext, mount: PlannedMount, index: number, total: number): Promise<string> {
+  let moved = 0
+  const progress = (step: 'copy' | 'verify' | 'done'): void => ctx.onProgress({ kind: 'mount', index, total, name: mount.name, step, bytes: moved, totalBytes: mount.size })
+  const what = `the mount of container ${mount.name} (${index + 1} of ${total})`
+  const parentTarget = mount.parent === null ? null : ctx.stagedLayers.get(mount.parent)
+  if (parentTarget === undefined) throw new StrataError('CORRUPT', `Cannot migrate ${what}: its image layer ${mount.parent} was not migrated`)
+  const parentSource = mount.parent === null ? null : await readCacheId(ctx.sourceDb, mount.parent)
+  const mountId = newId()
+  const initId = mount.initId === null ? null : `${mountId}-init`
+  const created: string[] = []
+  try {
+    progress('copy')
+    const applyAs = async (id: string, below: string | null, sourceId: string, sourceBelow: string | null): Promise<void> => {
+      await markPending(ctx.paths, id, mount.name)
+      created.push(id)
+      await ctx.target.createReadWrite(id, below)
+      const before = moved
+      const tar = await ctx.source.diff(sourceId, sourceBelow)
+      await ctx.target.applyDiff(id, below, tar.pipe(counting((n) => {
+        moved = before + n
+        progress('copy')
+      })))
+    }
+    if (initId !== null) await applyAs(initId, parentTarget, mount.initId!, parentSource)
+    await applyAs(mountId, initId ?? parentTarget, mount.mountId, mount.initId ?? parentSource)
+
+    progress('verify')
+    const changed = new Set<string>()
+    for (const c of await ctx.source.changes(mount.mountId, mount.initId ?? parentSource)) if (c.kind !== 'D') changed.add(c.path)
+    if (mount.initId !== null) for (const c of await ctx.source.changes(mount.initId, parentSource)) if (c.kind !== 'D') changed.add(c.path)
+    const sourceView = await ctx.source.get(mount.mountId)
+    try {
+      const targetView = await ctx.target.get(mountId)
+      try {
+        await compareViews(sourceView, targetView, changed, `container ${mount.name}`)
+      } finally {
+        await ctx.target.put(mountId)
+      }
+    } finally {
+      await ctx.source.put(mount.mountId)
+    }
+
+    const srcDir = ctx.sourceDb.mountDir(mount.name)
+    await stageEntry(ctx.stageDb, ctx.stageDb.mountDir(mount.name), MOUNT_DIR_MODE, async (dir) => {
+      await writeMeta(dir, MOUNT_FILES.mountId, mountId)
+      if (initId !== null) await writeMeta(dir, MOUNT_FILES.initId, initId)
+      await copyMeta(srcDir, dir, MOUNT_FILES.parent)
+      await copyMeta(srcDir, dir, MOUNT_FILES.count)
+    })
+    for (const id of created) await clearPending(ctx.paths, id)
+    progress('done')
+    return mountId
+  } catch (err) {
+    await undo(ctx, created)
+    throw stepFailed(err, what)
+  }
+}
+
+async function readCacheId(db: LayerDbPaths, chain: Digest): Promise<string> {
+  return (await readFile(join(db.layerDir(chain), LAYER_FILES.cacheId), 'utf8')).trim()
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path)
+    return true
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
+    throw err
+  }
+}
