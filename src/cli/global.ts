@@ -17,7 +17,7 @@ export const DEFAULT_ROOT = '/var/lib/strata'
 
 export const GLOBAL_HELP = `Global options (before the command):
   --root DIR                Data root (env STRATA_ROOT; default ${DEFAULT_ROOT})
-  -s, --storage-driver NAME overlay2, btrfs, vfs or aufs (env STRATA_DRIVER; default: the root's, else the first that works)
+  -s, --storage-driver NAME overlay2, btrfs, vfs, devicemapper or aufs (env STRATA_DRIVER; default: the root's, else the first that works)
   --storage-opt KEY=VALUE   Driver option, repeatable (e.g. overlay2.mountapi=new)
 `
 

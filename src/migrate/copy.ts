@@ -12,7 +12,7 @@ import { Readable, Transform } from 'node:stream'
 import { assembleTar, createTarSplitFile, directoryFileGetter, readTarSplit } from '../archive/index.js'
 import { digestStream, type Digest } from '../digest/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
-import type { GraphDriver } from '../graphdriver/index.js'
+import type { DiffFiles, GraphDriver } from '../graphdriver/index.js'
 import { LAYER_FILES, MOUNT_FILES, type LayerDbPaths } from '../layer/index.js'
 import { clearPending, markPending, type MigrationPaths } from './journal.js'
 import type { MigrateProgress, PlannedLayer, PlannedMount } from './types.js'
@@ -35,6 +35,21 @@ const LAYER_DIR_MODE = 0o700
 const MOUNT_DIR_MODE = 0o755
 
 const newId = (): string => randomBytes(32).toString('hex')
+
+/** A layer's files, readable until released (GraphDriver.holdDiffFiles where the driver must mount them, else diffFilesDir). */
+export async function holdFiles(driver: GraphDriver, id: string): Promise<DiffFiles> {
+  if (driver.holdDiffFiles !== undefined) return driver.holdDiffFiles(id)
+  return { dir: await driver.diffFilesDir(id), release: async () => {} }
+}
+
+/** Yields `gen`'s chunks, then (or when the consumer stops early) releases the files they were read from. */
+async function* releasing(gen: AsyncIterable<Buffer>, files: DiffFiles): AsyncGenerator<Buffer> {
+  try {
+    yield* gen
+  } finally {
+    await files.release()
+  }
+}
 
 /** A pass-through that reports the bytes that went by. */
 function counting(onBytes: (total: number) => void): Transform {
@@ -146,9 +161,13 @@ export async function copyLayer(ctx: CopyContext, layer: PlannedLayer, index: nu
   try {
     progress('copy', 0)
     await ctx.target.create(id, parentTarget)
-    const source = hasTarSplit
-      ? Readable.from(assembleTar(readTarSplit(srcTarSplit), directoryFileGetter(await ctx.source.diffFilesDir(layer.cacheId)), { expectedDigest: layer.diffId, what: `${what} in ${ctx.source.name}` }))
-      : await ctx.source.diff(layer.cacheId, parentSource)
+    let source: Readable
+    if (hasTarSplit) {
+      const files = await holdFiles(ctx.source, layer.cacheId)
+      source = Readable.from(releasing(assembleTar(readTarSplit(srcTarSplit), directoryFileGetter(files.dir), { expectedDigest: layer.diffId, what: `${what} in ${ctx.source.name}` }), files))
+    } else {
+      source = await ctx.source.diff(layer.cacheId, parentSource)
+    }
     const recorder = hasTarSplit ? undefined : createTarSplitFile(newTarSplit)
     let applied
     try {
@@ -160,7 +179,8 @@ export async function copyLayer(ctx: CopyContext, layer: PlannedLayer, index: nu
     }
     progress('verify', applied.tarSize)
     const tarSplit = hasTarSplit ? srcTarSplit : newTarSplit
-    const rebuilt = await digestStream(assembleTar(readTarSplit(tarSplit), directoryFileGetter(await ctx.target.diffFilesDir(id)), { expectedDigest: layer.diffId, what: `${what} in ${ctx.target.name}` }))
+    const files = await holdFiles(ctx.target, id)
+    const rebuilt = await digestStream(releasing(assembleTar(readTarSplit(tarSplit), directoryFileGetter(files.dir), { expectedDigest: layer.diffId, what: `${what} in ${ctx.target.name}` }), files))
     if (rebuilt.digest !== layer.diffId) throw new StrataError('DIGEST_MISMATCH', `The migrated copy of ${what} rebuilds to ${rebuilt.digest}, not its diffID ${layer.diffId}`)
     await stageEntry(ctx.stageDb, ctx.stageDb.layerDir(layer.chainId), LAYER_DIR_MODE, async (dir) => {
       await copyMeta(srcDir, dir, LAYER_FILES.diff)

@@ -17,7 +17,7 @@ import { closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'no
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError } from '../errors/index.js'
-import { writeFileAtomic } from '../layer/index.js'
+import { atomicWriteFile } from '../fs/index.js'
 import { MIGRATION_DIR, MIGRATION_JOURNAL, MIGRATION_LOCK, readMigrationHead, type MigrationState } from '../store/index.js'
 import { tryFlock } from '../sys/index.js'
 
@@ -83,7 +83,7 @@ export async function readJournal(paths: MigrationPaths): Promise<Journal | unde
 /** Replaces the journal atomically (temp file, fsync, rename, fsync of the directory). */
 export async function writeJournal(paths: MigrationPaths, journal: Journal): Promise<void> {
   journal.updatedAt = new Date().toISOString()
-  await writeFileAtomic(paths.journal, `${JSON.stringify(journal)}\n`, 0o600)
+  await atomicWriteFile(paths.journal, `${JSON.stringify(journal)}\n`, 0o600)
 }
 
 /** Takes the migration lock without waiting; IN_USE when another migration holds it. Returns its release. */

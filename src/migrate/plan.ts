@@ -11,9 +11,11 @@ import { listContainers } from '../container/index.js'
 import type { Digest } from '../digest/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import type { GraphDriver } from '../graphdriver/index.js'
-import { DirLock, LAYER_FILES, LayerDbPaths, type LayerInfo, type MountInfo } from '../layer/index.js'
+import { DirLock } from '../fs/index.js'
+import { LAYER_FILES, LayerDbPaths, type LayerInfo, type MountInfo } from '../layer/index.js'
 import { Store } from '../store/index.js'
 import { statfs } from '../sys/index.js'
+import { holdFiles } from './copy.js'
 import type { MigratePlan, PlannedLayer, PlannedMount } from './types.js'
 
 const HEX64 = /^[a-f0-9]{64}$/
@@ -129,9 +131,14 @@ async function measureReadRate(driver: GraphDriver, db: LayerDbPaths, layers: re
   const started = process.hrtime.bigint()
   let bytes = 0
   try {
-    for await (const chunk of assembleTar(readTarSplit(tarSplit), directoryFileGetter(await driver.diffFilesDir(sample.cacheId)))) {
-      bytes += chunk.length
-      if (bytes >= 128 << 20 || process.hrtime.bigint() - started > 1_000_000_000n) break
+    const files = await holdFiles(driver, sample.cacheId)
+    try {
+      for await (const chunk of assembleTar(readTarSplit(tarSplit), directoryFileGetter(files.dir))) {
+        bytes += chunk.length
+        if (bytes >= 128 << 20 || process.hrtime.bigint() - started > 1_000_000_000n) break
+      }
+    } finally {
+      await files.release()
     }
   } catch {
     return 0 // no tar-split, or unreadable: no estimate rather than a failed plan

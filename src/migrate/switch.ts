@@ -18,7 +18,8 @@ import { join } from 'node:path'
 import { CONFIG_FILE, containerDir } from '../container/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import { mountEntries, openDriver } from '../graphdriver/index.js'
-import { listDriverLayerIds, removeDriverLayers, writeFileAtomic } from '../layer/index.js'
+import { atomicWriteFile } from '../fs/index.js'
+import { listDriverLayerIds, removeDriverLayers } from '../layer/index.js'
 import { readJournal, writeJournal, type Journal, type MigrationPaths } from './journal.js'
 import type { CleanupResult } from './types.js'
 
@@ -65,7 +66,7 @@ async function retagContainers(root: string, from: string, to: string): Promise<
     const driver = record.Driver
     if (driver !== from && !(from === 'aufs' && (driver === '' || driver === undefined))) continue
     record.Driver = to
-    await writeFileAtomic(path, JSON.stringify(record), mode)
+    await atomicWriteFile(path, JSON.stringify(record), mode)
   }
 }
 

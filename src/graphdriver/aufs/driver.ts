@@ -26,7 +26,9 @@
  * - a layers file naming something that is not a plain id, or an ancestor
  *   whose diff dir is missing, is CORRUPT, naming both (dockerd would mount
  *   whatever path results, or fail in the kernel);
- * - put without get is an error; base layers are reference counted too.
+ * - put without get is an error; base layers are reference counted too
+ *   (RefCounter, shared by every driver), and work on one layer is
+ *   serialised by src/fs's KeyedLock.
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -37,8 +39,10 @@ import { applyLayerOffThread } from '../../archive/apply-offthread.js'
 import { changesAufs, exportAufsBranch } from '../../archive/aufs-branch.js'
 import type { Change } from '../../archive/changes.js'
 import { StrataError, isErrno } from '../../errors/index.js'
+import { KeyedLock, pathExists } from '../../fs/index.js'
 import { statfs } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
+import { RefCounter } from '../refcount.js'
 import { directorySize, dockerFsName, mountEntries } from '../overlay2/index.js'
 import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
 import {
@@ -72,9 +76,8 @@ const KERNEL_INCOMPATIBLE_FS = new Set(['aufs', 'btrfs', 'ecryptfs'])
 /** layers/ files read between two yields to the event loop when remove looks for descendants. */
 const CHILD_SCAN_BATCH = 256
 
-/** The references this instance holds on one layer; see overlay2's Ref. */
-interface Ref {
-  count: number
+/** What aufs keeps beside a layer's get count: whether it is mounted (base layers are not) and whether that mount is adopted (see overlay2's). */
+interface MountState {
   mounted: boolean
   adopted: boolean
 }
@@ -122,16 +125,6 @@ async function nearestDir(path: string): Promise<string> {
   }
 }
 
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await lstat(path)
-    return true
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
-    throw err
-  }
-}
-
 /** mkdir with an exact mode; an existing directory is left as it is. Returns whether it made it. */
 async function ensureDir(path: string, mode: number): Promise<boolean> {
   try {
@@ -167,9 +160,9 @@ export class AufsDriver implements GraphDriver {
   readonly #mode: MountMode
   readonly #fuse: string | undefined
   readonly #backingFs: string
-  readonly #refs = new Map<string, Ref>()
-  /** Tail of each layer's queue of operations: one operation per layer at a time. */
-  readonly #locks = new Map<string, Promise<void>>()
+  readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
+  /** One operation per layer at a time. */
+  readonly #locks = new KeyedLock()
   /** dockerd's naiveDiff, over this driver's own get/put. */
   readonly #naive: GraphDriver
 
@@ -244,7 +237,7 @@ export class AufsDriver implements GraphDriver {
       validateLayerId(parent, 'Parent layer id')
       if (parent === id) throw new StrataError('INVALID_ARGUMENT', `Layer "${id}" cannot be its own parent`)
     }
-    await this.#locked(parent === null ? [id] : [id, parent], async () => {
+    await this.#locks.withLock(parent === null ? [id] : [id, parent], async () => {
       if (await this.exists(id)) throw new StrataError('ALREADY_EXISTS', `Layer "${id}" already exists in "${this.home}"`, { details: { id } })
       let content = ''
       if (parent !== null) {
@@ -278,12 +271,9 @@ export class AufsDriver implements GraphDriver {
    */
   async remove(id: string): Promise<void> {
     validateLayerId(id)
-    await this.#locked([id], async () => {
+    await this.#locks.withLock([id], async () => {
       if (!(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-      const ref = this.#refs.get(id)
-      if (ref !== undefined) {
-        throw new StrataError('IN_USE', `Layer "${id}" is in use (${ref.count} reference${ref.count === 1 ? '' : 's'}); put it before removing it`, { details: { id } })
-      }
+      this.#refs.refuseRemoveIfHeld(id)
       const mounts = (await mountEntries()).filter((e) => e.mountPoint === join(this.#realHome, MNT_DIR, id) || e.mountPoint.startsWith(`${join(this.#realHome, MNT_DIR, id)}/`))
       if (mounts.length > 0) {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted at "${mounts[0]!.mountPoint}" by another process or a persistent get; release it with a persistent put before removing it`, {
@@ -375,34 +365,27 @@ export class AufsDriver implements GraphDriver {
   async get(id: string, opts?: GetOpts): Promise<string> {
     validateLayerId(id)
     const persistent = opts?.persistent === true
-    return this.#locked([id], async () => {
+    return this.#locks.withLock([id], async () => {
       if (!(await pathExists(layersPath(this.home, id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-      const ref = this.#refs.get(id)
+      const ref = this.#refs.peek(id)
       const branches = await this.#ancestorBranches(id)
       if (branches.length === 0) {
-        if (!persistent) {
-          if (ref !== undefined) ref.count++
-          else this.#refs.set(id, { count: 1, mounted: false, adopted: false })
-        }
+        if (!persistent) this.#refs.increment(id, { mounted: false, adopted: false })
         return diffPath(this.home, id)
       }
       const target = mntPath(this.home, id)
+      // Checked even when we hold the layer: a persistent put from another process may have unmounted it.
       if (await this.#isMounted(id)) {
-        if (ref !== undefined) {
-          if (persistent) ref.adopted = true
-          else ref.count++
-        } else if (!persistent) {
-          this.#refs.set(id, { count: 1, mounted: true, adopted: true })
+        if (persistent) {
+          if (ref !== undefined) ref.adopted = true
+        } else {
+          this.#refs.increment(id, { mounted: true, adopted: true })
         }
         return target
       }
       await this.#mount(id, branches)
-      if (ref !== undefined) {
-        ref.adopted = persistent
-        if (!persistent) ref.count++
-      } else if (!persistent) {
-        this.#refs.set(id, { count: 1, mounted: true, adopted: false })
-      }
+      if (ref !== undefined) ref.adopted = persistent
+      if (!persistent) this.#refs.increment(id, { mounted: true, adopted: false })
       return target
     })
   }
@@ -411,26 +394,20 @@ export class AufsDriver implements GraphDriver {
   async put(id: string, opts?: PutOpts): Promise<void> {
     validateLayerId(id)
     if (opts?.persistent === true) return this.#putPersistent(id)
-    await this.#locked([id], async () => {
-      const ref = this.#refs.get(id)
-      if (ref === undefined) {
-        if (!(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-        throw new StrataError('INVALID_ARGUMENT', `Layer "${id}" is not mounted: put without a matching get`, { details: { id } })
-      }
-      if (ref.count > 1) {
-        ref.count--
-        return
-      }
-      if (ref.mounted && !ref.adopted) await this.#unmount(id)
-      this.#refs.delete(id)
+    await this.#locks.withLock([id], async () => {
+      const ref = this.#refs.peek(id)
+      if (ref === undefined && !(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
+      // The last reference unmounts first: a failed unmount keeps the reference.
+      if (ref !== undefined && ref.count === 1 && ref.mounted && !ref.adopted) await this.#unmount(id)
+      this.#refs.decrement(id)
     })
   }
 
   /** Releases a persistent get from any process: unmounts unless this instance still holds the layer. */
   async #putPersistent(id: string): Promise<void> {
-    await this.#locked([id], async () => {
+    await this.#locks.withLock([id], async () => {
       if (!(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-      const ref = this.#refs.get(id)
+      const ref = this.#refs.peek(id)
       if (ref !== undefined) {
         ref.adopted = false
         return
@@ -452,9 +429,9 @@ export class AufsDriver implements GraphDriver {
 
   /** Unmounts the layers this instance mounted and still holds; adopted and persistent mounts stay. */
   async cleanup(): Promise<void> {
-    await Promise.allSettled([...this.#locks.values()])
+    await this.#locks.settled()
     const failures: string[] = []
-    for (const [id, ref] of this.#refs) {
+    for (const [id, ref] of this.#refs.entries()) {
       if (!ref.mounted || ref.adopted) continue
       try {
         await this.#unmount(id)
@@ -570,8 +547,8 @@ export class AufsDriver implements GraphDriver {
    */
   async applyLayer(id: string, parent: string | null, source: Readable, opts: ApplyLayerOptions = {}): Promise<LayerApplyResult> {
     if (!(await this.#isOwnParent(id, parent))) return this.#naive.applyLayer(id, parent, source, opts)
-    return this.#locked([id], async () => {
-      if (this.#refs.get(id)?.mounted === true || (await this.#isMounted(id))) {
+    return this.#locks.withLock([id], async () => {
+      if (this.#refs.peek(id)?.mounted === true || (await this.#isMounted(id))) {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted; its branch cannot be written underneath the mount`, { details: { id } })
       }
       const dir = diffPath(this.home, id)
@@ -599,32 +576,6 @@ export class AufsDriver implements GraphDriver {
     if (parent !== null) validateLayerId(parent, 'Parent layer id')
     const ancestors = await this.#ancestors(id)
     return (ancestors[0] ?? null) === parent
-  }
-
-  /** Runs `fn` holding the locks of `ids` (taken in sorted order). */
-  async #locked<T>(ids: string[], fn: () => Promise<T>): Promise<T> {
-    const releases: Array<() => void> = []
-    try {
-      for (const key of [...new Set(ids)].sort()) releases.push(await this.#acquire(key))
-      return await fn()
-    } finally {
-      for (const release of releases.reverse()) release()
-    }
-  }
-
-  async #acquire(key: string): Promise<() => void> {
-    const previous = this.#locks.get(key) ?? Promise.resolve()
-    let release!: () => void
-    const mine = new Promise<void>((r) => {
-      release = r
-    })
-    const tail = previous.then(() => mine)
-    this.#locks.set(key, tail)
-    await previous
-    return () => {
-      release()
-      if (this.#locks.get(key) === tail) this.#locks.delete(key)
-    }
   }
 }
 
