@@ -13,6 +13,7 @@ import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
 import { layerstoreBench } from './layerstore.js'
 import { loadBench } from './load.js'
+import { migrateBench } from './migrate.js'
 import { pullBench } from './pull.js'
 
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
@@ -22,6 +23,7 @@ const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promis
   graphdriver: graphdriverBench,
   layerstore: layerstoreBench,
   load: loadBench,
+  migrate: migrateBench,
   pull: pullBench,
 }
 

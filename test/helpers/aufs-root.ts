@@ -285,10 +285,11 @@ export async function makeDockerdAufsRoot(t: TestContext, dest: string): Promise
     await writeFile(join(dir, 'mount-id'), mountId)
     await writeFile(join(dir, 'init-id'), initId)
     mountIds.set(name, mountId)
+    // As if dockerd had run on `dest` all along: its own paths in the record name `dest`.
     const config = join(dest, 'containers', name, 'config.v2.json')
     const text = await readFile(config, 'utf8')
     assert.ok(text.includes('"Driver":"overlay2"'), `${config} names its driver`)
-    await writeFile(config, text.replace('"Driver":"overlay2"', '"Driver":"aufs"'))
+    await writeFile(config, text.replace('"Driver":"overlay2"', '"Driver":"aufs"').split(scratch).join(dest))
   }
   return {
     root: dest,
