@@ -35,7 +35,7 @@ test('strata create/ps/start/diff/commit/mount/export/run/rm (vfs)', async (t) =
   const id = created.stdout.trim()
   assert.match(id, /^[a-f0-9]{64}$/)
 
-  assert.equal(strata('ps').stdout, 'CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES\n', 'not running: not listed without -a')
+  assert.equal(strata('ps').stdout, 'CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n', 'not running: not listed without -a (docker\'s header, columns at least 10 wide)')
   assert.equal(strata('ps', '-aq').stdout, `${id.slice(0, 12)}\n`)
   const json = JSON.parse(strata('ps', '-a', '--format', 'json').stdout) as Record<string, string>
   assert.equal(json.ID, id.slice(0, 12))
@@ -43,6 +43,10 @@ test('strata create/ps/start/diff/commit/mount/export/run/rm (vfs)', async (t) =
   assert.equal(json.State, 'created')
   assert.equal(json.Status, 'Created')
   assert.equal(json.Command, '"sh -c echo $GREETIN…"', "docker's Ellipsis: 19 characters and …")
+  assert.equal(strata('ps', '-a', '--format', 'table {{.Names}}\t{{.State}}\t{{.Label "none"}}|{{len .Command}}').stdout, 'NAMES     STATE     none|7\nc1        created   |24\n')
+  const badFormat = strata('ps', '--format', '{{.Nope}}')
+  assert.equal(badFormat.status, 1)
+  assert.equal(badFormat.stderr, 'failed to execute template: template: :1:2: executing "" at <.Nope>: can\'t evaluate field Nope in type *formatter.ContainerContext\n')
 
   const started = strata('start', '-a', 'c1')
   assert.equal(started.status, 5, 'the exit status is the container\'s')

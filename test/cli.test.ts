@@ -35,7 +35,13 @@ test('info picks overlay2 on ext4 by default, honours -s and STRATA_DRIVER, expl
   assert.match(def.stdout, new RegExp(`Data Root: ${dir}/a\\n`))
   const vfs = strata(['info', '--format', 'json'], { STRATA_ROOT: `${dir}/b`, STRATA_DRIVER: 'vfs' })
   assert.equal(vfs.code, 0, vfs.stderr)
-  assert.deepEqual(JSON.parse(vfs.stdout), { Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0, Images: 0, Driver: 'vfs', DriverStatus: [], DataRoot: `${dir}/b` })
+  const info = JSON.parse(vfs.stdout) as Record<string, unknown>
+  assert.deepEqual(
+    { ...info, KernelVersion: undefined, OperatingSystem: undefined, Architecture: undefined, NCPU: undefined, MemTotal: undefined, Name: undefined },
+    { Containers: 0, ContainersRunning: 0, ContainersPaused: 0, ContainersStopped: 0, Images: 0, Driver: 'vfs', DriverStatus: [], OSType: 'linux', DockerRootDir: `${dir}/b`, DataRoot: `${dir}/b`, KernelVersion: undefined, OperatingSystem: undefined, Architecture: undefined, NCPU: undefined, MemTotal: undefined, Name: undefined },
+  )
+  assert.equal(typeof info.NCPU, 'number')
+  assert.equal(strata(['info', '--format', '{{.Driver}} {{.Images}} {{.NCPU | printf "%T"}}'], { STRATA_ROOT: `${dir}/b`, STRATA_DRIVER: 'vfs' }).stdout, 'vfs 0 int\n')
   const btrfs = strata(['--root', `${dir}/c`, '-s', 'btrfs', 'info'])
   assert.equal(btrfs.code, 1)
   assert.match(btrfs.stderr, /storage driver "btrfs" cannot run on .*not btrfs/)

@@ -27,10 +27,13 @@ import {
   type CreateContainerOptions,
 } from '../container/index.js'
 import { goTimeString, unixSeconds } from '../fs/index.js'
+import { ellipsis } from './docker-format.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
-import { table, type CommandResult } from './output.js'
+import type { CommandResult } from './output.js'
+import { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, type ContainerRowPayload, renderList } from './list-formats.js'
+import { DOCKER_FUNCS, quote, Template } from '../format/index.js'
 import { withStore } from './store.js'
 
 const CREATE_OPTIONS = `Options:
@@ -68,7 +71,10 @@ Options:
   -a, --all             Show all containers
   -q, --quiet           Only display container IDs
       --no-trunc        Do not truncate output
-      --format json     One JSON object per line
+      --format FORMAT   A Go template as docker's ('table {{.ID}}\\t{{.Names}}', '{{json .}}',
+                        'json'). Fields: ID Names Image Command CreatedAt RunningFor
+                        Ports State Status Size Labels Mounts LocalVolumes Networks,
+                        and .Label "KEY"
 `,
   mount: `Usage: strata mount CONTAINER
 
@@ -274,56 +280,69 @@ function since(rfc3339: string, now: number): number {
   return Math.max(0, now - Date.parse(rfc3339))
 }
 
-/** docker's Ellipsis: at most `max` characters, the last one "…" when cut. */
-function ellipsis(s: string, max: number): string {
-  const chars = [...s]
-  return chars.length <= max ? s : `${chars.slice(0, max - 1).join('')}…`
-}
 
 async function ps(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { values } = parseArgs({
     args,
     options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
   })
-  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
+  const source = values.format ?? ''
+  // docker checks a --format template before listing: parsed as given, run once over an empty row.
+  const invalid = source === '' ? undefined : psTemplateError(source)
+  if (invalid !== undefined) return { stdout: '', stderr: `${invalid}\n`, exitCode: 1 }
+  const format = containerFormat(source, values.quiet === true, false)
   const all = await withStore(global, (store) => listContainers(store))
   const shown = values.all === true ? all : all.filter((c) => c.running)
-  const noTrunc = values['no-trunc'] === true
-  const id = (c: Container): string => (noTrunc ? c.id : c.id.slice(0, 12))
-  if (values.quiet === true) return shown.map((c) => `${id(c)}\n`).join('')
+  const trunc = values['no-trunc'] !== true
   const now = Date.now()
-  const command = (c: Container): string => {
-    const line = [c.record.Path, ...c.record.Args].join(' ')
-    return `"${noTrunc ? line : ellipsis(line, 20)}"`
+  return renderList(
+    format,
+    shown.map((c) => psRow(c, trunc, now)),
+    { type: CONTAINER_ROW, header: CONTAINER_HEADER },
+  )
+}
+
+/** Why docker's ps would refuse a --format before listing anything, if it would. */
+function psTemplateError(format: string): string | undefined {
+  let tmpl: Template
+  try {
+    tmpl = Template.parse(format, { funcs: DOCKER_FUNCS })
+  } catch (err) {
+    return `failed to parse template: ${(err as Error).message}`
   }
-  if (values.format === 'json') {
-    return shown
-      .map((c) => {
-        const labels = Object.entries(c.record.Config.Labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
-        return `${JSON.stringify({
-          Command: command(c),
-          CreatedAt: goTimeString(unixSeconds(c.record.Created)),
-          ID: id(c),
-          Image: c.record.Config.Image ?? c.record.Image,
-          Labels: labels,
-          LocalVolumes: '0',
-          Mounts: '',
-          Names: c.name,
-          Networks: 'none',
-          Platform: null,
-          Ports: '',
-          RunningFor: `${humanDuration(since(c.record.Created, now))} ago`,
-          Size: '0B',
-          State: stateName(c.record.State, c.running),
-          Status: stateStatus(c.record.State, c.running, now),
-        })}\n`
-      })
-      .join('')
+  try {
+    tmpl.execute({ labels: {} }, { type: CONTAINER_ROW })
+  } catch (err) {
+    return `failed to execute template: ${(err as Error).message}`
   }
-  return table([
-    ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
-    ...shown.map((c) => [id(c), c.record.Config.Image ?? c.record.Image, command(c), `${humanDuration(since(c.record.Created, now))} ago`, stateStatus(c.record.State, c.running, now), '', c.name]),
-  ])
+  return undefined
+}
+
+/** A ps row's columns as docker's ContainerContext computes them. */
+function psRow(c: Container, trunc: boolean, now: number): ContainerRowPayload {
+  const line = [c.record.Path, ...c.record.Args].join(' ')
+  const labels = c.record.Config.Labels ?? {}
+  return {
+    labels,
+    ID: trunc ? c.id.slice(0, 12) : c.id,
+    Names: c.name,
+    Image: c.record.Config.Image ?? c.record.Image,
+    Command: quote(trunc ? ellipsis(line, 20) : line),
+    CreatedAt: goTimeString(unixSeconds(c.record.Created)),
+    RunningFor: `${humanDuration(since(c.record.Created, now))} ago`,
+    Ports: '',
+    State: stateName(c.record.State, c.running),
+    Status: stateStatus(c.record.State, c.running, now),
+    Size: '0B',
+    Labels: Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .sort()
+      .join(','),
+    Mounts: '',
+    LocalVolumes: '0',
+    Networks: 'none',
+    Platform: null,
+  }
 }
 
 // mount, umount, diff, commit, export, rm

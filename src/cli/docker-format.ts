@@ -7,22 +7,18 @@
  * - sizes as go-units' HumanSizeWithPrecision (`images` uses 3 significant
  *   digits, `system df`, prune and VirtualSize 4);
  * - ages as go-units' HumanDuration ("2 hours ago");
- * - `--format json` lines as Go's `{{json .}}`: keys sorted, `<`, `>`, `&`
- *   escaped as \u003c etc.;
+ * - `--format` templates run by src/format (docker's list formatting in
+ *   list-formats.ts);
  * - IDs cut as stringid.TruncateID, long text cut with "…".
  * Go's time formats are in src/fs (gotime.ts).
  */
+import { DOCKER_TABWRITER, displayWidth, formatFloat, tabwrite } from '../format/index.js'
 import { goJsonText } from '../fs/index.js'
 import { humanDuration as humanDurationMs } from '../container/index.js'
 
-/** Go's %.<precision>g: `precision` significant digits, trailing zeros dropped, exponent as e+03. */
+/** Go's %.<precision>g (strconv's rounding: half to even on the exact value). */
 function formatG(value: number, precision: number): string {
-  const s = value.toPrecision(precision)
-  const e = s.indexOf('e')
-  const trim = (m: string): string => (m.includes('.') ? m.replace(/\.?0+$/, '') : m)
-  if (e < 0) return trim(s)
-  const exp = Number(s.slice(e + 1))
-  return `${trim(s.slice(0, e))}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`
+  return formatFloat(value, 'g', precision)
 }
 
 const DECIMAL_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB']
@@ -60,32 +56,32 @@ export function truncateId(id: string): string {
   return hex.length > 12 ? hex.slice(0, 12) : hex
 }
 
-/** docker's formatter.Ellipsis: at most `max` characters, the last one "…" when cut. */
+/**
+ * docker's formatter.Ellipsis: at most `max` display columns (wide
+ * characters count two, as go-runewidth counts them), the last one "…"
+ * when cut; ASCII text is cut by characters.
+ */
 export function ellipsis(s: string, max: number): string {
   const chars = [...s]
   if (max <= 0) return ''
   if (max === 1) return chars[0] ?? ''
-  if (chars.length <= max) return s
-  return `${chars.slice(0, max - 1).join('')}…`
+  if (Buffer.byteLength(s) === chars.length) return chars.length <= max ? s : `${chars.slice(0, max - 1).join('')}…`
+  const display: number[] = []
+  let width = 0
+  for (const ch of chars) {
+    width += displayWidth(ch)
+    display.push(width)
+  }
+  if (width <= max) return s
+  for (let i = 0; i + 1 < display.length; i++) {
+    if (display[i]! <= max - 1 && display[i + 1]! > max - 1) return `${chars.slice(0, i + 1).join('')}…`
+  }
+  return s
 }
 
 /** A table as docker's tabwriter lays it out (minwidth 10, padding 3); each line ends with "\n". */
 export function dockerTable(rows: string[][]): string {
-  const width = (s: string): number => [...s].length
-  const widths: number[] = []
-  for (const row of rows) {
-    row.forEach((cell, i) => {
-      if (i < row.length - 1) widths[i] = Math.max(widths[i] ?? 10, width(cell) + 3)
-    })
-  }
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat(widths[i]! - width(cell)))).join('') + '\n').join('')
-}
-
-/** One `{{json .}}` line: an object's keys sorted, HTML characters escaped as Go does. */
-export function jsonLine(obj: Record<string, unknown>): string {
-  const sorted = Object.fromEntries(Object.keys(obj).sort().map((k) => [k, obj[k]]))
-  const text = goJsonText(JSON.stringify(sorted), { html: true })
-  return `${text}\n`
+  return tabwrite(rows.map((row) => `${row.join('\t')}\n`).join(''), DOCKER_TABWRITER)
 }
 
 /** `docker inspect` output: the objects in a JSON array indented by 4 spaces (docker leaves HTML characters alone there). */

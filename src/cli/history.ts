@@ -3,14 +3,15 @@
  * table, newest step first: IMAGE (the image's ID on its own step, its
  * parents' on theirs when they are in the store, else <missing>), CREATED,
  * CREATED BY (cut at 45 characters unless --no-trunc), SIZE of the layer the
- * step made, COMMENT.
+ * step made, COMMENT; or what --format says, as docker runs it.
  */
 import { parseArgs } from 'node:util'
 import { imageHistory } from '../store/index.js'
 import { goRfc3339 } from '../fs/index.js'
-import { dockerTable, ellipsis, humanSizeWithPrecision, jsonLine, since, truncateId } from './docker-format.js'
+import { ellipsis, humanSizeWithPrecision, since, truncateId } from './docker-format.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
+import { HISTORY_HEADER, HISTORY_ROW, historyFormat, renderList } from './list-formats.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
 
@@ -20,45 +21,45 @@ export const HISTORY_HELP = `Usage: strata history [OPTIONS] IMAGE
 Show the history of an image (its config's build steps), newest first.
 
 Options:
-      --no-trunc     Don't truncate output
-  -q, --quiet        Only show image IDs
-      --format json  One JSON object per row, as docker's --format '{{json .}}'
-      --layers       What each layer added, modified, removed and wasted (= strata image layers)
+  -H, --human=false      Print sizes in bytes and times as RFC 3339 (default: human readable)
+      --no-trunc         Don't truncate output
+  -q, --quiet            Only show image IDs
+      --format FORMAT    A Go template as docker's ('table {{.ID}}\\t{{.CreatedBy}}',
+                         '{{json .}}', 'json'). Fields: ID CreatedSince CreatedAt
+                         CreatedBy Size Comment
+      --layers           What each layer added, modified, removed and wasted (= strata image layers)
 `
 
 export async function historyCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
   if (args.includes('--layers')) return (await import('./explore.js')).imageLayersCommand(args, global)
+  // docker's -H is a boolean that defaults to true: only "-H=false" (or --human=false) turns it off.
+  const human = !args.some((a) => /^(-H|--human)=(false|0)$/.test(a))
   const { values, positionals } = parseArgs({
-    args,
+    args: args.filter((a) => !/^(-H|--human)(=.*)?$/.test(a)),
     allowPositionals: true,
     options: { 'no-trunc': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   })
   if (values.help === true) return HISTORY_HELP
-  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
   if (positionals.length !== 1) throw new UsageError('"history" takes exactly 1 argument: IMAGE')
+  const format = historyFormat(values.format === undefined || values.format === '' ? 'table' : values.format, values.quiet === true, human)
   const rows = await withStore(global, (store) => imageHistory(store, positionals[0]!))
   const trunc = values['no-trunc'] !== true
-  const id = (s: string): string => (trunc ? truncateId(s) : s)
-  // docker shows tabs in a command as spaces, and cuts long commands.
-  const createdBy = (s: string): string => (trunc ? ellipsis(s.replaceAll('\t', ' '), 45) : s.replaceAll('\t', ' '))
-  if (values.quiet === true) return rows.map((r) => `${id(r.Id)}\n`).join('')
   const now = Date.now()
-  if (values.format === 'json') {
-    return rows
-      .map((r) =>
-        jsonLine({
-          Comment: r.Comment,
-          CreatedAt: goRfc3339(r.Created),
-          CreatedBy: createdBy(r.CreatedBy),
-          CreatedSince: since(r.Created, now),
-          ID: id(r.Id),
-          Size: humanSizeWithPrecision(r.Size, 3),
-        }),
-      )
-      .join('')
-  }
-  return dockerTable([
-    ['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'],
-    ...rows.map((r) => [id(r.Id), since(r.Created, now), createdBy(r.CreatedBy), humanSizeWithPrecision(r.Size, 3), r.Comment]),
-  ])
+  return renderList(
+    format,
+    rows.map((r) => {
+      // docker shows tabs in a command as spaces, and cuts long commands.
+      const createdBy = r.CreatedBy.replaceAll('\t', ' ')
+      const createdAt = goRfc3339(r.Created)
+      return {
+        ID: trunc ? truncateId(r.Id) : r.Id,
+        CreatedSince: human ? since(r.Created, now) : createdAt,
+        CreatedAt: createdAt,
+        CreatedBy: trunc ? ellipsis(createdBy, 45) : createdBy,
+        Size: human ? humanSizeWithPrecision(r.Size, 3) : String(r.Size),
+        Comment: r.Comment,
+      }
+    }),
+    { type: HISTORY_ROW, header: HISTORY_HEADER },
+  )
 }

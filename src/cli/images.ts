@@ -2,15 +2,17 @@
  * `strata images` (also `strata image ls`): docker's image list. One row
  * per tag (and, with --digests, per digest of that name), a row per digest
  * reference whose name has no tag, `<none>` rows for untagged images; the
- * columns, sizes, ages and JSON lines of `docker images` 20.10.
+ * columns, sizes, ages and JSON lines of `docker images` 20.10, and its
+ * --format templates (src/format runs them as docker does).
  */
 import { parseArgs } from 'node:util'
 import { familiarName, parseReference } from '../image/index.js'
 import { isDanglingSummary, listImages, type ImageSummary } from '../store/index.js'
 import { goTimeString } from '../fs/index.js'
-import { dockerTable, humanSize4, humanSizeWithPrecision, jsonLine, since, truncateId } from './docker-format.js'
+import { humanSize4, humanSizeWithPrecision, since, truncateId } from './docker-format.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
+import { IMAGE_HEADER, IMAGE_ROW, imageFormat, renderList } from './list-formats.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
 
@@ -21,11 +23,14 @@ List images, newest first: one row per tag, <none> rows for untagged images.
 REPOSITORY[:TAG] keeps the matching references (wildcards as in docker: 'busy*').
 
 Options:
-  -a, --all          Also show intermediate images (untagged, with children)
-      --digests      Show digests
-      --no-trunc     Don't truncate output (full image IDs)
-  -q, --quiet        Only show image IDs (one per row, as docker prints them)
-      --format json  One JSON object per row, as docker's --format '{{json .}}'
+  -a, --all             Also show intermediate images (untagged, with children)
+      --digests         Show digests
+      --no-trunc        Don't truncate output (full image IDs)
+  -q, --quiet           Only show image IDs (one per row, as docker prints them)
+      --format FORMAT   A Go template as docker's: 'table {{.Repository}}\\t{{.ID}}',
+                        '{{json .}}', 'json' (one JSON object per row), 'table'.
+                        Fields: ID Repository Tag Digest CreatedSince CreatedAt
+                        Size Containers VirtualSize SharedSize UniqueSize
 `
 
 /** One row of the table: an image under one repository, tag and digest (docker's imageContext). */
@@ -50,53 +55,42 @@ export async function imagesCommand(args: string[], global: GlobalOptions): Prom
     },
   })
   if (values.help === true) return IMAGES_HELP
-  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
   if (positionals.length > 1) throw new UsageError('"images" takes at most 1 argument: [REPOSITORY[:TAG]]')
+  const showDigests = values.digests === true
+  const format = imageFormat(values.format === undefined || values.format === '' ? 'table' : values.format, values.quiet === true, showDigests)
   const images = await withStore(global, (store) =>
     listImages(store, { all: values.all === true, ...(positionals[0] === undefined ? {} : { reference: [positionals[0]] }) }),
   )
   const trunc = values['no-trunc'] !== true
-  const showDigests = values.digests === true
-  const rows = images.flatMap((image) => imageRows(image, showDigests))
-  const id = (r: ImageRow): string => (trunc ? truncateId(r.image.Id) : r.image.Id)
-  if (values.quiet === true) return rows.map((r) => `${id(r)}\n`).join('')
+  // docker lists digests per tag when they are asked for or the format shows them (needDigest).
+  const rows = images.flatMap((image) => imageRows(image, showDigests, showDigests || format.includes('{{.Digest}}')))
   const now = Date.now()
-  if (values.format === 'json') {
-    return rows
-      .map((r) =>
-        jsonLine({
-          Containers: r.image.Containers === -1 ? 'N/A' : String(r.image.Containers),
-          CreatedAt: goTimeString(r.image.Created),
-          CreatedSince: since(r.image.Created, now),
-          Digest: r.digest,
-          ID: id(r),
-          Repository: r.repo,
-          SharedSize: r.image.SharedSize === -1 ? 'N/A' : humanSize4(r.image.SharedSize),
-          Size: humanSizeWithPrecision(r.image.Size, 3),
-          Tag: r.tag,
-          UniqueSize: r.image.SharedSize === -1 ? 'N/A' : humanSize4(r.image.Size - r.image.SharedSize),
-          VirtualSize: humanSize4(r.image.VirtualSize),
-        }),
-      )
-      .join('')
-  }
-  const header = showDigests ? ['REPOSITORY', 'TAG', 'DIGEST', 'IMAGE ID', 'CREATED', 'SIZE'] : ['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE']
-  return dockerTable([
-    header,
-    ...rows.map((r) => {
-      const size = humanSizeWithPrecision(r.image.Size, 3)
-      const created = since(r.image.Created, now)
-      return showDigests ? [r.repo, r.tag, r.digest, id(r), created, size] : [r.repo, r.tag, id(r), created, size]
-    }),
-  ])
+  return renderList(
+    format,
+    rows.map((r) => ({
+      ID: trunc ? truncateId(r.image.Id) : r.image.Id,
+      Repository: r.repo,
+      Tag: r.tag,
+      Digest: r.digest,
+      CreatedSince: since(r.image.Created, now),
+      CreatedAt: goTimeString(r.image.Created),
+      Size: humanSizeWithPrecision(r.image.Size, 3),
+      Containers: r.image.Containers === -1 ? 'N/A' : String(r.image.Containers),
+      VirtualSize: humanSize4(r.image.VirtualSize),
+      SharedSize: r.image.SharedSize === -1 ? 'N/A' : humanSize4(r.image.SharedSize),
+      UniqueSize: r.image.SharedSize === -1 ? 'N/A' : humanSize4(r.image.Size - r.image.SharedSize),
+    })),
+    { type: IMAGE_ROW, header: IMAGE_HEADER },
+  )
 }
 
 /**
  * The rows of one image, as docker's CLI makes them: per repository, a row
- * per tag (times each digest of that repository with --digests), then a
- * row per repository that has digests but no tag.
+ * per tag (times each digest of that repository when digests are needed),
+ * then a row per repository that has digests but no tag (one per digest
+ * with --digests, else one with an empty digest).
  */
-function imageRows(image: ImageSummary, showDigests: boolean): ImageRow[] {
+function imageRows(image: ImageSummary, showDigests: boolean, needDigest: boolean): ImageRow[] {
   if (isDanglingSummary(image)) return [{ image, repo: '<none>', tag: '<none>', digest: '<none>' }]
   const tags = new Map<string, string[]>()
   const digests = new Map<string, string[]>()
@@ -114,7 +108,7 @@ function imageRows(image: ImageSummary, showDigests: boolean): ImageRow[] {
   }
   const rows: ImageRow[] = []
   for (const [repo, repoTags] of tags) {
-    const repoDigests = showDigests ? (digests.get(repo) ?? []) : []
+    const repoDigests = needDigest ? (digests.get(repo) ?? []) : []
     digests.delete(repo)
     for (const tag of repoTags) {
       if (repoDigests.length === 0) rows.push({ image, repo, tag, digest: '<none>' })
@@ -123,7 +117,7 @@ function imageRows(image: ImageSummary, showDigests: boolean): ImageRow[] {
   }
   for (const [repo, repoDigests] of digests) {
     if (showDigests) for (const digest of repoDigests) rows.push({ image, repo, tag: '<none>', digest })
-    else rows.push({ image, repo, tag: '<none>', digest: '<none>' })
+    else rows.push({ image, repo, tag: '<none>', digest: '' })
   }
   return rows
 }

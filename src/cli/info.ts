@@ -1,51 +1,107 @@
 /**
  * `strata info`: what `docker info` says about storage: the counts of
- * containers (layerdb mounts; strata has no container records yet, and
- * none runs) and images (every image, intermediate ones too, as docker
- * counts them), the storage driver, its status lines and the data root.
+ * containers and images (every image, intermediate ones too, as docker
+ * counts them), the storage driver, its status lines and the data root,
+ * and the host facts docker reports (kernel, OS, CPUs, memory). With
+ * --format, a Go template over docker's field names (`{{.Driver}}`,
+ * `{{.DockerRootDir}}`, `{{json .}}`), run as docker runs it.
  */
+import { readFile } from 'node:fs/promises'
+import { arch, cpus, hostname, release, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
+import { INT, INT64, sliceOf, STRING, structOf } from '../format/index.js'
 import { storeCounts } from '../store/index.js'
 import type { GlobalOptions } from './global.js'
-import { UsageError } from './errors.js'
+import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
+import { runSingleTemplate } from './template-verb.js'
 
-export const INFO_HELP = `Usage: strata info [--format json]
+export const INFO_HELP = `Usage: strata info [--format FORMAT]
 
 Show the numbers of containers and images, the storage driver in use, its
 status and the data root.
+
+Options:
+  -f, --format FORMAT   A Go template as docker's ('{{.Driver}}', '{{json .}}', 'json').
+                        Fields: Containers ContainersRunning ContainersPaused
+                        ContainersStopped Images Driver DriverStatus DockerRootDir
+                        KernelVersion OperatingSystem OSType Architecture NCPU
+                        MemTotal Name (and DataRoot, the same as DockerRootDir)
 `
 
-export async function infoCommand(args: string[], global: GlobalOptions): Promise<string> {
-  const { values } = parseArgs({ args, options: { format: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
+/** docker's system.info as far as strata fills it (types.Info's fields, in its order). */
+const INFO = structOf(
+  [
+    { name: 'Containers', type: INT },
+    { name: 'ContainersRunning', type: INT },
+    { name: 'ContainersPaused', type: INT },
+    { name: 'ContainersStopped', type: INT },
+    { name: 'Images', type: INT },
+    { name: 'Driver', type: STRING },
+    { name: 'DriverStatus', type: sliceOf(sliceOf(STRING)) },
+    { name: 'KernelVersion', type: STRING },
+    { name: 'OperatingSystem', type: STRING },
+    { name: 'OSType', type: STRING },
+    { name: 'Architecture', type: STRING },
+    { name: 'NCPU', type: INT },
+    { name: 'MemTotal', type: INT64 },
+    { name: 'DockerRootDir', type: STRING },
+    { name: 'Name', type: STRING },
+    { name: 'DataRoot', type: STRING },
+  ],
+  'system.info',
+)
+
+/** uname -m, as docker reports Architecture. */
+function machine(): string {
+  return ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l' } as Record<string, string>)[arch()] ?? arch()
+}
+
+/** /etc/os-release's PRETTY_NAME, docker's OperatingSystem. */
+async function operatingSystem(): Promise<string> {
+  try {
+    const text = await readFile('/etc/os-release', 'utf8')
+    const m = /^PRETTY_NAME=(.*)$/m.exec(text)
+    return m === null ? 'Linux' : m[1]!.replace(/^"(.*)"$/, '$1')
+  } catch {
+    return 'Linux'
+  }
+}
+
+export async function infoCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values } = parseArgs({ args, options: { format: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) return INFO_HELP
-  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
-  return withStore(global, async (store) => {
+  const info = await withStore(global, async (store) => {
     const counts = await storeCounts(store)
-    const status = await store.driver.status()
-    const stopped = counts.containers - counts.containersRunning
-    if (values.format === 'json') {
-      return `${JSON.stringify({
-        Containers: counts.containers,
-        ContainersRunning: counts.containersRunning,
-        ContainersPaused: 0,
-        ContainersStopped: stopped,
-        Images: counts.images,
-        Driver: store.driver.name,
-        DriverStatus: status,
-        DataRoot: global.root,
-      })}\n`
+    return {
+      Containers: counts.containers,
+      ContainersRunning: counts.containersRunning,
+      ContainersPaused: 0,
+      ContainersStopped: counts.containers - counts.containersRunning,
+      Images: counts.images,
+      Driver: store.driver.name,
+      DriverStatus: await store.driver.status(),
+      KernelVersion: release(),
+      OperatingSystem: await operatingSystem(),
+      OSType: 'linux',
+      Architecture: machine(),
+      NCPU: cpus().length,
+      MemTotal: totalmem(),
+      DockerRootDir: global.root,
+      Name: hostname(),
+      DataRoot: global.root,
     }
-    return [
-      `Containers: ${counts.containers}`,
-      ` Running: ${counts.containersRunning}`,
-      ' Paused: 0',
-      ` Stopped: ${stopped}`,
-      `Images: ${counts.images}`,
-      `Storage Driver: ${store.driver.name}`,
-      ...status.map(([k, v]) => ` ${k}: ${v}`),
-      `Data Root: ${global.root}`,
-      '',
-    ].join('\n')
   })
+  if (values.format !== undefined && values.format !== '') return runSingleTemplate(values.format, info, { name: '', type: INFO })
+  return [
+    `Containers: ${info.Containers}`,
+    ` Running: ${info.ContainersRunning}`,
+    ' Paused: 0',
+    ` Stopped: ${info.ContainersStopped}`,
+    `Images: ${info.Images}`,
+    `Storage Driver: ${info.Driver}`,
+    ...info.DriverStatus.map(([k, v]) => ` ${k}: ${v}`),
+    `Data Root: ${info.DockerRootDir}`,
+    '',
+  ].join('\n')
 }

@@ -1,10 +1,15 @@
 /**
  * `strata image inspect IMAGE...` (also `strata inspect`): docker's JSON
- * array of image details, indented as `docker image inspect` prints it.
- * Images that are found are printed even when others are not; each one
- * missing adds an "Error: No such image: X" line on stderr and exit 1.
+ * array of image details, indented as `docker image inspect` prints it, or
+ * with -f/--format a Go template per image, run as the docker CLI runs it
+ * (as types.ImageInspect first, then over the raw JSON; see src/format
+ * docker-inspect.ts). Images that are found are printed even when others
+ * are not; each one missing adds an "Error: No such image: X" line on
+ * stderr and exit 1. A template that does not parse exits 64, as docker.
  */
 import { parseArgs } from 'node:util'
+import { IMAGE_INSPECT, inspectWithTemplate, TemplateError } from '../format/index.js'
+import { goJsonText } from '../fs/index.js'
 import { inspectImage, type ImageInspect } from '../store/index.js'
 import { inspectJson } from './docker-format.js'
 import { UsageError } from './errors.js'
@@ -12,28 +17,54 @@ import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
 
-export const INSPECT_HELP = `Usage: strata image inspect IMAGE [IMAGE...]
-       strata inspect IMAGE [IMAGE...]
+export const INSPECT_HELP = `Usage: strata image inspect [OPTIONS] IMAGE [IMAGE...]
+       strata inspect [OPTIONS] IMAGE [IMAGE...]
 
 Show images' details as docker's JSON array (Id, RepoTags, Config, RootFS,
 GraphDriver with the top layer's directories, ...). IMAGE is an ID, a short
 ID or a reference.
+
+Options:
+  -f, --format FORMAT   A Go template per image, as docker's ('{{.Id}}',
+                        '{{.Config.Env}}', '{{json .RootFS}}'), or 'json'
 `
 
+/** docker's exit status for a template that does not parse. */
+const TEMPLATE_PARSE_EXIT = 64
+
 export async function inspectCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } } })
   if (values.help === true) return INSPECT_HELP
   if (positionals.length === 0) throw new UsageError('"inspect" needs at least 1 argument: IMAGE [IMAGE...]')
+  const format = values.format ?? ''
   return withStore(global, async (store) => {
     const found: ImageInspect[] = []
     const errors: string[] = []
+    // Per argument, in order: the image found (its index in found) or why not.
+    const outcome: Array<number | string> = []
     for (const name of positionals) {
       try {
-        found.push(await inspectImage(store, name))
+        outcome.push(found.push(await inspectImage(store, name)) - 1)
       } catch (err) {
-        errors.push(`Error: ${(err as Error).message}\n`)
+        const message = `Error: ${(err as Error).message}`
+        errors.push(message)
+        outcome.push(message)
       }
     }
-    return { stdout: inspectJson(found), stderr: errors.join(''), exitCode: errors.length > 0 ? 1 : 0 }
+    if (format === '') return { stdout: inspectJson(found), stderr: errors.map((e) => `${e}\n`).join(''), exitCode: errors.length > 0 ? 1 : 0 }
+    if (format === 'json') {
+      // The daemon's JSON as json.Compact keeps it: HTML characters escaped as json.Marshal wrote them.
+      return { stdout: `${goJsonText(JSON.stringify(found), { html: true })}\n`, stderr: errors.map((e) => `${e}\n`).join(''), exitCode: errors.length > 0 ? 1 : 0 }
+    }
+    let result
+    try {
+      result = inspectWithTemplate(format, found.map((raw) => ({ raw, type: IMAGE_INSPECT })))
+    } catch (err) {
+      if (err instanceof TemplateError) return { stdout: '', stderr: `${err.message}\n`, exitCode: TEMPLATE_PARSE_EXIT }
+      throw err
+    }
+    // docker reports template failures and missing images in one list, in the order of the arguments.
+    const all = outcome.map((o) => (typeof o === 'string' ? o : result.errors[o])).filter((e): e is string => e !== undefined)
+    return { stdout: result.stdout, stderr: all.map((e) => `${e}\n`).join(''), exitCode: all.length > 0 ? 1 : 0 }
   })
 }

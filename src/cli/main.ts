@@ -22,6 +22,7 @@ Docker's image and layer storage, without a daemon.
 
 Commands:
   info      Show the numbers of images and containers, the storage driver and the data root
+  version   Show strata's version, and the data root and storage driver it uses (--version: one line)
   check     Verify every layer, image and reference in the store (--repair)
   layer     Manage read-only layers: ls, inspect, import, export, rm
   images    List images (docker images)
@@ -66,6 +67,13 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'info':
         out = await (await import('./info.js')).infoCommand(rest, global)
+        break
+      case 'version':
+        out = await (await import('./version.js')).versionCommand(rest, global)
+        break
+      case '--version':
+      case '-v':
+        out = (await import('./version.js')).versionLine()
         break
       case 'check':
         out = await (await import('./check.js')).checkCommand(rest, global)

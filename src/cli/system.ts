@@ -10,10 +10,12 @@
 import { parseArgs } from 'node:util'
 import { diskUsage, isDanglingSummary, type DiskUsage } from '../store/index.js'
 import { parseReference, familiarName } from '../image/index.js'
-import { dockerTable, humanSize4, jsonLine, since, truncateId } from './docker-format.js'
+import { ANY } from '../format/index.js'
+import { dockerTable, humanSize4, since, truncateId } from './docker-format.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { infoCommand } from './info.js'
+import { DF_FORMAT, DF_HEADER, DF_ROWS, typedRow, renderList } from './list-formats.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
 import { withStore } from './store.js'
@@ -22,9 +24,9 @@ import { containersFromRecords } from '../container/index.js'
 export const SYSTEM_HELP = `Usage: strata system COMMAND
 
 Commands:
-  df [-v] [--format json]   Show disk usage (images, containers, volumes, build cache)
-  info [--format json]      Same as strata info
-  migrate --to DRIVER ...   Same as strata migrate
+  df [-v] [--format FORMAT]   Show disk usage (images, containers, volumes, build cache)
+  info [--format FORMAT]      Same as strata info
+  migrate --to DRIVER ...     Same as strata migrate
 `
 
 export const DF_HELP = `Usage: strata system df [OPTIONS]
@@ -35,8 +37,11 @@ mounts, by their read-write layer), local volumes and build cache (strata
 has neither: always 0).
 
 Options:
-  -v, --verbose      Show a row per image and container
-      --format json  One JSON object per row (with -v: the whole report as one object)
+  -v, --verbose        Show a row per image and container
+      --format FORMAT  A Go template over the summary rows, as docker's ('table
+                       {{.Type}}\\t{{.Size}}', '{{json .}}', 'json'; with -v: json,
+                       the whole report as one object). Fields: Type TotalCount
+                       Active Size Reclaimable
 `
 
 export async function systemCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
@@ -131,13 +136,15 @@ async function dfCommand(args: string[], global: GlobalOptions): Promise<Command
     options: { verbose: { type: 'boolean', short: 'v' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   })
   if (values.help === true) return DF_HELP
-  if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
   if (positionals.length > 0) throw new UsageError('"system df" takes no arguments')
+  const source = values.format === undefined || values.format === '' ? 'table' : values.format
+  if (values.verbose === true && source !== 'table' && source !== 'json') throw new UsageError('--format with -v takes "json" (a template runs over the summary rows only)')
   const du = await withStore(global, (store) => diskUsage(store, { containersUsing: containersFromRecords(store) }))
-  if (values.format === 'json') {
-    if (values.verbose === true) return `${JSON.stringify(du)}\n`
-    return summaryRows(du).map((r) => jsonLine({ ...r })).join('')
-  }
-  if (values.verbose === true) return verbose(du)
-  return dockerTable([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...summaryRows(du).map((r) => [r.Type, r.TotalCount, r.Active, r.Size, r.Reclaimable])])
+  if (values.verbose === true) return source === 'json' ? `${JSON.stringify(du)}\n` : verbose(du)
+  // NewDiskUsageFormat: "table" is the summary table, "raw" a block per row, anything else a template.
+  const format =
+    source === 'table' ? DF_FORMAT : source === 'raw' ? 'type: {{.Type}}\ntotal: {{.TotalCount}}\nactive: {{.Active}}\nsize: {{.Size}}\nreclaimable: {{.Reclaimable}}\n' : source
+  const [images, containers, volumes, buildCache] = summaryRows(du)
+  const rows = [typedRow(DF_ROWS.images, images), typedRow(DF_ROWS.containers, containers), typedRow(DF_ROWS.volumes, volumes), typedRow(DF_ROWS.buildCache, buildCache)]
+  return renderList(format, rows, { type: ANY, header: DF_HEADER })
 }

@@ -16,7 +16,7 @@ import { DOCKER_FUNCS, DOCKER_HEADER_FUNCS } from './docker-funcs.js'
 import { TemplateError } from './errors.js'
 import { mapOf, namedType, pointerTo, STRING, structOf } from './go-types.js'
 import { encodeJSON, jsonString } from './json.js'
-import { tabwrite, DOCKER_TABWRITER } from './tabwriter.js'
+import { tabwrite, DOCKER_TABWRITER, type TabwriterOptions } from './tabwriter.js'
 import { Template } from './template.js'
 import type { GoMethod, GoType, MapType, PointerType } from './types.js'
 import { objectOf, valueOf } from './value.js'
@@ -62,6 +62,8 @@ export interface DockerListFormat {
   type: GoType
   /** Column titles by field name, for `table` formats (docker's SubHeaderContext). */
   header: Record<string, string>
+  /** The table layout; default docker 23+'s (DOCKER_TABWRITER, display widths). */
+  tabwriter?: TabwriterOptions
 }
 
 /** Format.IsTable: the format starts with "table". */
@@ -113,5 +115,5 @@ export function formatDockerList(format: string, rows: unknown[], options: Docke
     if (!(err instanceof TemplateError)) throw err
     header = err.output
   }
-  return tabwrite(`${header}\n${body}`, DOCKER_TABWRITER)
+  return tabwrite(`${header}\n${body}`, options.tabwriter ?? DOCKER_TABWRITER)
 }
