@@ -94,6 +94,7 @@ test('the API answers images, layers, counts, listings, search, path history and
   assert.equal((await get(`${base}/images/${encodeURIComponent(id)}/layers/x/dir`)).status, 400)
   assert.equal((await get(`${base}/images/${encodeURIComponent(id)}/layers/1/dir?path=/nowhere`)).status, 404)
   assert.equal((await get(`${base}/nothing-here`)).status, 404)
+  assert.equal((await get(`${base}/images/%E0%A4%A`)).status, 400, 'a malformed escape is a bad request, not a crash')
   assert.equal((await get(`${base}/images/${encodeURIComponent(id)}/layers/1/dir?path=/&min=-4`)).status, 400)
 })
 

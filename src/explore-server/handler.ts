@@ -114,7 +114,13 @@ export function createExploreHandler(opts: ExploreHandlerOptions): ExploreHandle
   }
 
   async function api(route: string, q: URLSearchParams, res: ServerResponse): Promise<void> {
-    const parts = route.split('/').map((p) => decodeURIComponent(p))
+    const parts = route.split('/').map((p) => {
+      try {
+        return decodeURIComponent(p)
+      } catch {
+        throw new HttpError(400, 'INVALID_ARGUMENT', `Malformed escape in the URL path "${p}"`)
+      }
+    })
     const filter = (): TreeFilter => ({ onlyChanges: q.get('changes') === '1', minSize: numberParam(q, 'min', 0) })
     if (parts.length === 1 && parts[0] === 'info') return sendJson(res, 200, { root: explorer.store.root, driver: explorer.store.driver.name })
     if (parts.length === 1 && parts[0] === 'images') return sendJson(res, 200, await explorer.listImages())
