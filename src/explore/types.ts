@@ -176,20 +176,11 @@ export interface ImageAnalysis {
 }
 
 /** One row of a directory listing or a search result in the view at a layer. */
-export interface TreeEntry {
+export interface TreeEntry extends Pick<LayerEntry, 'path' | 'kind' | 'mode' | 'uid' | 'gid' | 'mtime' | 'link' | 'device' | 'xattrs'> {
   name: string
-  path: string
-  kind: EntryKind
   mark: Mark
-  mode: number
-  uid: number
-  gid: number
   /** A file's size; for a directory the total of the files below it in this view. */
   size: number
-  mtime: number
-  link: string
-  device: string
-  xattrs: string[]
   /** The layer whose version of the path this view shows (for a removed path, the version it had). */
   layer: number
   /** Directories: visible children in this view (removed ones included). */
