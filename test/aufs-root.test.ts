@@ -19,7 +19,6 @@ import {
   commitContainer,
   containerChanges,
   createContainer,
-  listContainers,
   mountContainer,
   removeContainer,
   startContainer,
@@ -139,7 +138,7 @@ test('an aufs root as dockerd 20.10 wrote it opens in strata: images, layers wit
     }
     assert.deepEqual(await store.check(), [], 'strata check finds nothing wrong')
 
-    const containers = await listContainers(store)
+    const containers = await store.containers.list()
     assert.deepEqual(containers.map((c) => c.id).sort(), [fx.changed.id, fx.fresh.id].sort())
 
     // The changed container's filesystem, mounted through fuse-overlayfs, is what docker export wrote.

@@ -19,15 +19,11 @@ import {
   containerChanges,
   createContainer,
   exportContainer,
-  getContainer,
-  imageInUse,
-  listContainers,
   mountContainer,
   removeContainer,
   startContainer,
   unmountContainer,
   EMPTY_LAYER_DIFF_ID,
-  recoverContainers,
 } from '../src/container/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { IMAGE_TAG } from './helpers/docker-image.js'
@@ -80,13 +76,13 @@ async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
   assert.equal(c.record.Path, 'sh')
   assert.deepEqual(c.record.Args, ['-c', SCRIPT])
   assert.equal(c.record.Config.Hostname, c.id.slice(0, 12))
-  assert.equal((await getContainer(store, 'walk')).id, c.id, 'found by name')
-  assert.equal((await getContainer(store, '/walk')).id, c.id, 'found by /name')
-  assert.equal((await getContainer(store, c.id.slice(0, 7))).id, c.id, 'found by ID prefix')
+  assert.equal((await store.containers.get('walk')).id, c.id, 'found by name')
+  assert.equal((await store.containers.get('/walk')).id, c.id, 'found by /name')
+  assert.equal((await store.containers.get(c.id.slice(0, 7))).id, c.id, 'found by ID prefix')
   const onDisk = JSON.parse(await readFile(join(env.root, 'containers', c.id, 'config.v2.json'), 'utf8')) as Record<string, unknown>
   assert.equal(onDisk.Name, '/walk')
   assert.equal(onDisk.Driver, store.driver.name)
-  assert.ok(await imageInUse(store, env.imageId), 'the image is in use by the container')
+  assert.ok((await store.containers.usingImage(env.imageId)).length > 0, 'the image is in use by the container')
   await assert.rejects(createContainer(store, IMAGE_TAG, { name: 'walk', cmd: ['true'] }), codeIs('ALREADY_EXISTS'), 'names are unique')
 
   // The init layer has real content, and diff does not list it.
@@ -103,7 +99,7 @@ async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
   const ran = await startCaptured(env, c.id)
   assert.equal(ran.code, 3, `exit code passed through (stderr: ${ran.stderr})`)
   assert.equal(ran.stdout, 'ran\n')
-  const after = await getContainer(store, c.id)
+  const after = await store.containers.get(c.id)
   assert.equal(after.running, false)
   assert.equal(after.record.State.ExitCode, 3)
   assert.notEqual(after.record.State.StartedAt, '0001-01-01T00:00:00Z')
@@ -158,11 +154,11 @@ async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
   await mountContainer(store, 'walk')
   await assert.rejects(removeContainer(store, 'walk'), codeIs('IN_USE'))
   await removeContainer(store, 'walk', { force: true })
-  await assert.rejects(getContainer(store, 'walk'), codeIs('NOT_FOUND'))
+  await assert.rejects(store.containers.get('walk'), codeIs('NOT_FOUND'))
   await assert.rejects(store.layers.getMount(c.id), codeIs('NOT_FOUND'))
   await assert.rejects(lstat(join(env.root, 'containers', c.id)), { code: 'ENOENT' })
   await removeContainer(store, child.id)
-  assert.equal(await imageInUse(store, env.imageId), false)
+  assert.equal((await store.containers.usingImage(env.imageId)).length > 0, false)
   assert.deepEqual(await store.layers.listMounts(), [])
 }
 
@@ -210,10 +206,10 @@ describe('container edge cases (vfs)', () => {
     await assert.rejects(createContainer(env.store, 'no-such-image:1', { cmd: ['true'] }), codeIs('NOT_FOUND'))
     await assert.rejects(createContainer(env.store, IMAGE_TAG, { cmd: ['true'], name: 'bad name!' }), codeIs('INVALID_ARGUMENT'))
     assert.deepEqual(await env.store.layers.listMounts(), [], 'failed creates leave no mount behind')
-    await assert.rejects(getContainer(env.store, 'nothing'), codeIs('NOT_FOUND'))
+    await assert.rejects(env.store.containers.get('nothing'), codeIs('NOT_FOUND'))
     const a = await createContainer(env.store, IMAGE_TAG, { cmd: ['true'] })
     assert.match(a.name, /^[a-z]+_[a-z]+[0-9]?$/, 'a docker-like generated name')
-    assert.equal((await listContainers(env.store)).length, 1)
+    assert.equal((await env.store.containers.list()).length, 1)
     // A run in which the command does not exist fails inside runc: a non-zero exit, nothing left mounted.
     const b = await createContainer(env.store, IMAGE_TAG, { cmd: ['/no/such/binary'] })
     const ran = await startCaptured(env, b.id)
@@ -228,8 +224,8 @@ describe('container edge cases (vfs)', () => {
     const running = startContainer(env.store, c.id, { stdio: 'pipe' })
     // Until the run ends, whatever happens below.
     t.after(() => running.catch(() => {}))
-    for (let i = 0; i < 100 && !(await getContainer(env.store, c.id)).running; i++) await new Promise((r) => setTimeout(r, 50))
-    const listed = await listContainers(env.store)
+    for (let i = 0; i < 100 && !(await env.store.containers.get(c.id)).running; i++) await new Promise((r) => setTimeout(r, 50))
+    const listed = await env.store.containers.list()
     assert.equal(listed.length, 1)
     assert.equal(listed[0]!.running, true, 'running while runc runs it')
     assert.ok(listed[0]!.record.State.Pid > 0)
@@ -237,7 +233,7 @@ describe('container edge cases (vfs)', () => {
     await assert.rejects(removeContainer(env.store, 'sleeper'), codeIs('IN_USE'))
     await removeContainer(env.store, 'sleeper', { force: true })
     assert.equal(await running, 137, 'killed by SIGKILL')
-    assert.deepEqual(await listContainers(env.store), [])
+    assert.deepEqual(await env.store.containers.list(), [])
     assert.deepEqual(await env.store.layers.listMounts(), [])
   })
 
@@ -258,7 +254,7 @@ describe('container edge cases (vfs)', () => {
     await mkdir(join(env.root, 'containers', `.tmp-${live}`))
     const lock = DirLock.tryAcquire(join(env.root, 'containers', `.tmp-${live}`), 'shared')!
     try {
-      const report = await recoverContainers(env.store)
+      const report = await env.store.containers.recover()
       assert.deepEqual(report.tempRecords.sort(), [`.tmp-${dead}`, `.tmp-rm-${'d'.repeat(64)}`])
       assert.deepEqual(report.orphanMounts, [orphan])
       assert.deepEqual((await env.store.layers.listMounts()).map((m) => m.name), [live])

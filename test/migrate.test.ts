@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createContainer, listContainers, mountContainer, startContainer, unmountContainer } from '../src/container/index.js'
+import { createContainer, mountContainer, startContainer, unmountContainer } from '../src/container/index.js'
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../src/archive/tar/index.js'
 import { sha256Of, type Digest } from '../src/digest/index.js'
 import { isStrataError, type StrataErrorCode } from '../src/errors/index.js'
@@ -85,7 +85,7 @@ interface Facts {
 async function factsOf(store: Store): Promise<Facts> {
   const views = new Map<string, Map<string, TreeEntry>>()
   const mountIds = new Map<string, string>()
-  const containers = (await listContainers(store)).map((c) => c.id).sort()
+  const containers = (await store.containers.list()).map((c) => c.id).sort()
   for (const id of containers) {
     views.set(id, await viewOf(store, id))
     mountIds.set(id, (await store.layers.getMount(id)).mountId)
@@ -111,7 +111,7 @@ async function rootWithContainers(t: TestContext, driver: string, base?: string)
     await createContainer(store, IMAGE_TAG, { name: 'fresh', cmd: ['cat', '/data/one'] })
     return { root, changed: changed.id, before: await factsOf(store) }
   } finally {
-    await run('runc', ['delete', '--force', (await listContainers(store))[0]?.id ?? 'none']).catch(() => {})
+    await run('runc', ['delete', '--force', (await store.containers.list())[0]?.id ?? 'none']).catch(() => {})
     await store.close()
   }
 }

@@ -14,6 +14,7 @@ import { test, type TestContext } from 'node:test'
 import { digestHex } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import type { ChainID } from '../src/layer/index.js'
+import { createContainer, removeContainer } from '../src/container/index.js'
 import {
   NONE_DIGEST,
   NONE_TAG,
@@ -290,7 +291,7 @@ test('rmi: several repositories need force; child images are never deleted; unta
   assert.ok(await store.layers.has(w.A.chain[0]!))
 })
 
-test('rmi and containers: the containersUsing extension point, and layerdb mounts by default', async (t) => {
+test('rmi and containers: the containersUsing extension point, and the store’s container records by default', async (t) => {
   if (!requireRoot(t)) return
   const store = await openStore(t)
   const w = await world(store)
@@ -310,19 +311,22 @@ test('rmi and containers: the containersUsing extension point, and layerdb mount
   )
   assert.deepEqual(await removeImage(store, w.D.id, { containersUsing: stopped, force: true }), [{ Deleted: w.D.id }, { Deleted: top(w.D) }], 'forced past a stopped container')
 
-  // No hook: a layerdb mount on the image's top layer counts as a stopped container.
-  const name = 'c'.repeat(64)
-  await store.layers.createMount(name, top(w.F))
-  await assert.rejects(removeImage(store, w.F.id), (e) => isStrataError(e, 'IN_USE') && /stopped container cccccccccccc/.test((e as Error).message))
+  // No hook: the store's container records count; a bare layerdb mount (no record) is no container.
+  await store.layers.createMount('bare', top(w.F))
+  assert.deepEqual(await storeCounts(store), { images: 6, containers: 0, containersRunning: 0 })
+  assert.deepEqual((await diskUsage(store)).Containers, [])
+  const c = await createContainer(store, 'built:1', { cmd: ['true'] })
+  await assert.rejects(removeImage(store, w.F.id), (e) => isStrataError(e, 'IN_USE') && new RegExp(`stopped container ${c.id.slice(0, 12)}$`).test((e as Error).message))
   const df = await diskUsage(store)
   assert.equal(df.Images.find((s) => s.Id === w.F.id)!.Containers, 1)
-  assert.deepEqual(df.Containers.map((c) => [c.Id, c.ImageID, c.Image, c.State]), [[name, w.F.id, 'built:1', 'created']])
+  assert.deepEqual(df.Containers.map((x) => [x.Id, x.ImageID, x.Image, x.State]), [[c.id, w.F.id, 'built:1', 'created']])
   assert.deepEqual(await storeCounts(store), { images: 6, containers: 1, containersRunning: 0 })
   const pruned = await pruneImages(store, { all: true })
   assert.ok(await store.images.exists(w.F.id), 'prune -a keeps an image a container uses')
   assert.ok(!pruned.ImagesDeleted.some((d) => d.Deleted === w.F.id))
-  await store.layers.removeMount(name)
-  assert.deepEqual(await removeImage(store, 'built:1'), [{ Untagged: 'built:1' }, { Deleted: w.F.id }, { Deleted: top(w.F) }, { Deleted: w.I.id }, { Deleted: top(w.I) }, { Deleted: w.I.chain[0]! }], 'without the mount F goes, and with the last image the base layer')
+  await removeContainer(store, c.id)
+  await store.layers.removeMount('bare')
+  assert.deepEqual(await removeImage(store, 'built:1'), [{ Untagged: 'built:1' }, { Deleted: w.F.id }, { Deleted: top(w.F) }, { Deleted: w.I.id }, { Deleted: top(w.I) }, { Deleted: w.I.chain[0]! }], 'without the container F goes, and with the last image the base layer')
 })
 
 test('image prune: dangling images (digest-only ones too), then -a: every unused image; space reclaimed', async (t) => {

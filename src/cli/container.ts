@@ -14,16 +14,11 @@ import {
   createContainer,
   exportContainer,
   formatChangeLines,
-  listContainers,
   mountContainer,
   removeContainer,
   runContainer,
   startContainer,
-  humanDuration,
-  stateName,
-  stateStatus,
   unmountContainer,
-  type Container,
   type CreateContainerOptions,
 } from '../container/index.js'
 import { goTimeString, unixSeconds } from '../fs/index.js'
@@ -35,6 +30,7 @@ import type { CommandResult } from './output.js'
 import { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, type ContainerRowPayload, renderList } from './list-formats.js'
 import { DOCKER_FUNCS, quote, Template } from '../format/index.js'
 import { withStore } from './store.js'
+import { humanDuration, stateName, stateStatus, type Container } from '../containerdb/index.js'
 
 const CREATE_OPTIONS = `Options:
       --name NAME            Assign a name to the container
@@ -291,7 +287,7 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
   const invalid = source === '' ? undefined : psTemplateError(source)
   if (invalid !== undefined) return { stdout: '', stderr: `${invalid}\n`, exitCode: 1 }
   const format = containerFormat(source, values.quiet === true, false)
-  const all = await withStore(global, (store) => listContainers(store))
+  const all = await withStore(global, (store) => store.containers.list())
   const shown = values.all === true ? all : all.filter((c) => c.running)
   const trunc = values['no-trunc'] !== true
   const now = Date.now()

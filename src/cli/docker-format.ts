@@ -14,7 +14,7 @@
  */
 import { DOCKER_TABWRITER, displayWidth, formatFloat, tabwrite } from '../format/index.js'
 import { goJsonText } from '../fs/index.js'
-import { humanDuration as humanDurationMs } from '../container/index.js'
+import { humanDuration as humanDurationMs } from '../containerdb/index.js'
 
 /** Go's %.<precision>g (strconv's rounding: half to even on the exact value). */
 function formatG(value: number, precision: number): string {

@@ -18,7 +18,6 @@ import type { CommandResult } from './output.js'
 import { rmiCommand } from './rmi.js'
 import { withStore } from './store.js'
 import { tagCommand } from './tag.js'
-import { containersFromRecords } from '../container/index.js'
 
 export const IMAGE_HELP = `Usage: strata image COMMAND
 
@@ -89,7 +88,7 @@ async function pruneCommand(args: string[], global: GlobalOptions): Promise<Comm
   if (values.force !== true) {
     throw new UsageError(`"image prune" deletes ${values.all === true ? 'every unused image' : 'all dangling images'} and never asks: add -f (--force) to go ahead`)
   }
-  const report = await withStore(global, (store) => pruneImages(store, { all: values.all === true, containersUsing: containersFromRecords(store) }))
+  const report = await withStore(global, (store) => pruneImages(store, { all: values.all === true }))
   let out = ''
   if (report.ImagesDeleted.length > 0) {
     out += 'Deleted Images:\n'

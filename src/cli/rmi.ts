@@ -8,12 +8,11 @@
  */
 import { parseArgs } from 'node:util'
 import { isStrataError } from '../errors/index.js'
-import { removeImage } from '../store/index.js'
+import { containersOf, removeImage } from '../store/index.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
-import { containersFromRecords } from '../container/index.js'
 
 export const RMI_HELP = `Usage: strata rmi [OPTIONS] IMAGE [IMAGE...]
        strata image rm [OPTIONS] IMAGE [IMAGE...]
@@ -40,7 +39,7 @@ export async function rmiCommand(args: string[], global: GlobalOptions): Promise
   return withStore(global, async (store) => {
     const out: string[] = []
     const errors: string[] = []
-    const using = containersFromRecords(store)
+    const using = containersOf(store)
     let fatal = false
     for (const name of positionals) {
       try {

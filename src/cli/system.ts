@@ -19,7 +19,6 @@ import { DF_FORMAT, DF_HEADER, DF_ROWS, typedRow, renderList } from './list-form
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
 import { withStore } from './store.js'
-import { containersFromRecords } from '../container/index.js'
 
 export const SYSTEM_HELP = `Usage: strata system COMMAND
 
@@ -120,7 +119,8 @@ function verbose(du: DiskUsage): string {
     }
     return [repo, tag, truncateId(i.Id), since(i.Created, now), humanSize4(i.Size), humanSize4(i.SharedSize), humanSize4(i.Size - i.SharedSize), String(i.Containers)]
   })
-  const containers = du.Containers.map((c) => [truncateId(c.Id), c.Image, '', '0', humanSize4(c.SizeRw), '', c.Mounted ? 'Created (mounted)' : 'Created', ''])
+  const word = (state: string): string => state.charAt(0).toUpperCase() + state.slice(1)
+  const containers = du.Containers.map((c) => [truncateId(c.Id), c.Image, '', '0', humanSize4(c.SizeRw), '', `${word(c.State)}${c.Mounted ? ' (mounted)' : ''}`, ''])
   return [
     'Images space usage:\n\n' + dockerTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'SHARED SIZE', 'UNIQUE SIZE', 'CONTAINERS'], ...images]),
     'Containers space usage:\n\n' + dockerTable([['CONTAINER ID', 'IMAGE', 'COMMAND', 'LOCAL VOLUMES', 'SIZE', 'CREATED', 'STATUS', 'NAMES'], ...containers]),
@@ -139,7 +139,7 @@ async function dfCommand(args: string[], global: GlobalOptions): Promise<Command
   if (positionals.length > 0) throw new UsageError('"system df" takes no arguments')
   const source = values.format === undefined || values.format === '' ? 'table' : values.format
   if (values.verbose === true && source !== 'table' && source !== 'json') throw new UsageError('--format with -v takes "json" (a template runs over the summary rows only)')
-  const du = await withStore(global, (store) => diskUsage(store, { containersUsing: containersFromRecords(store) }))
+  const du = await withStore(global, (store) => diskUsage(store))
   if (values.verbose === true) return source === 'json' ? `${JSON.stringify(du)}\n` : verbose(du)
   // NewDiskUsageFormat: "table" is the summary table, "raw" a block per row, anything else a template.
   const format =

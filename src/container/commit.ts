@@ -22,7 +22,6 @@ import { topChainId, type ContainerConfig, type HistoryEntry, type ImageConfig }
 import { nowNs, formatRfc3339Nano } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import { mergeEnv, orderContainerConfig } from './config.js'
-import { getContainer } from './records.js'
 import type { CommitOptions, CommitResult } from './types.js'
 
 /** sha256 of an empty tar (two zero blocks): layer.DigestSHA256EmptyTar. */
@@ -139,7 +138,7 @@ function childConfigBytes(parent: ImageConfig, fields: { created: string; contai
  * would pause it first).
  */
 export async function commitContainer(store: Store, ref: string, opts: CommitOptions = {}): Promise<CommitResult> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   const parent = await store.images.get(c.record.Image)
   const config = applyChanges(c.record.Config, opts.changes ?? [])
   const diff = await store.layers.mountDiff(c.id)

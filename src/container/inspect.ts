@@ -9,9 +9,9 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno, isStrataError } from '../errors/index.js'
 import type { Store } from '../store/index.js'
-import { HOSTCONFIG_FILE, containerDir, getContainer } from './records.js'
-import { stateName } from './state-text.js'
-import type { Container } from './types.js'
+import { HOSTCONFIG_FILE } from '../containerdb/index.js'
+import { stateName } from '../containerdb/index.js'
+import { type Container } from '../containerdb/index.js'
 
 /** docker's types.ContainerJSON (the fields strata fills, in dockerd's order). */
 export interface ContainerInspect {
@@ -60,7 +60,7 @@ export const NONE_ENDPOINT = {
 /** hostconfig.json as written at create; `{}` when missing or unreadable (a record from an older strata). */
 export async function readHostConfig(store: Store, id: string): Promise<Record<string, unknown>> {
   try {
-    const doc = JSON.parse(await readFile(join(containerDir(store.root, id), HOSTCONFIG_FILE), 'utf8')) as unknown
+    const doc = JSON.parse(await readFile(join(store.containers.path(id), HOSTCONFIG_FILE), 'utf8')) as unknown
     return typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as Record<string, unknown>) : {}
   } catch (err) {
     if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) return {}
@@ -103,7 +103,7 @@ export function containerStateJson(c: Container): Record<string, unknown> {
 
 /** Inspects a container by ID, ID prefix or name (NOT_FOUND "No such container: X" otherwise). */
 export async function inspectContainer(store: Store, ref: string): Promise<ContainerInspect> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   const r = c.record
   const [hostConfig, data] = await Promise.all([readHostConfig(store, c.id), graphDriverData(store, c.id)])
   return {

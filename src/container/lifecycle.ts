@@ -4,25 +4,22 @@
  * Each resolves the container first (ID, prefix or name), so errors name
  * what the caller typed.
  */
-import { rm, rename } from 'node:fs/promises'
-import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { sortChanges, exportOverlayUpper, type Change } from '../archive/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
 import type { Store } from '../store/index.js'
-import { containerDir, containersDir, getContainer, TEMP_RECORD_PREFIX } from './records.js'
 import { killRunc } from './runtime.js'
 import type { RemoveContainerOptions } from './types.js'
 
 /** Mounts the container's rootfs (counted across processes) and returns its path. */
 export async function mountContainer(store: Store, ref: string): Promise<string> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   return store.layers.mount(c.id)
 }
 
 /** Drops one mountContainer(); the last one unmounts. INVALID_ARGUMENT when not mounted. */
 export async function unmountContainer(store: Store, ref: string): Promise<void> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   await store.layers.unmount(c.id)
 }
 
@@ -31,7 +28,7 @@ export async function unmountContainer(store: Store, ref: string): Promise<void>
  * layer, so Docker's init files are never listed, sorted by path.
  */
 export async function containerChanges(store: Store, ref: string): Promise<Change[]> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   return sortChanges(await store.layers.mountChanges(c.id))
 }
 
@@ -47,7 +44,7 @@ export function formatChangeLines(changes: readonly Change[]): string {
  * destroyed.
  */
 export async function exportContainer(store: Store, ref: string): Promise<Readable> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   const rootfs = await store.layers.mount(c.id)
   // The stream ends only after the unmount (a generator's finally runs
   // before it reports done), and destroying it runs the finally too.
@@ -69,7 +66,7 @@ export async function exportContainer(store: Store, ref: string): Promise<Readab
  * runc container first (docker rm -f).
  */
 export async function removeContainer(store: Store, ref: string, opts: RemoveContainerOptions = {}): Promise<string> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   if (c.running) {
     if (opts.force !== true) {
       throw new StrataError('IN_USE', `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`, {
@@ -84,9 +81,6 @@ export async function removeContainer(store: Store, ref: string, opts: RemoveCon
     // A record whose layer is already gone (a crash mid-removal) is still removed.
     if (!isStrataError(err, 'NOT_FOUND')) throw err
   }
-  // Renamed away first, so a crash never leaves half a record under its ID.
-  const doomed = join(containersDir(store.root), `${TEMP_RECORD_PREFIX}rm-${c.id}`)
-  await store.layers.lock.withLock(() => rename(containerDir(store.root, c.id), doomed))
-  await rm(doomed, { recursive: true, force: true })
+  await store.containers.remove(c.id)
   return c.id
 }

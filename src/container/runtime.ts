@@ -19,7 +19,7 @@ import { StrataError, isStrataError } from '../errors/index.js'
 import { nowNs, formatRfc3339Nano } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import { resolveUser, runtimeSpec } from './bundle.js'
-import { containerDir, getContainer, shortContainerId, updateRecord } from './records.js'
+import { shortContainerId } from '../containerdb/index.js'
 import type { RunOptions } from './types.js'
 
 const DEFAULT_RUNTIME = 'runc'
@@ -49,10 +49,10 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
  * Returns the exit code. IN_USE when it is running already.
  */
 export async function startContainer(store: Store, ref: string, opts: RunOptions = {}): Promise<number> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   if (c.running) throw new StrataError('IN_USE', `Container ${c.id} is already running`, { details: { id: c.id } })
   const runtime = opts.runtime ?? DEFAULT_RUNTIME
-  const bundle = join(containerDir(store.root, c.id), 'bundle')
+  const bundle = join(store.containers.path(c.id), 'bundle')
   const rootfs = await store.layers.mount(c.id)
   let started = false
   try {
@@ -72,7 +72,7 @@ export async function startContainer(store: Store, ref: string, opts: RunOptions
     opts.onSpawn?.(child)
     if (child.pid !== undefined) {
       started = true
-      await updateRecord(store, c.id, (r) => {
+      await store.containers.update(c.id, (r) => {
         r.State = { ...r.State, Running: true, Pid: child.pid!, ExitCode: 0, Error: '', StartedAt: formatRfc3339Nano(nowNs(), 0), FinishedAt: r.State.FinishedAt }
         r.HasBeenStartedBefore = true
       })
@@ -87,14 +87,14 @@ export async function startContainer(store: Store, ref: string, opts: RunOptions
     const code = exitCodeOf(result.code, result.signal)
     started = false
     await goneOk(
-      updateRecord(store, c.id, (r) => {
+      store.containers.update(c.id, (r) => {
         r.State = { ...r.State, Running: false, Pid: 0, ExitCode: code, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
       }),
     )
     return code
   } finally {
     if (started) {
-      await updateRecord(store, c.id, (r) => {
+      await store.containers.update(c.id, (r) => {
         r.State = { ...r.State, Running: false, Pid: 0, ExitCode: 255, Error: 'the runner failed', FinishedAt: formatRfc3339Nano(nowNs(), 0) }
       }).catch(() => {})
     }

@@ -1,93 +1,20 @@
 /**
- * The container contract: what a container is on disk and what the verbs
- * promise. No daemon runs, so a container is its record plus its mounted
- * layer:
+ * The container verbs' contract. No daemon runs, so a container is its
+ * record plus its mounted layer:
  *
- * - the record is `<root>/containers/<id>/config.v2.json` (dockerd 20.10's
- *   container.Container fields where they mean something without a daemon)
- *   and `hostconfig.json`; every write replaces a file atomically (temp +
- *   rename), under the data-root lock, so two strata processes never tear
- *   a record;
+ * - the record is `<root>/containers/<id>/` (src/containerdb: what a
+ *   record holds, how it is found by ID, name or prefix, what "running"
+ *   means), read and written only through `store.containers`;
  * - the mounted layer is `layerdb/mounts/<id>/` (src/layer/mounts.ts): the
  *   image's top chainID, Docker's init layer with real /etc/hostname,
  *   /etc/hosts and /etc/resolv.conf content, and the RW layer.
  *
- * Lifecycle: create (mount record first, then the container record: a
- * record always has its layer) → start/run (mount, runc, unmount) → commit
- * / diff / export at any time → remove (record first, then the layer).
- *
- * "Running" means a runc process started by a strata process is alive: the
- * record holds the runc process's PID, and a reader checks that the PID
- * still names that runc (/proc/<pid>/cmdline holds the container ID), so a
- * crashed runner never leaves a container that looks running forever.
- *
- * Names: a container is found by its full ID, a unique ID prefix, or its
- * name (with or without the leading "/"), as docker's GetContainer does
- * (full ID, then name, then prefix).
+ * Lifecycle: create (a locked draft record, then the mounted layer, then
+ * the record published: a record always has its layer) → start/run
+ * (mount, runc, unmount) → commit / diff / export at any time → remove
+ * (the layer, then the record).
  */
-import type { ContainerConfig, ImageID } from '../image/index.js'
-
-/** State as dockerd 20.10 records it (container.State's JSON). */
-export interface ContainerState {
-  Running: boolean
-  Paused: boolean
-  Restarting: boolean
-  OOMKilled: boolean
-  RemovalInProgress: boolean
-  Dead: boolean
-  /** PID of the runc process running the container, 0 when not running. */
-  Pid: number
-  ExitCode: number
-  Error: string
-  /** RFC 3339; Go's zero time "0001-01-01T00:00:00Z" when never started. */
-  StartedAt: string
-  FinishedAt: string
-  Health: null
-}
-
-/** config.v2.json. */
-export interface ContainerRecord {
-  StreamConfig: Record<string, never>
-  State: ContainerState
-  /** 64 hex. */
-  ID: string
-  Created: string
-  Managed: boolean
-  /** The executable (first of Entrypoint + Cmd) and the rest. */
-  Path: string
-  Args: string[]
-  /** The image's config merged with the create options (daemon/create.go's merge). */
-  Config: ContainerConfig
-  /** The image ID the container was created from. */
-  Image: ImageID
-  NetworkSettings: null
-  LogPath: string
-  /** "/name". */
-  Name: string
-  Driver: string
-  OS: string
-  MountLabel: string
-  ProcessLabel: string
-  RestartCount: number
-  HasBeenStartedBefore: boolean
-  HasBeenManuallyStopped: boolean
-  MountPoints: Record<string, never>
-  AppArmorProfile: string
-  HostnamePath: string
-  HostsPath: string
-  ResolvConfPath: string
-  [key: string]: unknown
-}
-
-/** A container as the verbs return it: the record, and whether it is running now. */
-export interface Container {
-  id: string
-  /** Without the leading "/". */
-  name: string
-  record: ContainerRecord
-  /** A runc process for it is alive (State.Running and the PID checks out). */
-  running: boolean
-}
+import type { ImageID } from '../image/index.js'
 
 export interface CreateContainerOptions {
   /** Unique among containers; default: a docker-like adjective_noun. */

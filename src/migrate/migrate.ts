@@ -13,7 +13,7 @@
  */
 import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { isRuncAlive, listRecords } from '../container/index.js'
+import { isRuncAlive, listRecords } from '../containerdb/index.js'
 import { parseDigest, type Digest } from '../digest/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import { copyTree, defaultRegistry, openDriver, type GraphDriver } from '../graphdriver/index.js'

@@ -7,7 +7,6 @@
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { assembleTar, directoryFileGetter, readTarSplit } from '../archive/index.js'
-import { listContainers } from '../container/index.js'
 import type { Digest } from '../digest/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import type { GraphDriver } from '../graphdriver/index.js'
@@ -78,7 +77,7 @@ export function parentsFirst(layers: readonly LayerInfo[]): LayerInfo[] {
  * damaged to list (they would be left behind).
  */
 export async function assertAtRest(store: Store): Promise<void> {
-  const running = (await listContainers(store)).filter((c) => c.running)
+  const running = (await store.containers.list()).filter((c) => c.running)
   if (running.length > 0) {
     throw new StrataError('IN_USE', `Cannot migrate "${store.root}" while containers run: ${running.map((c) => c.name).join(', ')}`, {
       hint: 'stop them first',
@@ -194,7 +193,7 @@ export async function makePlan({ store, to, staged, resumed }: PlanInputs): Prom
     to,
     layers,
     mounts,
-    containers: (await listContainers(store)).length,
+    containers: (await store.containers.list()).length,
     spaceNeeded: needed,
     spaceFree: Number(fs.blocksAvailable) * fs.blockSize,
     estimatedSeconds: rate > 0 ? Math.ceil((3 * toMove) / rate) : 0,

@@ -13,12 +13,11 @@
  * - abortMigration: before the switch, deletes what was staged; the root
  *   stays the source's, untouched.
  */
-import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CONFIG_FILE, containerDir } from '../container/index.js'
+import { CONFIG_FILE, containerDir, listRecords, writeRecord } from '../containerdb/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import { mountEntries, openDriver } from '../graphdriver/index.js'
-import { atomicWriteFile } from '../fs/index.js'
 import { listDriverLayerIds, removeDriverLayers } from '../layer/index.js'
 import { readJournal, writeJournal, type Journal, type MigrationPaths } from './journal.js'
 import type { CleanupResult } from './types.js'
@@ -46,27 +45,12 @@ async function moveOnce(from: string, to: string): Promise<void> {
  * do not parse are left as they are.
  */
 async function retagContainers(root: string, from: string, to: string): Promise<void> {
-  let ids: string[]
-  try {
-    ids = await readdir(join(root, 'containers'))
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return
-    throw err
-  }
-  for (const id of ids.filter((n) => /^[a-f0-9]{64}$/.test(n))) {
-    const path = join(containerDir(root, id), CONFIG_FILE)
-    let record: Record<string, unknown>
-    let mode: number
-    try {
-      record = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>
-      mode = (await stat(path)).mode & 0o777
-    } catch {
-      continue
-    }
-    const driver = record.Driver
+  for (const record of await listRecords(root)) {
+    const driver = record.Driver as string | undefined
     if (driver !== from && !(from === 'aufs' && (driver === '' || driver === undefined))) continue
     record.Driver = to
-    await atomicWriteFile(path, JSON.stringify(record), mode)
+    const mode = (await stat(join(containerDir(root, record.ID), CONFIG_FILE))).mode & 0o777
+    await writeRecord(root, record.ID, record, mode)
   }
 }
 

@@ -5,28 +5,28 @@
  *   containers using it and its SharedSize (the sizes of its layers that
  *   another listed image uses too);
  * - LayersSize: every layer those images use, each counted once;
- * - Containers: strata has no container records yet, so a container is a
- *   layerdb mount (named after its container, as dockerd names them), with
- *   the size of its read-write layer; none counts as running;
+ * - Containers: the container records (store.containers), each with the
+ *   size of its read-write layer and its state;
  * - Volumes and BuildCache: strata has neither, so they are empty.
  */
+import { stateName } from '../containerdb/index.js'
 import { isStrataError } from '../errors/index.js'
 import type { ChainID } from '../layer/index.js'
 import type { Store } from './index.js'
 import { summarize, type ImageSummary } from './image-list.js'
-import { chainOf, containersFromMounts, snapshot, topChainOf, type ContainerUsageOptions } from './image-query.js'
+import { chainOf, containersOf, snapshot, type ContainerUsageOptions } from './image-query.js'
 
 /** A container as df shows it (a subset of docker's types.Container). */
 export interface ContainerDiskUsage {
-  /** The container ID (the layerdb mount's name). */
   Id: string
-  /** The image whose top layer the container is on ("" when none is). */
+  /** The image the container was created from. */
   ImageID: string
-  /** That image's first tag, else its short ID, else "". */
+  /** That image's first tag, else its short ID, else "" (the image is gone). */
   Image: string
-  /** Bytes in the container's read-write layer. */
+  /** Bytes in the container's read-write layer (0 when the layer is gone). */
   SizeRw: number
-  State: 'created' | 'running'
+  /** docker's State.StateString(): created, running, exited, ... */
+  State: string
   /** Whether the container's rootfs is mounted now (strata mount). */
   Mounted: boolean
 }
@@ -41,7 +41,7 @@ export interface DiskUsage {
 }
 
 export async function diskUsage(store: Store, opts: ContainerUsageOptions = {}): Promise<DiskUsage> {
-  const using = opts.containersUsing ?? containersFromMounts(store)
+  const using = opts.containersUsing ?? containersOf(store)
   const snap = await snapshot(store)
   const images = summarize(snap, { all: false })
 
@@ -61,22 +61,24 @@ export async function diskUsage(store: Store, opts: ContainerUsageOptions = {}):
   }
 
   const containers: ContainerDiskUsage[] = []
-  for (const m of await store.layers.listMounts()) {
-    let size: number
+  for (const c of await store.containers.list()) {
+    let size = 0
+    let mounted = false
     try {
-      size = await store.layers.mountSize(m.name)
+      size = await store.layers.mountSize(c.id)
+      mounted = (await store.layers.getMount(c.id)).mountCount > 0
     } catch (err) {
-      if (isStrataError(err, 'NOT_FOUND')) continue // removed meanwhile
-      throw err
+      // A record whose layer is gone (a remove that died midway) still shows.
+      if (!isStrataError(err, 'NOT_FOUND')) throw err
     }
-    const image = m.parent === null ? undefined : images.find((s) => topChainOf(snap.images.get(s.Id)!) === m.parent)
+    const image = images.find((s) => s.Id === c.record.Image)
     containers.push({
-      Id: m.name,
-      ImageID: image?.Id ?? '',
+      Id: c.id,
+      ImageID: c.record.Image,
       Image: image === undefined ? '' : image.RepoTags[0] !== undefined && image.RepoTags[0] !== '<none>:<none>' ? image.RepoTags[0] : image.Id.slice(7, 19),
       SizeRw: size,
-      State: 'created',
-      Mounted: m.mountCount > 0,
+      State: stateName(c.record.State, c.running),
+      Mounted: mounted,
     })
   }
   return { LayersSize: layersSize, Images: images, Containers: containers, Volumes: [], BuildCache: [] }
@@ -90,5 +92,6 @@ export interface StoreCounts {
 }
 
 export async function storeCounts(store: Store): Promise<StoreCounts> {
-  return { images: (await store.images.list()).length, containers: (await store.layers.listMounts()).length, containersRunning: 0 }
+  const containers = await store.containers.list()
+  return { images: (await store.images.list()).length, containers: containers.length, containersRunning: containers.filter((c) => c.running).length }
 }

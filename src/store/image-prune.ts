@@ -16,7 +16,7 @@ import { referenceString, type ImageID } from '../image/index.js'
 import type { ChainID } from '../layer/index.js'
 import type { Store } from './index.js'
 import { unixSeconds } from '../fs/index.js'
-import { byCreatedDesc, containersFromMounts, snapshot, type ContainerUsageOptions } from './image-query.js'
+import { byCreatedDesc, containersOf, snapshot, type ContainerUsageOptions } from './image-query.js'
 import { removeImage, type ImageDeleteItem } from './image-remove.js'
 
 export interface PruneImagesOptions extends ContainerUsageOptions {
@@ -33,7 +33,7 @@ export interface ImagesPruneReport {
 
 export async function pruneImages(store: Store, opts: PruneImagesOptions = {}): Promise<ImagesPruneReport> {
   const all = opts.all === true
-  const using = opts.containersUsing ?? containersFromMounts(store)
+  const using = opts.containersUsing ?? containersOf(store)
   const snap = await snapshot(store)
   const candidates: Array<{ id: ImageID; created: number }> = []
   for (const [id, image] of snap.images) {

@@ -8,50 +8,29 @@
  * time, so a snapshot is taken once per call and the verbs work from it.
  */
 import { chainIds, type Digest } from '../digest/index.js'
+import { imageUsers, type Container, type ImageUser } from '../containerdb/index.js'
 import { isStrataError } from '../errors/index.js'
 import type { Image, ImageID, Reference } from '../image/index.js'
 import type { ChainID, LayerInfo } from '../layer/index.js'
 import type { Store } from './index.js'
 
-/** A container that uses an image, as far as the image verbs need to know. */
-export interface ImageUser {
-  /** The container's ID (for a bare layerdb mount: the mount's name, which dockerd names after the container). */
-  id: string
-  running: boolean
-}
-
 /**
- * The extension point for containers: which containers use image `id`.
- * rmi refuses an image a container uses unless forced (a running one even
- * then), prune skips it, df counts it as active. When a verb is not given
- * one, `containersFromMounts` is used: strata has no container records yet,
- * and a layerdb mount on the image's top layer is the only evidence of a
- * container it can see (it cannot tell two images sharing a top layer
- * apart, and counts no container as running).
+ * Which containers use image `id`: rmi refuses an image a container uses
+ * unless forced (a running one even then), prune skips it, df counts it
+ * as active. The verbs take their answers from `store.containers`
+ * (containersOf); a caller may pass its own (ContainerUsageOptions).
  */
 export type ContainersUsing = (id: ImageID) => Promise<ImageUser[]>
 
 export interface ContainerUsageOptions {
-  /** Which containers use an image; default: containersFromMounts(store). */
+  /** Which containers use an image; default: containersOf(store). */
   containersUsing?: ContainersUsing
 }
 
-/** The default ContainersUsing: the layerdb mounts whose parent is the image's top layer, none running. */
-export function containersFromMounts(store: Store): ContainersUsing {
-  let mounts: Promise<Array<{ name: string; parent: ChainID | null }>> | undefined
-  return async (id) => {
-    // Read once per verb: the mounts do not change under an image verb.
-    mounts ??= store.layers.listMounts()
-    let top: ChainID | null
-    try {
-      top = topChainOf(await store.images.get(id))
-    } catch (err) {
-      if (isStrataError(err, 'NOT_FOUND')) return []
-      throw err
-    }
-    if (top === null) return []
-    return (await mounts).filter((m) => m.parent === top).map((m) => ({ id: m.name, running: false }))
-  }
+/** The default ContainersUsing: the store's container records, read once per verb. */
+export function containersOf(store: Store): ContainersUsing {
+  let all: Promise<Container[]> | undefined
+  return async (id) => imageUsers(await (all ??= store.containers.list()), id)
 }
 
 /** The chainID of every layer of the image, base first. */

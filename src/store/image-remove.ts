@@ -29,7 +29,7 @@ import { StrataError, isStrataError } from '../errors/index.js'
 import { familiarString, imageChainIds, parseReference, referenceName, withDefaultTag, type ImageID, type Reference } from '../image/index.js'
 import type { ChainID } from '../layer/index.js'
 import type { Store } from './index.js'
-import { containersFromMounts, type ContainerUsageOptions, type ContainersUsing } from './image-query.js'
+import { containersOf, type ContainerUsageOptions, type ContainersUsing } from './image-query.js'
 
 /** docker's types.ImageDeleteResponseItem: exactly one of the two is set. */
 export interface ImageDeleteItem {
@@ -76,7 +76,7 @@ function shortId(id: string): string {
 /** Untags and/or deletes an image by ID, short ID or reference; see the file header. */
 export async function removeImage(store: Store, nameOrId: string, opts: RemoveImageOptions = {}): Promise<ImageDeleteItem[]> {
   const force = opts.force === true
-  const using = opts.containersUsing ?? containersFromMounts(store)
+  const using = opts.containersUsing ?? containersOf(store)
   const records: ImageDeleteItem[] = []
   const id = await store.findImage(nameOrId)
   let refs = await store.references.referencesTo(id)

@@ -1,7 +1,8 @@
 /**
  * src/store: one data root opened whole. The graph driver, the layer store
- * on it, and the image, reference and distribution stores in
- * `<root>/image/<driver>/`, wired together the way dockerd's daemon wires
+ * on it, the image, reference and distribution stores in
+ * `<root>/image/<driver>/` and the container records in `<root>/containers/`,
+ * wired together the way dockerd's daemon wires
  * them: images keep their top layers alive (the layer store asks the image
  * store which chainIDs those are before it deletes anything), every store
  * shares the one data-root lock, and opening runs the layer store's
@@ -16,6 +17,7 @@
  *   await store.close()
  * }
  */
+import { ContainerStore } from '../containerdb/index.js'
 import { StrataError } from '../errors/index.js'
 import { openDriver, type GraphDriver } from '../graphdriver/index.js'
 import { DistributionMetadataStore, ImageStore, ReferenceStore, parseImageId, type ImageID } from '../image/index.js'
@@ -43,6 +45,8 @@ export class Store {
   readonly images: ImageStore
   readonly references: ReferenceStore
   readonly distribution: DistributionMetadataStore
+  /** Container records (`<root>/containers/`). */
+  readonly containers: ContainerStore
 
   private constructor(parts: {
     root: string
@@ -51,6 +55,7 @@ export class Store {
     images: ImageStore
     references: ReferenceStore
     distribution: DistributionMetadataStore
+    containers: ContainerStore
   }) {
     this.root = parts.root
     this.driver = parts.driver
@@ -58,6 +63,7 @@ export class Store {
     this.images = parts.images
     this.references = parts.references
     this.distribution = parts.distribution
+    this.containers = parts.containers
   }
 
   static async open(opts: OpenStoreOptions): Promise<Store> {
@@ -71,7 +77,8 @@ export class Store {
       layers.setImageReferences(() => images.topChainIds())
       const references = await ReferenceStore.open(common)
       const distribution = await DistributionMetadataStore.open(common)
-      return new Store({ root: opts.root, driver, layers, images, references, distribution })
+      const containers = await ContainerStore.open({ root: opts.root, layers })
+      return new Store({ root: opts.root, driver, layers, images, references, distribution, containers })
     } catch (err) {
       await driver.cleanup().catch(() => {})
       throw err
@@ -145,12 +152,7 @@ export {
 // Docker's image verbs on a store (images, inspect, history, tag, rmi,
 // image prune, system df, info counts): functions taking a Store, one module
 // each, so that the CLI and a later API server only format their results.
-export {
-  containersFromMounts,
-  type ContainersUsing,
-  type ContainerUsageOptions,
-  type ImageUser,
-} from './image-query.js'
+export { containersOf, type ContainersUsing, type ContainerUsageOptions } from './image-query.js'
 export { NONE_DIGEST, NONE_TAG, isDanglingSummary, listImages, type ImageSummary, type ListImagesOptions } from './image-list.js'
 export { goContainerConfig, inspectImage, type GoContainerConfig, type ImageInspect } from './image-inspect.js'
 export { MISSING_ID, imageHistory, type ImageHistoryItem } from './image-history.js'

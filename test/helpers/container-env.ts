@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { TestContext } from 'node:test'
-import { listContainers, removeContainer } from '../../src/container/index.js'
+import { removeContainer } from '../../src/container/index.js'
 import type { Digest } from '../../src/digest/index.js'
 import { Store } from '../../src/store/index.js'
 import { MNT_DETACH, umount2 } from '../../src/sys/index.js'
@@ -59,7 +59,7 @@ export async function containerEnv(t: TestContext, driver: string, root?: string
   t.after(async () => {
     const errors: unknown[] = []
     try {
-      for (const c of await listContainers(store)) {
+      for (const c of await store.containers.list()) {
         await run('runc', ['delete', '--force', c.id]).catch(() => {})
         await removeContainer(store, c.id, { force: true }).catch((e: unknown) => errors.push(e))
       }

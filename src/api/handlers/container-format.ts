@@ -4,8 +4,8 @@
  * joins it, State and Status in docker's words (src/container's
  * stateName/stateStatus), the one network strata gives (`none`).
  */
-import { listContainers, stateName, stateStatus, type Container } from '../../container/index.js'
 import type { Store } from '../../store/index.js'
+import { stateName, stateStatus, type Container } from '../../containerdb/index.js'
 
 /** docker's types.Container (API 1.41 field names and order). */
 export interface ContainerSummary {
@@ -58,5 +58,5 @@ export interface SummaryOptions {
 /** The containers of the store, newest first, as the list endpoint shows them. */
 export async function containerSummaries(store: Store, opts: SummaryOptions = {}): Promise<ContainerSummary[]> {
   const now = Date.now()
-  return (await listContainers(store)).filter((c) => opts.all === true || c.running).map((c) => containerSummary(c, now))
+  return (await store.containers.list()).filter((c) => opts.all === true || c.running).map((c) => containerSummary(c, now))
 }

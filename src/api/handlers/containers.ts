@@ -11,11 +11,8 @@ import {
   containerChanges,
   createContainer,
   exportContainer,
-  getContainer,
   inspectContainer,
-  listContainers,
   removeContainer,
-  type Container,
   type CreateContainerOptions,
 } from '../../container/index.js'
 import { containerEvent, imageEvent } from '../../events/index.js'
@@ -25,6 +22,7 @@ import { boolParam, intParam, parseFilters, readJsonBody, readJsonObject, type F
 import { writeEmpty, writeJson } from '../response.js'
 import type { RequestContext } from '../types.js'
 import { containerSummary } from './container-format.js'
+import { type Container } from '../../containerdb/index.js'
 
 /** Whether a JSON value is what a client sends for "not set". */
 function isUnset(v: unknown): boolean {
@@ -186,7 +184,7 @@ export async function listContainersHandler(ctx: RequestContext): Promise<void> 
   const size = boolParam(ctx.query, 'size')
   // A status or exited filter looks at stopped containers too, as dockerd's does.
   const all = boolParam(ctx.query, 'all') || limit > 0 || filters.has('status') || filters.has('exited')
-  const containers = await listContainers(ctx.store)
+  const containers = await ctx.store.containers.list()
   const keep = listFilter(filters, containers)
   let list = containers.filter((c) => (all || c.running) && keep(c))
   if (limit > 0) list = list.slice(0, limit)
@@ -219,7 +217,7 @@ export async function containerChangesHandler(ctx: RequestContext): Promise<void
 
 /** GET /containers/{id}/export: the container's filesystem as a tar. */
 export async function exportContainerHandler(ctx: RequestContext): Promise<void> {
-  const c = await getContainer(ctx.store, ctx.params.id!)
+  const c = await ctx.store.containers.get(ctx.params.id!)
   const tar = await exportContainer(ctx.store, c.id)
   ctx.res.writeHead(200, { 'Content-Type': 'application/x-tar' })
   await ctx.events.append(containerEvent('export', c.id, c.record.Config.Image ?? c.record.Image, c.name))
@@ -233,7 +231,7 @@ export async function exportContainerHandler(ctx: RequestContext): Promise<void>
 /** DELETE /containers/{id}?force=&v=&link= : 204. */
 export async function removeContainerHandler(ctx: RequestContext): Promise<void> {
   if (boolParam(ctx.query, 'link')) throw notImplemented('container links')
-  const c = await getContainer(ctx.store, ctx.params.id!)
+  const c = await ctx.store.containers.get(ctx.params.id!)
   await removeContainer(ctx.store, c.id, { force: boolParam(ctx.query, 'force') })
   await ctx.events.append(containerEvent('destroy', c.id, c.record.Config.Image ?? c.record.Image, c.name))
   writeEmpty(ctx.res, 204)
@@ -264,7 +262,7 @@ export async function commitHandler(ctx: RequestContext): Promise<void> {
   } else if (tag !== '') {
     throw new ApiError(400, 'a tag without a repository')
   }
-  const c = await getContainer(ctx.store, ref)
+  const c = await ctx.store.containers.get(ref)
   const comment = ctx.query.get('comment') ?? ''
   const author = ctx.query.get('author') ?? ''
   const changes = ctx.query.getAll('changes').filter((x) => x !== '')

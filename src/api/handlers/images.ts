@@ -3,7 +3,6 @@
  * history, tag, delete, prune, and system df. Each is the library call
  * the CLI's verb makes (src/store), formatted as the API's JSON.
  */
-import { containersFromRecords } from '../../container/index.js'
 import { imageEvent } from '../../events/index.js'
 import { diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImage, tagImage } from '../../store/index.js'
 import { ApiError } from '../errors.js'
@@ -54,7 +53,6 @@ export async function removeImageHandler(ctx: RequestContext): Promise<void> {
   const items = await removeImage(ctx.store, ctx.params.name!, {
     force: boolParam(ctx.query, 'force'),
     noPrune: boolParam(ctx.query, 'noprune'),
-    containersUsing: containersFromRecords(ctx.store),
   })
   await appendDeleteEvents(ctx, before, items)
   writeJson(ctx.res, 200, items)
@@ -96,14 +94,14 @@ export async function pruneImagesHandler(ctx: RequestContext): Promise<void> {
   }
   const dangling = boolFilter(filters, 'dangling')
   const before = await namesSnapshot(ctx)
-  const report = await pruneImages(ctx.store, { all: dangling === false, containersUsing: containersFromRecords(ctx.store) })
+  const report = await pruneImages(ctx.store, { all: dangling === false })
   await appendDeleteEvents(ctx, before, report.ImagesDeleted)
   writeJson(ctx.res, 200, { ImagesDeleted: report.ImagesDeleted.length === 0 ? null : report.ImagesDeleted, SpaceReclaimed: report.SpaceReclaimed })
 }
 
 /** GET /system/df: images with their shared sizes and container counts, containers with their read-write sizes. */
 export async function systemDf(ctx: RequestContext): Promise<void> {
-  const du = await diskUsage(ctx.store, { containersUsing: containersFromRecords(ctx.store) })
+  const du = await diskUsage(ctx.store)
   const sizes = new Map(du.Containers.map((c) => [c.Id, c.SizeRw]))
   const containers = await containerSummaries(ctx.store, { all: true })
   writeJson(ctx.res, 200, {

@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { arch, cpus, hostname, machine, release, totalmem } from 'node:os'
-import { listContainers } from '../../container/index.js'
 import { storeCounts } from '../../store/index.js'
 import { writeJson } from '../response.js'
 import { strataVersion } from '../server-version.js'
@@ -93,7 +92,7 @@ function engineId(root: string): string {
 /** GET /info */
 export async function info(ctx: RequestContext): Promise<void> {
   const { store } = ctx
-  const [counts, containers, status, os] = await Promise.all([storeCounts(store), listContainers(store), store.driver.status(), readOsRelease()])
+  const [counts, containers, status, os] = await Promise.all([storeCounts(store), store.containers.list(), store.driver.status(), readOsRelease()])
   const running = containers.filter((c) => c.running).length
   writeJson(ctx.res, 200, {
     ID: engineId(store.root),

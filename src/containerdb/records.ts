@@ -1,24 +1,23 @@
 /**
- * Container records on disk: `<root>/containers/<id>/config.v2.json` and
- * `hostconfig.json`, read, listed, found by ID/prefix/name, and updated by
- * atomic replace under the data-root lock. Nothing here touches layers.
+ * A container record's pieces, without the store around them: paths in
+ * the data root, IDs and names as docker makes and checks them, a fresh
+ * State, reading and encoding config.v2.json, and what a record says
+ * about its container (running, status). ContainerStore (store.ts) is
+ * the only writer.
  */
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { StrataError, isErrno } from '../errors/index.js'
-import { GO_ZERO_TIME, atomicWriteFile } from '../fs/index.js'
-import type { Store } from '../store/index.js'
+import { StrataError, isErrno, isStrataError } from '../errors/index.js'
+import { GO_ZERO_TIME, TEMP_PREFIX, atomicWriteFile } from '../fs/index.js'
 import type { Container, ContainerRecord, ContainerState } from './types.js'
 
 export const CONTAINERS_DIR = 'containers'
 export const CONFIG_FILE = 'config.v2.json'
 export const HOSTCONFIG_FILE = 'hostconfig.json'
-/** Records being built start with this; listing skips them. */
-export const TEMP_RECORD_PREFIX = '.tmp-'
-
-const ID_RE = /^[a-f0-9]{64}$/
+/** A container ID: 64 lowercase hex. */
+export const CONTAINER_ID_RE = /^[a-f0-9]{64}$/
 /** docker's validContainerNamePattern. */
 const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/
 
@@ -28,6 +27,16 @@ export function containersDir(root: string): string {
 
 export function containerDir(root: string, id: string): string {
   return join(root, CONTAINERS_DIR, id)
+}
+
+/** A record being created (a draft): `containers/.tmp-<id>`. */
+export function draftDir(root: string, id: string): string {
+  return join(root, CONTAINERS_DIR, `${TEMP_PREFIX}${id}`)
+}
+
+/** A record being removed: `containers/.tmp-rm-<id>`. */
+export function doomedDir(root: string, id: string): string {
+  return join(root, CONTAINERS_DIR, `${TEMP_PREFIX}rm-${id}`)
 }
 
 /** docker's stringid.GenerateRandomID: 64 hex whose 12-char short form is not all digits (it would read as a number). */
@@ -88,7 +97,7 @@ export function isRuncAlive(pid: number, id: string): boolean {
   return cmdline.split('\0').includes(id)
 }
 
-function toContainer(record: ContainerRecord): Container {
+export function toContainer(record: ContainerRecord): Container {
   return {
     id: record.ID,
     name: record.Name.replace(/^\//, ''),
@@ -115,7 +124,16 @@ export async function readRecord(root: string, id: string): Promise<ContainerRec
   }
 }
 
-/** Every readable container record (a damaged one is skipped). */
+/** Serialises a record as dockerd does (one line, no trailing newline). */
+export function encodeRecord(record: ContainerRecord): string {
+  return JSON.stringify(record)
+}
+
+/**
+ * Every readable record under `root` (a damaged one is skipped), without
+ * any lock: for ContainerStore, and for code that holds the data-root lock
+ * already (a migration). Others use store.containers.list().
+ */
 export async function listRecords(root: string): Promise<ContainerRecord[]> {
   let names: string[]
   try {
@@ -125,64 +143,22 @@ export async function listRecords(root: string): Promise<ContainerRecord[]> {
     throw err
   }
   const out: ContainerRecord[] = []
-  for (const name of names.filter((n) => ID_RE.test(n))) {
+  for (const name of names.filter((n) => CONTAINER_ID_RE.test(n))) {
     try {
       out.push(await readRecord(root, name))
     } catch (err) {
-      if (!(err instanceof StrataError) || (err.code !== 'CORRUPT' && err.code !== 'NOT_FOUND')) throw err
+      if (!isStrataError(err, 'CORRUPT') && !isStrataError(err, 'NOT_FOUND')) throw err
     }
   }
   return out
 }
 
-export async function listContainers(store: Store): Promise<Container[]> {
-  const records = await listRecords(store.root)
-  // docker ps lists newest first.
-  records.sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0))
-  return records.map(toContainer)
-}
-
 /**
- * Finds a container as docker's GetContainer does: full ID, then exact
- * name, then unique ID prefix. NOT_FOUND, or INVALID_ARGUMENT for an
- * ambiguous prefix.
+ * Replaces container `id`'s config.v2.json atomically (mode 0600, as
+ * dockerd's ToDisk writes it, unless told). Call it under the data-root
+ * lock: ContainerStore.update does; a migration holding the lock already
+ * calls it directly.
  */
-export async function getContainer(store: Store, ref: string): Promise<Container> {
-  if (ref === '') throw new StrataError('INVALID_ARGUMENT', 'No container name or ID given')
-  if (ID_RE.test(ref)) {
-    try {
-      return toContainer(await readRecord(store.root, ref))
-    } catch (err) {
-      if (!(err instanceof StrataError) || err.code !== 'NOT_FOUND') throw err
-    }
-  }
-  const records = await listRecords(store.root)
-  const byName = records.find((r) => r.Name === `/${ref.replace(/^\//, '')}`)
-  if (byName !== undefined) return toContainer(byName)
-  if (/^[a-f0-9]+$/.test(ref)) {
-    const matches = records.filter((r) => r.ID.startsWith(ref))
-    if (matches.length === 1) return toContainer(matches[0]!)
-    if (matches.length > 1) {
-      throw new StrataError('INVALID_ARGUMENT', `Multiple IDs found with provided prefix: ${ref}`, { details: { ref } })
-    }
-  }
-  throw new StrataError('NOT_FOUND', `No such container: ${ref}`, { details: { ref } })
-}
-
-/** Serialises a record as dockerd does (one line, no trailing newline). */
-export function encodeRecord(record: ContainerRecord): string {
-  return JSON.stringify(record)
-}
-
-/**
- * Re-reads the record under the data-root lock, applies `update` and
- * replaces config.v2.json atomically. Returns the new record.
- */
-export async function updateRecord(store: Store, id: string, update: (r: ContainerRecord) => void): Promise<ContainerRecord> {
-  return store.layers.lock.withLock(async () => {
-    const record = await readRecord(store.root, id)
-    update(record)
-    await atomicWriteFile(join(containerDir(store.root, id), CONFIG_FILE), encodeRecord(record), 0o600)
-    return record
-  })
+export async function writeRecord(root: string, id: string, record: ContainerRecord, mode = 0o600): Promise<void> {
+  await atomicWriteFile(join(containerDir(root, id), CONFIG_FILE), encodeRecord(record), mode)
 }
