@@ -1,13 +1,18 @@
 /**
  * Encoding entries as a tar stream, in the PAX-extended ustar format dockerd
- * writes (Go's tar.FormatPAX): a plain ustar header when every field fits,
- * preceded by a PAX `x` header for the fields that do not (long or non-ASCII
- * names, big ids or sizes, sub-second times, xattrs). Output is deterministic:
- * the same input always gives the same bytes.
+ * writes (Go 1.19's archive/tar with tar.FormatPAX, which dockerd 20.10 is
+ * built with): a plain ustar header when every field fits, preceded by a PAX
+ * `x` header for the fields that do not (long or non-ASCII names, big ids
+ * or sizes, sub-second times, xattrs). The `x` header is Go's minimal one
+ * (writeRawFile): name `<dir>/PaxHeaders.0/<base>` cleaned as Go's
+ * path.Join does, mode, ids and mtime 0, no user/group names or device
+ * numbers, records sorted by key. Output is deterministic: the same input
+ * always gives the same bytes.
  */
+import { posix } from 'node:path'
 import { StrataError } from '../../errors/index.js'
 import type { Timespec } from '../../sys/index.js'
-import { encodeUstar, octalLimit, paddingFor } from './header.js'
+import { encodeUstar, octalLimit, paddingFor, writeChecksum } from './header.js'
 import { encodePax, formatPaxTime, XATTR_PREFIX } from './pax.js'
 import { BLOCK, type EntryType, type TarHeaderInput } from './types.js'
 
@@ -35,6 +40,12 @@ const TYPE_MODE_BITS: Record<Exclude<EntryType, 'globalHeader'>, number> = {
 export interface EncodeOptions {
   /** Keep nanoseconds of mtime in a PAX record (dockerd truncates to seconds). Default true. */
   subsecondTimes?: boolean
+  /**
+   * Put the file type bits (0o040000 for a dir, 0o100000 for a file, ...)
+   * in the mode field, as dockerd's FileInfoHeader does. Default true;
+   * false writes `mode` alone, as dockerd's hand-made whiteout headers have it.
+   */
+  modeTypeBits?: boolean
 }
 
 /** Two zero blocks: the end-of-archive marker. */
@@ -79,6 +90,7 @@ function splitUstarPath(name: string): [prefix: string, base: string] | undefine
 export function encodeHeader(h: TarHeaderInput, opts: EncodeOptions = {}): Buffer {
   if (h.type === 'globalHeader') throw new StrataError('INVALID_ARGUMENT', 'Writing PAX global headers is not supported')
   const subsecond = opts.subsecondTimes ?? true
+  const typeBits = opts.modeTypeBits ?? true
   const records: Array<[string, string | Buffer]> = []
   const mtime: Timespec = h.mtime ?? { sec: 0, nsec: 0 }
   const size = h.type === 'file' ? (h.size ?? 0) : 0
@@ -130,7 +142,7 @@ export function encodeHeader(h: TarHeaderInput, opts: EncodeOptions = {}): Buffe
   const ustar = encodeUstar({
     name: nameField,
     prefix,
-    mode: ((h.mode ?? (h.type === 'dir' ? 0o755 : 0o644)) & 0o7777) | TYPE_MODE_BITS[h.type],
+    mode: ((h.mode ?? (h.type === 'dir' ? 0o755 : 0o644)) & 0o7777) | (typeBits ? TYPE_MODE_BITS[h.type] : 0),
     uid: uid > idLimit ? 0 : uid,
     gid: gid > idLimit ? 0 : gid,
     size: size > octalLimit(12) ? 0 : size,
@@ -144,15 +156,13 @@ export function encodeHeader(h: TarHeaderInput, opts: EncodeOptions = {}): Buffe
   })
   if (records.length === 0) return ustar
 
+  // Go writes the records sorted by key (byte order).
+  records.sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
   const pax = encodePax(records)
-  const slash = h.name.replace(/\/+$/, '').lastIndexOf('/')
-  const dir = slash < 0 ? '' : h.name.slice(0, slash + 1)
-  const base = h.name.replace(/\/+$/, '').slice(slash + 1)
-  const paxName = toAscii(`${dir}PaxHeaders.0/${base}`).slice(0, 100)
   const paxHeader = encodeUstar({
-    name: paxName,
+    name: paxHeaderName(h.name),
     prefix: '',
-    mode: 0o644,
+    mode: 0,
     uid: 0,
     gid: 0,
     size: pax.length,
@@ -164,5 +174,20 @@ export function encodeHeader(h: TarHeaderInput, opts: EncodeOptions = {}): Buffe
     devmajor: 0,
     devminor: 0,
   })
+  // Go's writeRawFile leaves the user/group names and device numbers unset (NUL bytes).
+  paxHeader.fill(0, 329, 345)
+  writeChecksum(paxHeader)
   return Buffer.concat([paxHeader, pax, padding(pax.length), ustar])
+}
+
+/**
+ * The name of an entry's PAX `x` header, as Go's writePAXHeader makes it:
+ * path.Join(dir, "PaxHeaders.0", base) of the entry name split after its
+ * last slash (so a dir "a/b/" gives "a/b/PaxHeaders.0"), then only its
+ * ASCII characters, cut to 100 bytes, trailing slashes removed.
+ */
+function paxHeaderName(name: string): string {
+  const slash = name.lastIndexOf('/')
+  const joined = posix.join(name.slice(0, slash + 1), 'PaxHeaders.0', name.slice(slash + 1))
+  return toAscii(joined).slice(0, 100).replace(/\/+$/, '')
 }
