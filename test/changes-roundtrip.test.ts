@@ -5,7 +5,8 @@
  * modes, owners, sizes, ns mtimes, xattrs, link targets, hardlinks,
  * content). Once with the naive diff (two full trees), once with an
  * overlay upper dir (whiteouts and opaque dirs), applied both onto a full
- * copy and into a fresh overlay upper.
+ * copy and into a fresh overlay upper. The exports use lossless headers:
+ * dockerd's (the default) drop sub-second mtimes and most xattrs.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -75,7 +76,7 @@ test('apply, naive changes, export, apply onto a fresh parent copy gives the sam
   for (const expected of ['A /added.txt', 'D /long', `C /${RICH.utf8.split('/')[0]}`, 'C /hard/b', 'A /added-null', 'D /files/one', 'A /files/one-renamed']) {
     assert.ok(lines.includes(expected), `changes should include "${expected}":\n${lines.join('\n')}`)
   }
-  const result = await applyLayer(`${work}/fresh`, exportChanges(`${work}/child`, changes), { whiteouts: 'full' })
+  const result = await applyLayer(`${work}/fresh`, exportChanges(`${work}/child`, changes, { headers: 'lossless' }), { whiteouts: 'full' })
   assert.ok(result.entries > 0)
   assertSameTree(await snapshotTree(`${work}/fresh`, notRoot), await snapshotTree(`${work}/child`, notRoot), 'fresh parent copy + exported changes')
 })
@@ -125,7 +126,7 @@ test('overlay upper dir: changes, export with whiteouts, apply (full copy and ov
     assert.ok(lines.includes('A /added.txt'), lines.join('\n'))
 
     // The exported upper dir carries .wh. files and an opaque marker for "names".
-    const tar = exportOverlayUpper(`${work}/upper`)
+    const tar = exportOverlayUpper(`${work}/upper`, { headers: 'lossless' })
     const chunks: Buffer[] = []
     for await (const c of tar) chunks.push(c as Buffer)
     const layer = Buffer.concat(chunks)

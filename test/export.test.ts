@@ -1,7 +1,9 @@
 /**
  * exportChanges and exportOverlayUpper: what the layer tar holds (read back
  * with our reader and listed by GNU tar), that it is byte-for-byte
- * deterministic, and that GNU tar extracting it rebuilds the tree exactly.
+ * deterministic, that GNU tar extracting a lossless one rebuilds the tree
+ * exactly, and what dockerd's header style keeps and drops. (That the
+ * dockerd style is dockerd's bytes is container-dockerd.test.ts's job.)
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -13,7 +15,7 @@ import { changesNaive, type Change } from '../src/archive/changes.js'
 import { exportChanges, exportOverlayUpper } from '../src/archive/export.js'
 import { readTar, type TarHeader } from '../src/archive/tar/index.js'
 import { isStrataError } from '../src/errors/index.js'
-import { lsetxattr, MNT_DETACH, mount, umount2 } from '../src/sys/index.js'
+import { groupName, lsetxattr, MNT_DETACH, mount, umount2, userName } from '../src/sys/index.js'
 import { BINARY_XATTR, CAP_NET_RAW_EP, makeRichTree, RICH } from './helpers/fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
@@ -55,15 +57,31 @@ function byName(entries: Entry[]): Map<string, Entry> {
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex')
 
-test('exportChanges of a whole rich tree: every kind of entry, deterministic, and GNU tar rebuilds it', async (t) => {
+const LOSSLESS = { headers: 'lossless' } as const
+
+/** The raw mode field (octal text) of the ustar block of entry `name` in `tar`: what a reader masks away. */
+function rawModeField(tar: Buffer, name: string): string {
+  for (let off = 0; off + 512 <= tar.length; ) {
+    const block = tar.subarray(off, off + 512)
+    if (block.every((b) => b === 0)) break
+    const size = parseInt(block.toString('latin1', 124, 136).replace(/\0.*$/, '').trim() || '0', 8)
+    const typeflag = String.fromCharCode(block[156]!)
+    const entryName = block.toString('utf8', 0, 100).replace(/\0.*$/s, '')
+    if (typeflag !== 'x' && entryName === name) return block.toString('latin1', 100, 107)
+    off += 512 + Math.ceil(size / 512) * 512
+  }
+  throw new Error(`no ustar block named ${name}`)
+}
+
+test('exportChanges of a whole rich tree, lossless headers: every kind of entry, deterministic, and GNU tar rebuilds it', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'tar')) return
   const dir = tempDirFor(t, 'export-rich-')
   const src = join(dir, 'src')
   await makeRichTree(src)
   const changes = await changesNaive(src, null)
 
-  const tar = await collect(exportChanges(src, changes))
-  const again = await collect(exportChanges(src, [...changes].reverse()))
+  const tar = await collect(exportChanges(src, changes, LOSSLESS))
+  const again = await collect(exportChanges(src, [...changes].reverse(), LOSSLESS))
   assert.ok(tar.equals(again), 'two exports (changes in any order) are byte-identical')
   assert.equal(tar.length % 512, 0)
   assert.ok(tar.subarray(-1024).equals(Buffer.alloc(1024)), 'ends with two zero blocks')
@@ -131,6 +149,49 @@ test('exportChanges of a whole rich tree: every kind of entry, deterministic, an
   assertSameTree(await snapshotTree(src, notRoot), await snapshotTree(out, notRoot))
 })
 
+test('exportChanges of a whole rich tree, dockerd headers: second mtimes, host names, only security.capability', async (t) => {
+  if (!requireRoot(t) || !requireTool(t, 'tar')) return
+  const dir = tempDirFor(t, 'export-rich-dockerd-')
+  const src = join(dir, 'src')
+  await makeRichTree(src)
+  const changes = await changesNaive(src, null)
+  const tar = await collect(exportChanges(src, changes))
+  assert.ok(tar.equals(await collect(exportChanges(src, changes, { headers: 'dockerd' }))), "'dockerd' is the default")
+  const lossless = await entriesOf(await collect(exportChanges(src, changes, LOSSLESS)))
+  const entries = await entriesOf(tar)
+  assert.deepEqual(
+    entries.map((e) => [e.header.name, e.header.type, e.header.mode, e.header.uid, e.header.gid, e.header.size, e.header.linkname, e.sha256]),
+    lossless.map((e) => [e.header.name, e.header.type, e.header.mode, e.header.uid, e.header.gid, e.header.size, e.header.linkname, e.sha256]),
+    'the same entries, modes, owners and content as the lossless export',
+  )
+  for (const [i, e] of entries.entries()) {
+    const full = lossless[i]!.header.mtime
+    assert.deepEqual(e.header.mtime, { sec: full.sec, nsec: 0 }, `${e.header.name}: mtime truncated to the second`)
+    assert.equal(e.header.uname, userName(e.header.uid) ?? '', `${e.header.name}: uname of uid ${e.header.uid} on this host`)
+    assert.equal(e.header.gname, groupName(e.header.gid) ?? '', `${e.header.name}: gname of gid ${e.header.gid} on this host`)
+    const keys = [...e.header.xattrs.keys()]
+    assert.deepEqual(keys, e.header.name === 'xattr/cap' ? ['security.capability'] : [], `${e.header.name}: only security.capability`)
+  }
+  assert.ok(entries.some((e) => e.header.uname === 'root'), 'root is named')
+  assert.equal(byName(entries).get('owners/huge')!.header.uname, userName(3000000) ?? '', 'an id without a name has none')
+  assert.ok(byName(entries).get('xattr/cap')!.header.xattrs.get('security.capability')!.equals(CAP_NET_RAW_EP))
+  // The mode field carries the file type bits, as dockerd's FileInfoHeader writes them.
+  assert.equal(rawModeField(tar, 'dirs/sticky/'), '0041777')
+  assert.equal(rawModeField(tar, 'files/b513'), `0100${(await lstat(join(src, 'files/b513'))).mode.toString(8).slice(-3)}`)
+})
+
+test('security.capability in dockerd headers: a revision 3 value (with a root uid) is written as revision 2', async (t) => {
+  if (!requireRoot(t)) return
+  const dir = tempDirFor(t, 'export-cap3-')
+  await writeFile(join(dir, 'bin'), '#!/bin/sh\n')
+  const v3 = Buffer.concat([Buffer.from('01000003', 'hex'), CAP_NET_RAW_EP.subarray(4), Buffer.from([0xe8, 0x03, 0, 0])])
+  lsetxattr(join(dir, 'bin'), 'security.capability', v3)
+  const [entry] = await entriesOf(await collect(exportChanges(dir, [{ path: '/bin', kind: 'A' }])))
+  assert.ok(entry!.header.xattrs.get('security.capability')!.equals(CAP_NET_RAW_EP), 'revision 2, 20 bytes, no root uid')
+  const [kept] = await entriesOf(await collect(exportChanges(dir, [{ path: '/bin', kind: 'A' }], LOSSLESS)))
+  assert.ok(kept!.header.xattrs.get('security.capability')!.equals(v3), 'lossless keeps it as it is')
+})
+
 test('exportChanges: whiteouts for deletions, hardlinks among changes, vanished and unsafe paths skipped', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'cp', 'tar')) return
   const dir = tempDirFor(t, 'export-changes-')
@@ -167,6 +228,11 @@ test('exportChanges: whiteouts for deletions, hardlinks among changes, vanished 
   ]
   const tar = await collect(exportChanges(layer, [...extra, ...changes]))
   const entries = await entriesOf(tar)
+  const losslessEntries = await entriesOf(await collect(exportChanges(layer, [...extra, ...changes], LOSSLESS)))
+  assert.deepEqual(
+    losslessEntries.map((e) => e.header.name),
+    entries.map((e) => e.header.name),
+  )
   assert.deepEqual(
     entries.map((e) => `${e.header.type} ${e.header.name}${e.header.linkname === '' ? '' : ` -> ${e.header.linkname}`}`),
     ['dir etc/', 'file etc/.wh.gone', 'file etc/h1', 'hardlink etc/h2 -> etc/h1', 'file etc/kept', 'file etc/.wh.sub', 'file .wh.toplevel'],
@@ -174,12 +240,14 @@ test('exportChanges: whiteouts for deletions, hardlinks among changes, vanished 
   const m = byName(entries)
   for (const wh of ['etc/.wh.gone', 'etc/.wh.sub', '.wh.toplevel']) {
     const h = m.get(wh)!.header
-    assert.deepEqual([h.size, h.mode, h.uid, h.gid, h.mtime.sec, h.mtime.nsec, h.xattrs.size], [0, 0, 0, 0, 0, 0, 0], wh)
+    assert.deepEqual([h.size, h.mode, h.uid, h.gid, h.uname, h.gname, h.mtime.sec, h.mtime.nsec, h.xattrs.size], [0, 0, 0, 0, '', '', 0, 0, 0], wh)
+    assert.equal(rawModeField(tar, wh), '0000000', `${wh}: dockerd sets no mode, so no type bits`)
   }
   const kept = m.get('etc/kept')!
   assert.equal(kept.header.mode, 0o600)
   assert.equal(kept.sha256, sha('kept\nmore\n'))
-  assert.deepEqual([...kept.header.xattrs.keys()], ['user.note'])
+  assert.deepEqual([...kept.header.xattrs.keys()], [], 'dockerd carries no user.* xattr')
+  assert.deepEqual([...byName(losslessEntries).get('etc/kept')!.header.xattrs.keys()], ['user.note'], 'lossless does')
   assert.equal(m.get('etc/h1')!.sha256, sha('shared\n'))
 
   assert.ok((await collect(exportChanges(layer, changes))).equals(await collect(exportChanges(layer, changes))))
@@ -208,6 +276,7 @@ test('exportOverlayUpper: whiteouts and opaque dirs in AUFS form, from a real ov
   for (const d of [upper, work, merged]) await mkdir(d)
 
   mount('overlay', merged, 'overlay', 0, `lowerdir=${lower},upperdir=${upper},workdir=${work}`)
+  let sharedWhiteouts = false
   try {
     await rm(join(merged, 'f'))
     await rm(join(merged, 'a/gone'))
@@ -225,10 +294,13 @@ test('exportOverlayUpper: whiteouts and opaque dirs in AUFS form, from a real ov
       umount2(merged, MNT_DETACH)
     }
   }
+  sharedWhiteouts = (await lstat(join(upper, 'f'))).nlink > 1
 
   const tar = await collect(exportOverlayUpper(upper))
   assert.ok(tar.equals(await collect(exportOverlayUpper(upper))), 'deterministic')
   const entries = await entriesOf(tar)
+  const losslessTar = await collect(exportOverlayUpper(upper, LOSSLESS))
+  const lossless = byName(await entriesOf(losslessTar))
   assert.deepEqual(
     entries.map((e) => `${e.header.type} ${e.header.name}${e.header.linkname === '' ? '' : ` -> ${e.header.linkname}`}`),
     [
@@ -238,7 +310,9 @@ test('exportOverlayUpper: whiteouts and opaque dirs in AUFS form, from a real ov
       'dir dir/',
       'file dir/.wh..wh..opq',
       'file dir/new',
-      'file .wh.f',
+      // overlayfs (5.8+) makes whiteouts links to one inode; dockerd writes the later ones as
+      // regular files that keep the hardlink's linkname: the first whiteout's own path.
+      `file .wh.f${sharedWhiteouts ? ' -> a/gone' : ''}`,
       'file n1',
       'hardlink n2 -> n1',
     ],
@@ -246,11 +320,15 @@ test('exportOverlayUpper: whiteouts and opaque dirs in AUFS form, from a real ov
   const m = byName(entries)
   for (const wh of ['a/.wh.gone', '.wh.f']) {
     const h = m.get(wh)!.header
-    assert.deepEqual([h.size, h.mode], [0, 0o600], wh)
+    assert.deepEqual([h.size, h.mode, h.uname], [0, 0o600, userName(0)], wh)
+    assert.equal(rawModeField(tar, wh), '0000600', `${wh}: no type bits`)
+    assert.equal(lossless.get(wh)!.header.linkname, '', `${wh}: no linkname when lossless`)
   }
   const opq = m.get('dir/.wh..wh..opq')!.header
   const dirHeader = m.get('dir/')!.header
-  assert.deepEqual([opq.size, opq.mode, opq.uid, opq.gid, opq.mtime], [0, 0o750, dirHeader.uid, dirHeader.gid, dirHeader.mtime])
+  assert.deepEqual([opq.size, opq.mode, opq.uid, opq.gid, opq.uname, opq.mtime], [0, 0o750, dirHeader.uid, dirHeader.gid, dirHeader.uname, { sec: 0, nsec: 0 }])
+  assert.equal(rawModeField(tar, 'dir/.wh..wh..opq'), '0000750', 'the dir permission bits alone, no type bits')
+  assert.deepEqual(lossless.get('dir/.wh..wh..opq')!.header.mtime, lossless.get('dir/')!.header.mtime, 'lossless: the dir mtime')
   assert.equal(dirHeader.mode, 0o2750)
   for (const e of entries) {
     assert.ok(![...e.header.xattrs.keys()].some((k) => k.startsWith('trusted.overlay.')), `${e.header.name} carries no overlay xattr`)

@@ -8,11 +8,18 @@
  *  - exportOverlayUpper (the overlay2 driver's Diff): the whole upper dir,
  *    with overlayfs whiteouts and opaque dirs converted to AUFS whiteouts.
  *
- * Output is deterministic (same tree → same bytes): entries in a fixed
- * order, no user/group name lookups (uname/gname empty), whiteouts with a
- * zero mtime, no atime/ctime. Unlike dockerd, mtimes keep their
- * nanoseconds and every xattr but trusted.overlay.* is carried (dockerd
- * truncates to seconds and carries only security.capability).
+ * Headers come in two styles (HeaderStyle). 'dockerd', the default, writes
+ * the bytes dockerd 20.10 writes for the same tree (pkg/archive's
+ * FileInfoHeader, tarAppender.addTarFile and the overlay whiteout
+ * converter, through Go 1.19's archive/tar): mtimes truncated to seconds,
+ * user and group names looked up on this host, only security.capability
+ * among the xattrs, whiteouts and opaque markers shaped as dockerd shapes
+ * them. 'lossless' keeps what a layer tar can carry: nanosecond mtimes,
+ * every xattr but trusted.overlay.*, numeric owners only.
+ *
+ * Either way the output is a function of the tree (same tree → same
+ * bytes), with one place where dockerd's is not: a deletion in
+ * exportChanges gets mtime 0, where dockerd stamps the current time.
  *
  * File content is streamed in 64 KiB reads, never held whole in memory.
  */
@@ -21,9 +28,9 @@ import { constants, type BigIntStats } from 'node:fs'
 import { open, readlink, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../errors/index.js'
-import { major, minor } from '../sys/index.js'
+import { groupName, lgetxattr, major, minor, userName } from '../sys/index.js'
 import { cleanPath } from './safepath.js'
-import { END_OF_ARCHIVE, encodeHeader, padding, type EntryType, type TarHeaderInput } from './tar/index.js'
+import { END_OF_ARCHIVE, encodeHeader, padding, type EncodeOptions, type EntryType, type TarHeaderInput } from './tar/index.js'
 import {
   isOverlayOpaque,
   isOverlayWhiteout,
@@ -36,9 +43,46 @@ import {
 } from './changes.js'
 
 
-export interface ExportChangesOptions {
+/**
+ * How entry headers are written (see the module comment): 'dockerd' as
+ * dockerd 20.10 writes them, 'lossless' with everything the tree holds.
+ */
+export type HeaderStyle = 'dockerd' | 'lossless'
+
+export interface ExportOptions {
+  /** Default 'dockerd'. */
+  headers?: HeaderStyle
+}
+
+export interface ExportChangesOptions extends ExportOptions {
   /** How deletions are written. Only 'aufs' (`.wh.<name>` files, what every registry layer uses) exists. */
   whiteoutFormat?: 'aufs'
+}
+
+const CAPABILITY_XATTR = 'security.capability'
+
+/**
+ * The security.capability of `path` as dockerd carries it
+ * (ReadSecurityXattrToTarHeader): a VFS_CAP_REVISION_3 value, whose root
+ * uid means nothing outside the user namespace it was set in, becomes a
+ * revision 2 one (its first 20 bytes, revision byte rewritten).
+ */
+function dockerdXattrs(path: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>()
+  let cap: Buffer | undefined
+  try {
+    cap = lgetxattr(path, CAPABILITY_XATTR)
+  } catch (err) {
+    if (isErrno(err, 'ENOTSUP', 'EOPNOTSUPP')) return out
+    throw err
+  }
+  if (cap === undefined) return out
+  if (cap.length > 3 && cap[3] === 3) {
+    cap = Buffer.from(cap.subarray(0, 20))
+    cap[3] = 2
+  }
+  out.set(CAPABILITY_XATTR, cap)
+  return out
 }
 
 const CHUNK = 64 * 1024
@@ -96,7 +140,44 @@ function entryTypeOf(st: BigIntStats): EntryType | undefined {
  */
 export class Appender {
   readonly #seen = new Map<string, string>()
+  readonly #users = new Map<number, string>()
+  readonly #groups = new Map<number, string>()
+  readonly #encode: EncodeOptions
   readonly out = new Batch()
+
+  constructor(readonly style: HeaderStyle) {
+    this.#encode = style === 'dockerd' ? { subsecondTimes: false } : {}
+  }
+
+  /** The uname/gname of a header: looked up once per id in the 'dockerd' style ("" when there is none), never in 'lossless'. */
+  #names(uid: number, gid: number): { uname: string; gname: string } {
+    if (this.style === 'lossless') return { uname: '', gname: '' }
+    let uname = this.#users.get(uid)
+    if (uname === undefined) this.#users.set(uid, (uname = userName(uid) ?? ''))
+    let gname = this.#groups.get(gid)
+    if (gname === undefined) this.#groups.set(gid, (gname = groupName(gid) ?? ''))
+    return { uname, gname }
+  }
+
+  /** Owner, names and mtime of a header for `st` (dockerd truncates the mtime to seconds). */
+  #ownerAndTime(st: BigIntStats): Pick<TarHeaderInput, 'uid' | 'gid' | 'uname' | 'gname' | 'mtime'> {
+    const uid = Number(st.uid)
+    const gid = Number(st.gid)
+    const mtime = timespecOf(st.mtimeNs)
+    return { uid, gid, ...this.#names(uid, gid), mtime: this.style === 'dockerd' ? { sec: mtime.sec, nsec: 0 } : mtime }
+  }
+
+  /**
+   * The hardlink table's answer for a multiply-linked non-directory: the
+   * archive name its inode was first written under, or undefined when this
+   * is the first (then `name` is remembered once `remember` is called).
+   */
+  #firstLink(st: BigIntStats): { first: string | undefined; remember: (name: string) => void } {
+    if (st.isDirectory() || st.nlink <= 1n) return { first: undefined, remember: () => {} }
+    const key = `${st.dev}:${st.ino}`
+    const first = this.#seen.get(key)
+    return { first, remember: first === undefined ? (name) => this.#seen.set(key, name) : () => {} }
+  }
 
   /**
    * The tar entry for the file at `abs`, named `name` (relative, no "./",
@@ -110,11 +191,7 @@ export class Appender {
       name: type === 'dir' ? `${name}/` : name,
       type,
       mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      uname: '',
-      gname: '',
-      mtime: timespecOf(st.mtimeNs),
+      ...this.#ownerAndTime(st),
     }
     let fh: FileHandle | undefined
     try {
@@ -131,22 +208,16 @@ export class Appender {
         header.devminor = minor(st.rdev)
       }
       try {
-        header.xattrs = layerXattrs(abs)
+        header.xattrs = this.style === 'dockerd' ? dockerdXattrs(abs) : layerXattrs(abs)
       } catch (err) {
         if (isErrno(err, 'ENOENT', 'ENOTDIR')) return
         throw err
       }
       // Remembered only once the entry is certain to be written, so no hardlink points at a skipped name.
-      let firstName: string | undefined
-      if (type !== 'dir' && st.nlink > 1n) {
-        const key = `${st.dev}:${st.ino}`
-        const first = this.#seen.get(key)
-        if (first !== undefined) {
-          header.type = 'hardlink'
-          header.linkname = first
-        } else {
-          firstName = key
-        }
+      const link = this.#firstLink(st)
+      if (link.first !== undefined) {
+        header.type = 'hardlink'
+        header.linkname = link.first
       }
       if (header.type === 'file') {
         // Opened before the header is written, so a file that vanished is skipped
@@ -162,8 +233,8 @@ export class Appender {
         if (fst.ino !== st.ino || fst.dev !== st.dev) return
         header.size = Number(st.size)
       }
-      if (firstName !== undefined) this.#seen.set(firstName, name)
-      this.out.add(encodeHeader(header))
+      link.remember(name)
+      this.out.add(encodeHeader(header, this.#encode))
       if (fh !== undefined) yield* this.#content(fh, header.size ?? 0)
       if (this.out.size >= FLUSH_AT) yield this.out.take()
     } finally {
@@ -196,9 +267,46 @@ export class Appender {
     this.out.add(padding(size))
   }
 
-  /** A header-only entry (whiteouts). */
-  addHeader(h: TarHeaderInput): void {
-    this.out.add(encodeHeader(h))
+  /** A header-only entry (whiteouts), with or without file type bits in its mode. */
+  addHeader(h: TarHeaderInput, modeTypeBits = true): void {
+    this.out.add(encodeHeader(h, { ...this.#encode, modeTypeBits }))
+  }
+
+  /**
+   * An overlayfs whiteout (0/0 char device) at `rel`, written as the empty
+   * file `.wh.<name>`, mode 0600. In the 'dockerd' style its header is the
+   * device's header rewritten as dockerd's whiteout converter does: owner,
+   * names and mtime of the device, 0600 without type bits, and, since
+   * overlayfs (5.8+) makes whiteouts links to one shared inode, a
+   * whiteout after the first of its inode keeps the hardlink linkname
+   * (the first whiteout's original path) while being a regular file.
+   */
+  addOverlayWhiteout(rel: string, st: BigIntStats): void {
+    const [parent, base] = splitName(rel)
+    const name = `${parent}${WHITEOUT_PREFIX}${base}`
+    if (this.style === 'lossless') {
+      this.addHeader({ name, type: 'file', mode: 0o600, uid: Number(st.uid), gid: Number(st.gid), mtime: timespecOf(st.mtimeNs) })
+      return
+    }
+    const link = this.#firstLink(st)
+    link.remember(rel)
+    this.addHeader({ name, type: 'file', mode: 0o600, ...this.#ownerAndTime(st), linkname: link.first ?? '' }, false)
+  }
+
+  /**
+   * The opaque marker `<dir>/.wh..wh..opq` written after the entry of the
+   * opaque dir `rel`: an empty file with the dir's permission bits and
+   * owner. dockerd gives it no mtime and no type bits; 'lossless' keeps the
+   * dir's mtime.
+   */
+  addOpaqueMarker(rel: string, st: BigIntStats): void {
+    const name = `${rel}/${WHITEOUT_OPAQUE}`
+    const mode = Number(st.mode & 0o777n)
+    if (this.style === 'lossless') {
+      this.addHeader({ name, type: 'file', mode, uid: Number(st.uid), gid: Number(st.gid), mtime: timespecOf(st.mtimeNs) })
+      return
+    }
+    this.addHeader({ name, type: 'file', mode, ...this.#ownerAndTime(st), mtime: { sec: 0, nsec: 0 } }, false)
   }
 
   *finish(): Generator<Buffer, void, undefined> {
@@ -244,8 +352,8 @@ export function toStream(gen: AsyncGenerator<Buffer, void, undefined>): Readable
 /**
  * A layer tar of `changes` over the tree in `dir`, as moby's ExportChanges
  * writes it: changes sorted by path; "D" → an empty regular file
- * `<parent>/.wh.<name>` (mode 0, uid/gid 0, mtime 0, where dockerd uses the
- * current time); "A"/"C" → the entry at dir+path, read with lstat (names
+ * `<parent>/.wh.<name>` (mode 0, uid/gid 0, no names, mtime 0, where
+ * dockerd uses the current time); "A"/"C" → the entry at dir+path, read with lstat (names
  * relative without "./", directories with a trailing "/"). A multiply-
  * linked non-directory is written in full the first time (in sorted order)
  * and as a hardlink to that name afterwards. A change whose path is no
@@ -268,14 +376,15 @@ export function exportChanges(dir: string, changes: Change[], opts: ExportChange
     const st = await lstatOrUndefined(root)
     if (st === undefined) throw new StrataError('NOT_FOUND', `The layer directory "${dir}" does not exist`, { details: { path: dir } })
     if (!st.isDirectory()) throw new StrataError('INVALID_ARGUMENT', `The layer directory "${dir}" is not a directory`, { details: { path: dir } })
-    const ta = new Appender()
+    const ta = new Appender(opts.headers ?? 'dockerd')
     const parents = new ParentCheck(root)
     for (const change of sorted) {
       if (change.path === '/') continue
       const rel = change.path.slice(1)
       if (change.kind === 'D') {
         const [parent, base] = splitName(rel)
-        ta.addHeader({ name: `${parent}${WHITEOUT_PREFIX}${base}`, type: 'file', mode: 0, mtime: { sec: 0, nsec: 0 } })
+        // dockerd's whiteout header sets no mode at all, so no type bits either.
+        ta.addHeader({ name: `${parent}${WHITEOUT_PREFIX}${base}`, type: 'file', mode: 0, mtime: { sec: 0, nsec: 0 } }, ta.style === 'lossless')
         if (ta.out.size >= FLUSH_AT) yield ta.out.take()
         continue
       }
@@ -296,17 +405,16 @@ export function exportChanges(dir: string, changes: Change[], opts: ExportChange
  * depth-first with names in byte order, in which
  *
  *  - a whiteout (0/0 char device) becomes an empty regular file
- *    `.wh.<name>`, mode 0600, with the device's owner and mtime;
+ *    `.wh.<name>`, mode 0600, with the device's owner and mtime (see
+ *    Appender.addOverlayWhiteout for dockerd's stray linkname);
  *  - an opaque dir is written as its dir entry (trusted.overlay.* are never
  *    carried) followed by an empty regular file `<dir>/.wh..wh..opq` with
- *    the dir's permission bits (0777 part), owner and mtime (dockerd leaves
- *    that mtime zero), before the dir's children.
+ *    the dir's permission bits (0777 part) and owner (Appender.addOpaqueMarker),
+ *    before the dir's children.
  *
- * Hardlinks as in exportChanges. Whiteouts never take part in hardlink
- * detection: overlayfs (5.8+) makes them links to one shared inode, which
- * dockerd then turns into regular files with a stray linkname.
+ * Hardlinks as in exportChanges.
  */
-export function exportOverlayUpper(upperDir: string): Readable {
+export function exportOverlayUpper(upperDir: string, opts: ExportOptions = {}): Readable {
   const root = upperDir.length > 1 && upperDir.endsWith('/') ? upperDir.slice(0, -1) : upperDir
 
   async function* walk(ta: Appender, rel: string): AsyncGenerator<Buffer, void, undefined> {
@@ -316,30 +424,13 @@ export function exportOverlayUpper(upperDir: string): Readable {
       const st = await lstatOrUndefined(abs)
       if (st === undefined) continue
       if (isOverlayWhiteout(st)) {
-        const [parent, base] = splitName(childRel)
-        ta.addHeader({
-          name: `${parent}${WHITEOUT_PREFIX}${base}`,
-          type: 'file',
-          mode: 0o600,
-          uid: Number(st.uid),
-          gid: Number(st.gid),
-          mtime: timespecOf(st.mtimeNs),
-        })
+        ta.addOverlayWhiteout(childRel, st)
         if (ta.out.size >= FLUSH_AT) yield ta.out.take()
         continue
       }
       yield* ta.addFile(abs, childRel, st)
       if (!st.isDirectory()) continue
-      if (isOverlayOpaque(abs)) {
-        ta.addHeader({
-          name: `${childRel}/${WHITEOUT_OPAQUE}`,
-          type: 'file',
-          mode: Number(st.mode & 0o777n),
-          uid: Number(st.uid),
-          gid: Number(st.gid),
-          mtime: timespecOf(st.mtimeNs),
-        })
-      }
+      if (isOverlayOpaque(abs)) ta.addOpaqueMarker(childRel, st)
       yield* walk(ta, childRel)
     }
   }
@@ -348,7 +439,7 @@ export function exportOverlayUpper(upperDir: string): Readable {
     const st = await lstatOrUndefined(root)
     if (st === undefined) throw new StrataError('NOT_FOUND', `The upper directory "${upperDir}" does not exist`, { details: { path: upperDir } })
     if (!st.isDirectory()) throw new StrataError('INVALID_ARGUMENT', `The upper directory "${upperDir}" is not a directory`, { details: { path: upperDir } })
-    const ta = new Appender()
+    const ta = new Appender(opts.headers ?? 'dockerd')
     yield* walk(ta, '')
     yield* ta.finish()
   }

@@ -215,3 +215,19 @@ export function assertSameTree(a: Map<string, TreeEntry>, b: Map<string, TreeEnt
   const head = `${msg ?? 'trees differ'} (${diffs.length} difference${diffs.length === 1 ? '' : 's'}):`
   throw new AssertionError({ message: `${head}\n${shown.join('\n')}`, operator: 'assertSameTree' })
 }
+
+/**
+ * A snapshot as a layer tar in dockerd's headers carries it (the default
+ * export style, archive/export.ts): mtimes truncated to the second, no
+ * xattr but security.capability. For comparing a tree with one rebuilt
+ * from a driver's diff.
+ */
+export function asDockerLayerCarries(snapshot: Map<string, TreeEntry>): Map<string, TreeEntry> {
+  const out = new Map<string, TreeEntry>()
+  for (const [path, e] of snapshot) {
+    const cap = e.xattrs['security.capability']
+    const sec = e.mtimeNs >= 0n ? e.mtimeNs / 1_000_000_000n : -((-e.mtimeNs + 999_999_999n) / 1_000_000_000n)
+    out.set(path, { ...e, mtimeNs: sec * 1_000_000_000n, xattrs: cap === undefined ? {} : { 'security.capability': cap } })
+  }
+  return out
+}
