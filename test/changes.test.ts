@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { changesNaive, changesOverlay, formatChanges, type Change } from '../src/archive/changes.js'
 import { isStrataError } from '../src/errors/index.js'
-import { lsetxattr, lutimens, MNT_DETACH, mount, umount2, type Timespec } from '../src/sys/index.js'
+import { lsetxattr, lutimens, mknod, MNT_DETACH, mount, S_IFCHR, umount2, type Timespec } from '../src/sys/index.js'
 import { makeRichTree } from './helpers/fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
@@ -264,4 +264,86 @@ test('changesOverlay: whiteouts, opaque dirs, copy-ups and new files through a r
   // With no lower dirs everything not a whiteout is new.
   const alone = formatChanges(await changesOverlay(upper, []))
   assert.ok(alone.includes('A /a') && alone.includes('A /a/file1') && alone.includes('D /f') && alone.includes('D /dir'))
+})
+
+const MS_RDONLY = 1
+
+test('changesNaive with upperDir: the full comparison of two overlay mounts, walking only what the upper dir holds', async (t) => {
+  if (!requireRoot(t)) return
+  const dir = tempDirFor(t, 'changes-guided-')
+  // The lower stack: l1 over l2, with a whiteout and an opaque dir of its own.
+  const l1 = join(dir, 'l1')
+  const l2 = join(dir, 'l2')
+  await put(l2, 'data/keep/a.txt', 'a\n')
+  await put(l2, 'data/keep/b.txt', 'b\n')
+  await put(l2, 'data/one', '1\n')
+  await put(l2, 'srv/tree/sub/x', 'x\n')
+  await put(l2, 'srv/tree/y', 'y\n')
+  await put(l2, 'srv/other', 'o\n')
+  await put(l2, 'opq/old', 'hidden by l1\n')
+  await put(l2, 'gone-in-l1', 'whited out by l1\n')
+  await put(l2, 'f2d', 'file to become a dir\n')
+  await put(l2, 'd2f/child', 'dir to become a file\n')
+  await put(l2, 'meta/file', 'm\n')
+  await put(l2, 'untouched/deep/file', 'u\n')
+  await put(l1, 'opq/new', 'l1 only\n')
+  lsetxattr(join(l1, 'opq'), 'trusted.overlay.opaque', 'y')
+  mknod(join(l1, 'gone-in-l1'), S_IFCHR, 0, 0)
+  await put(l1, 'data/from-l1', 'l1\n')
+
+  const parentMerged = join(dir, 'parent')
+  const layer = join(dir, 'layer')
+  const merged = join(layer, 'merged')
+  await mkdir(parentMerged)
+  await mkdir(layer)
+  mount('overlay', parentMerged, 'overlay', MS_RDONLY, `lowerdir=${l1}:${l2}`)
+  try {
+    const upper = await withOverlay(layer, [l1, l2], async (m) => {
+      await appendFile(join(m, 'data/keep/a.txt'), 'more\n') // copies /data/keep up with its mtime kept
+      await rm(join(m, 'data/one')) // a whiteout
+      await mkdir(join(m, 'newdir/sub'), { recursive: true })
+      await rm(join(m, 'srv/tree'), { recursive: true }) // a tree removed
+      await rm(join(m, 'opq'), { recursive: true })
+      await mkdir(join(m, 'opq')) // an opaque dir over l1's opaque dir
+      await writeFile(join(m, 'opq/newer'), 'n\n')
+      await rm(join(m, 'f2d'))
+      await mkdir(join(m, 'f2d'))
+      await writeFile(join(m, 'f2d/in'), 'i\n')
+      await rm(join(m, 'd2f'), { recursive: true })
+      await writeFile(join(m, 'd2f'), 'now a file\n')
+      await writeFile(join(m, 'gone-in-l1'), 'back\n')
+      await chmod(join(m, 'meta'), 0o700) // a dir whose own metadata changed, nothing below it
+      await keepingTimes(join(m, 'data/keep/b.txt'), () => chmod(join(m, 'data/keep/b.txt'), 0o644)) // copied up, unchanged
+    })
+    // The layer mounted again, as a container's rootfs is for the comparison.
+    mount('overlay', merged, 'overlay', 0, `lowerdir=${l1}:${l2},upperdir=${upper},workdir=${join(layer, 'work')}`)
+    try {
+      const expected = [
+        'C /d2f',
+        'C /data',
+        'C /data/keep',
+        'C /data/keep/a.txt',
+        'D /data/one',
+        'C /f2d',
+        'A /f2d/in',
+        'A /gone-in-l1',
+        'C /meta',
+        'A /newdir',
+        'A /newdir/sub',
+        'C /opq',
+        'D /opq/new',
+        'A /opq/newer',
+        'C /srv',
+        'D /srv/tree',
+      ]
+      const full = formatChanges(await changesNaive(merged, parentMerged))
+      assert.deepEqual(full, expected, 'docker diff of the two mounts')
+      assert.deepEqual(formatChanges(await changesNaive(merged, parentMerged, { upperDir: upper })), full, 'the same when guided by the upper dir')
+      await assert.rejects(changesNaive(merged, parentMerged, { upperDir: join(dir, 'missing') }), (e) => isStrataError(e, 'NOT_FOUND'))
+    } finally {
+      umount2(merged, MNT_DETACH)
+    }
+  } finally {
+    umount2(parentMerged, MNT_DETACH)
+  }
 })

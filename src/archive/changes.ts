@@ -4,10 +4,15 @@
  * out, as moby 20.10's pkg/archive does:
  *
  *  - changesNaive (moby's ChangesDirs): walk a layer's full tree next to its
- *    parent's full tree and compare entry by entry;
+ *    parent's full tree and compare entry by entry. This is what `docker
+ *    diff` lists on every driver, overlay2 included;
  *  - changesOverlay (moby's OverlayChanges): read an overlayfs upper dir,
  *    where whiteouts (0/0 char devices) and opaque directories say what was
- *    deleted and everything else was added or modified.
+ *    deleted and everything else was added or modified. dockerd's overlay2
+ *    stopped using it for `docker diff` in 18.06 (moby PR #37313): it
+ *    reports an opaque dir as deleted instead of its lost children, and
+ *    leaves out a dir whose child changed when the dir's copy-up kept its
+ *    mode, size and mtime.
  *
  * Nothing here follows a symlink: lstat, readlink and l*xattr only.
  *
@@ -184,6 +189,17 @@ export interface NaiveChangesOptions {
    * the coarse clock inode times come from.
    */
   untouchedBefore?: bigint
+  /**
+   * The overlayfs upper dir of the layer tree, when the layer tree is an
+   * overlay mount of it over exactly the stack of lower dirs the parent
+   * tree is mounted from (a container's rootfs against its init layer's):
+   * a path the upper dir does not hold is then the same in both trees and
+   * is skipped, so only what the upper dir holds is walked; below an opaque
+   * dir, a path the upper dir does not hold is gone from the layer tree.
+   * The result is the full comparison's. Valid only when the kernel writes
+   * no redirects or metacopy files (what overlay2's native diff needs too).
+   */
+  upperDir?: string
 }
 
 const CHUNK = 64 * 1024
@@ -269,15 +285,19 @@ async function entryDiffers(oldAbs: string, o: BigIntStats, newAbs: string, n: B
  *    gets a "C" (never the root "/");
  *  - the root's own metadata is not compared (moby never reports "/");
  *  - an entry that is the very same inode in both trees (same st_dev,
- *    st_ino and ctime) is unchanged, without looking inside.
+ *    st_ino and ctime) is unchanged, without looking inside;
+ *  - with `upperDir`, what the upper dir does not hold is unchanged (see
+ *    NaiveChangesOptions.upperDir).
  *
  * Returns the changes sorted by path.
  */
 export async function changesNaive(layerDir: string, parentDir: string | null, opts: NaiveChangesOptions = {}): Promise<Change[]> {
   const compareContent = opts.compareContent ?? true
   const untouchedBefore = opts.untouchedBefore
+  const upperDir = opts.upperDir
   await statRoot('layer directory', layerDir)
   if (parentDir !== null) await statRoot('parent directory', parentDir)
+  if (upperDir !== undefined) await statRoot('upper directory', upperDir)
   const out: Change[] = []
 
   /** Adds every path below `rel` in the layer as "A". */
@@ -292,13 +312,21 @@ export async function changesNaive(layerDir: string, parentDir: string | null, o
   }
 
   /**
-   * Compares the directory `rel`, present in both trees as directories.
-   * Returns true when anything was recorded for a path below it.
+   * Compares the directory `rel`, present in both trees as directories
+   * (and, with `upperDir`, in the upper dir too; `opaque`: at or below an
+   * opaque dir there). Returns true when anything was recorded for a path
+   * below it.
    */
-  const compareDir = async (rel: string): Promise<boolean> => {
+  const compareDir = async (rel: string, opaque: boolean): Promise<boolean> => {
     const before = out.length
-    const newNames = await sortedNames(layerDir + rel, true)
+    let newNames = await sortedNames(layerDir + rel, true)
     const oldNames = new Set(await sortedNames(parentDir + rel, true))
+    if (upperDir !== undefined && !opaque) {
+      // What the upper dir does not hold is the lower stack's, in both trees alike.
+      const inUpper = new Set(await sortedNames(upperDir + rel, true))
+      newNames = newNames.filter((name) => inUpper.has(name))
+      for (const name of oldNames) if (!inUpper.has(name)) oldNames.delete(name)
+    }
     for (const name of newNames) {
       const path = childPath(rel, name)
       const n = await lstatOrUndefined(layerDir + path)
@@ -324,7 +352,7 @@ export async function changesNaive(layerDir: string, parentDir: string | null, o
         await allAdded(path)
         continue
       }
-      const inner = await compareDir(path)
+      const inner = await compareDir(path, opaque || (upperDir !== undefined && isOverlayOpaque(upperDir + path)))
       // A dir with changes below it is reported itself, placed before them (moby inserts it there).
       if (inner && !changed) out.splice(at, 0, { path, kind: 'C' })
     }
@@ -334,7 +362,7 @@ export async function changesNaive(layerDir: string, parentDir: string | null, o
   }
 
   if (parentDir === null) await allAdded('/')
-  else await compareDir('/')
+  else await compareDir('/', false)
   return sortChanges(out)
 }
 

@@ -1,8 +1,9 @@
 /**
  * The overlay2 graph driver: dockerd 20.10's on-disk layout (see
  * layout.ts), its mount options, and its native diff (the layer's diff
- * dir is its changes, so diff/changes/diffSize read it directly instead of
- * comparing two mounted trees). As in dockerd, a diff against anything but
+ * dir is its changes, so diff/diffSize/applyLayer read it directly instead of
+ * comparing two mounted trees; changes, as in dockerd, always compares the
+ * mounted trees). As in dockerd, a diff against anything but
  * the layer's own parent, or on a kernel whose upper dirs do not record
  * changes faithfully (redirect_dir, metacopy), falls back to the naive diff
  * over full mounted trees.
@@ -35,7 +36,7 @@ import { basename, dirname, join, normalize, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { isMainThread } from 'node:worker_threads'
 import { applyLayerOffThread } from '../../archive/apply-offthread.js'
-import { changesOverlay, type Change } from '../../archive/changes.js'
+import { changesNaive, type Change } from '../../archive/changes.js'
 import { exportOverlayUpper } from '../../archive/export.js'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
@@ -659,10 +660,30 @@ export class Overlay2Driver implements GraphDriver {
     return exportOverlayUpper(join(this.#dir(id), DIFF_DIR))
   }
 
-  /** Changes read from the diff dir against the lowers (moby's OverlayChanges), sorted by path. */
+  /**
+   * Changes by comparing the mounted trees of `id` and `parent`, always,
+   * as dockerd's overlay2 has done since moby PR #37313 (18.06), whatever
+   * the kernel: the upper dir's own view (an opaque dir is one deletion, a
+   * dir copied up for a child is unchanged) is not what `docker diff`
+   * lists (the deleted children one by one, every dir above a change).
+   * Where the diff dir alone would do for a diff, it guides the walk:
+   * what it does not hold is the same in both trees and is not visited
+   * (NaiveChangesOptions.upperDir), so the cost follows the layer's
+   * changes, not the image's size. Sorted by path.
+   */
   async changes(id: string, parent: string | null): Promise<Change[]> {
     if (!(await this.#canDiffNatively(id, parent))) return this.#naive.changes(id, parent)
-    return changesOverlay(join(this.#dir(id), DIFF_DIR), await this.#lowerDiffDirs(id))
+    const layerFs = await this.get(id)
+    try {
+      const parentFs = parent === null ? null : await this.get(parent)
+      try {
+        return await changesNaive(layerFs, parentFs, { upperDir: join(this.#dir(id), DIFF_DIR) })
+      } finally {
+        if (parent !== null) await this.put(parent)
+      }
+    } finally {
+      await this.put(id)
+    }
   }
 
   /** applyLayer's size (see there). */
