@@ -198,6 +198,38 @@ test('encodeHeader: defaults, no PAX when everything fits, deterministic output'
   assert.throws(() => encodeHeader({ name: 'd', type: 'char', devmajor: 2097152 }), (e: unknown) => isStrataError(e, 'INVALID_ARGUMENT'))
 })
 
+test("PAX extended headers as Go 1.19's archive/tar writes them (checked against its output): sorted records, a minimal x header, Go's header name", () => {
+  const dirName = `${'d'.repeat(120)}/`
+  const bytes = encodeHeader({ name: dirName, type: 'dir', uid: 3_000_000, xattrs: new Map([['security.capability', Buffer.from([1, 0, 0, 2])]]) }, { subsecondTimes: false })
+  const x = bytes.subarray(0, 512)
+  const field = (from: number, to: number): string => x.toString('latin1', from, to)
+  // path.Join("ddd…/", "PaxHeaders.0", "") is "ddd…/PaxHeaders.0"; cut to 100 bytes, only d's are left.
+  assert.equal(field(0, 100), 'd'.repeat(100))
+  assert.equal(String.fromCharCode(x[156]!), 'x')
+  assert.equal(field(100, 108), '0000000\0', 'mode 0')
+  assert.equal(field(108, 124), '0000000\x000000000\0', 'uid and gid 0')
+  assert.equal(field(136, 148), '00000000000\0', 'mtime 0')
+  assert.ok(x.subarray(265, 345).every((b) => b === 0), 'no user or group names, no device numbers')
+  const size = parseInt(field(124, 135), 8)
+  const records = bytes.toString('latin1', 512, 512 + size)
+  assert.deepEqual(
+    records.split('\n').filter(Boolean).map((r) => r.slice(r.indexOf(' ') + 1, r.indexOf('='))),
+    ['SCHILY.xattr.security.capability', 'path', 'uid'],
+    'records sorted by key, byte order',
+  )
+  assert.equal(readNumber(x, 148, 8, 'chksum'), [...x].reduce((sum, b, i) => sum + (i >= 148 && i < 156 ? 0x20 : b), 0), 'checksum')
+
+  const nested = encodeHeader({ name: `a/${'f'.repeat(120)}`, type: 'file' })
+  assert.equal(nested.toString('latin1', 0, 100).replace(/\0+$/, ''), `a/PaxHeaders.0/${'f'.repeat(85)}`)
+  const utf8 = encodeHeader({ name: 'dir/héllo', type: 'file' })
+  assert.equal(utf8.toString('latin1', 0, 100).replace(/\0+$/, ''), 'dir/PaxHeaders.0/hllo', 'only the ASCII characters')
+
+  // dockerd's hand-made whiteout headers set the mode without the file type bits.
+  const wh = encodeHeader({ name: '.wh.x', type: 'file', mode: 0o600 }, { modeTypeBits: false })
+  assert.equal(wh.toString('latin1', 100, 108), '0000600\0')
+  assert.equal(encodeHeader({ name: '.wh.x', type: 'file', mode: 0o600 }).toString('latin1', 100, 108), '0100600\0')
+})
+
 test('names: exactly 100 in the name field, longer ones split into prefix or moved to PAX path', () => {
   const cases: Array<{ name: string; pax: boolean; prefix?: string }> = [
     { name: 'n'.repeat(100), pax: false },
