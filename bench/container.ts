@@ -9,6 +9,9 @@
  * - commit of a container that changed one file: `strata commit` vs
  *   `docker commit` vs `podman commit` (the file put in untimed, through
  *   the mount, or `docker cp`);
+ * - diff of such a container: `strata diff` vs `docker diff` vs `podman
+ *   diff` (both strata and dockerd compare the two mounted trees; strata
+ *   walks only what the upper dir holds);
  * - copy-up of a 1 GiB file from an image layer: opening it for writing
  *   through the container's overlay mount (the kernel copies it into the
  *   upper dir), then `sync`: strata's merged dir vs dockerd's, reached
@@ -139,6 +142,48 @@ export async function containerBench(work: string, log: (m: string) => void): Pr
               await podman('umount', id)
             },
             run: async () => void (await podman('commit', '-q', 'bench-c')),
+          },
+        ],
+        5,
+      ),
+    )
+
+    log('diff of a 1-file change')
+    // One container per contender, made by the first prepare and kept for every run.
+    const once = (make: () => Promise<void>): (() => Promise<void>) => {
+      let made: Promise<void> | undefined
+      return () => (made ??= make())
+    }
+    await removeAll()
+    results.push(
+      await compare(
+        'diff (docker diff) of a container that added one file (debian 201 MiB), median of 5',
+        {
+          name: 'strata diff',
+          prepare: once(async () => {
+            const id = await strata('create', '--name', 'bench-d', image.tag, 'true')
+            await sh(`cp ${file} ${await strata('mount', id)}/etc/changed.txt`)
+            await strata('umount', id)
+          }),
+          run: async () => void (await strata('diff', 'bench-d')),
+        },
+        [
+          {
+            name: 'docker diff (dockerd 20.10, overlay2)',
+            prepare: once(async () => {
+              await docker('create', '--name', 'bench-d', image.tag, 'true')
+              await docker('cp', file, 'bench-d:/etc/changed.txt')
+            }),
+            run: async () => void (await docker('diff', 'bench-d')),
+          },
+          {
+            name: 'podman diff (overlay)',
+            prepare: once(async () => {
+              const id = await podman('create', '--name', 'bench-d', image.tag, 'true')
+              await sh(`cp ${file} ${await podman('mount', id)}/etc/changed.txt`)
+              await podman('umount', id)
+            }),
+            run: async () => void (await podman('diff', 'bench-d')),
           },
         ],
         5,

@@ -35,7 +35,7 @@ import { test, type TestContext } from 'node:test'
 import { readTar } from '../src/archive/tar/index.js'
 import { commitContainer, containerChanges, createContainer, startContainer } from '../src/container/index.js'
 import type { Store } from '../src/store/index.js'
-import { lsetxattr, lutimens, mknod, S_IFCHR, type Timespec } from '../src/sys/index.js'
+import { lsetxattr, lutimens, type Timespec } from '../src/sys/index.js'
 import { containerEnv, loadImage } from './helpers/container-env.js'
 import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
 import { requireDockerd, startDockerd, type Dockerd } from './helpers/dockerd.js'
@@ -99,6 +99,7 @@ const SCENARIOS: Scenario[] = [
       'echo h > /data/hl1 && ln /data/hl1 /data/hl2',
       'ln /data/keep/b.txt /data/keep/b-link',
       'mkfifo /data/fifo',
+      'mknod /data/null c 1 3',
       'echo s > /data/suid && chmod 4755 /data/suid',
       'mkdir /data/sticky && chmod 1777 /data/sticky',
       'echo o > /data/owned && chown 1000:1000 /data/owned',
@@ -109,9 +110,8 @@ const SCENARIOS: Scenario[] = [
     fromHost: (root) => {
       lsetxattr(join(root, 'data/caps'), 'security.capability', CAP_V3)
       lsetxattr(join(root, 'data/caps'), 'user.note', 'dockerd carries only security.capability')
-      mknod(join(root, 'data/null'), S_IFCHR | 0o666, 1, 3)
     },
-    mustList: ['A /data/hl2', 'A /data/keep/b-link', 'A /data/fifo'],
+    mustList: ['A /data/hl2', 'A /data/keep/b-link', 'A /data/fifo', 'A /data/null'],
   },
 ]
 
