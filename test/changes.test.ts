@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { changesNaive, changesOverlay, formatChanges, type Change } from '../src/archive/changes.js'
 import { isStrataError } from '../src/errors/index.js'
-import { lsetxattr, lutimens, mknod, MNT_DETACH, mount, S_IFCHR, umount2, type Timespec } from '../src/sys/index.js'
+import { lsetxattr, lutimens, mknod, MNT_DETACH, MS_RDONLY, mount, S_IFCHR, umount2, type Timespec } from '../src/sys/index.js'
 import { makeRichTree } from './helpers/fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
@@ -266,7 +266,6 @@ test('changesOverlay: whiteouts, opaque dirs, copy-ups and new files through a r
   assert.ok(alone.includes('A /a') && alone.includes('A /a/file1') && alone.includes('D /f') && alone.includes('D /dir'))
 })
 
-const MS_RDONLY = 1
 
 test('changesNaive with upperDir: the full comparison of two overlay mounts, walking only what the upper dir holds', async (t) => {
   if (!requireRoot(t)) return
