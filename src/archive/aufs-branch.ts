@@ -50,7 +50,7 @@ import {
   type Change,
   type ChangeKind,
 } from './changes.js'
-import { Appender, FLUSH_AT, splitName, toStream } from './export.js'
+import { Appender, FLUSH_AT, splitName, toStream, type ExportOptions } from './export.js'
 import { WHITEOUT_META_PREFIX, WHITEOUT_OPAQUE, WHITEOUT_PREFIX } from './whiteout.js'
 
 /** fuse-overlayfs's marker of an opaque directory besides the xattr: a 0/0 device whose name, read as aufs, is `.wh..wh..opq`. */
@@ -282,9 +282,13 @@ export async function changesAufs(branchDir: string, lowerDirs: readonly string[
  * deleted name as an empty regular file `.wh.<name>` (an aufs whiteout's
  * own mode, owner and mtime; a device's owner and mtime with mode 0600, as
  * overlay2's diff writes it). Hardlinks as in exportChanges, whiteouts
- * excepted. Streamed; never holds a file in memory.
+ * excepted. Headers 'lossless' unless asked (export.ts's HeaderStyle):
+ * dockerd's aufs Diff writes its 'dockerd' headers, but this driver's
+ * changes, read from the branch with moby's sameFsTime, would then see a
+ * dir re-applied from its diff (mtime cut to the second) as unchanged.
+ * Streamed; never holds a file in memory.
  */
-export function exportAufsBranch(branchDir: string, lowerDirs?: readonly string[]): Readable {
+export function exportAufsBranch(branchDir: string, lowerDirs?: readonly string[], opts: ExportOptions = {}): Readable {
   const root = trimSlash(branchDir)
   const lower = lowerDirs === undefined ? undefined : new UnionLookup(lowerDirs.map(trimSlash))
 
@@ -335,7 +339,7 @@ export function exportAufsBranch(branchDir: string, lowerDirs?: readonly string[
 
   async function* generate(): AsyncGenerator<Buffer, void, undefined> {
     await requireDir('aufs branch', branchDir)
-    const ta = new Appender()
+    const ta = new Appender(opts.headers ?? 'lossless')
     yield* walk(ta, '')
     yield* ta.finish()
   }

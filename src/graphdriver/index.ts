@@ -19,7 +19,7 @@ import { btrfsFactory } from './btrfs/index.js'
 import { devicemapperFactory } from './devicemapper/index.js'
 import { aufsFactory } from './aufs/index.js'
 
-export type { ApplyLayerOptions, Change, CreateOpts, DiffFiles, DriverProblem, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
+export type { ApplyLayerOptions, Change, CreateOpts, DiffOptions, DiffFiles, DriverProblem, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from './types.js'
 export { DRIVER_ORDER, DriverRegistry, defaultRegistry, openDriver, registerDriver } from './registry.js'
 export { withNaiveDiff, type ProtoDriver } from './naive-diff.js'
 export { RefCounter, type Ref } from './refcount.js'

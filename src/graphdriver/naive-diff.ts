@@ -28,7 +28,7 @@ import { applyLayer } from '../archive/apply.js'
 import { changesNaive, type Change, type NaiveChangesOptions } from '../archive/changes.js'
 import { exportChanges } from '../archive/export.js'
 import { isErrno } from '../errors/index.js'
-import type { ApplyLayerOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from './types.js'
+import type { ApplyLayerOptions, DiffOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from './types.js'
 
 /** A driver without the diff methods: what withNaiveDiff completes. */
 export type ProtoDriver = Omit<GraphDriver, 'diff' | 'changes' | 'applyDiff' | 'applyLayer' | 'diffSize'>
@@ -135,7 +135,7 @@ class NaiveDiffDriver implements GraphDriver {
    * first; `parent` only while the changes are computed, since the tar is
    * read from `id` alone (moby releases it at the same point).
    */
-  async diff(id: string, parent: string | null): Promise<Readable> {
+  async diff(id: string, parent: string | null, opts: DiffOptions = {}): Promise<Readable> {
     const layerFs = await this.#d.get(id)
     let inner: Readable
     try {
@@ -150,7 +150,7 @@ class NaiveDiffDriver implements GraphDriver {
           await this.#d.put(parent)
         }
       }
-      inner = exportChanges(layerFs, changes)
+      inner = exportChanges(layerFs, changes, opts)
     } catch (err) {
       await this.#d.put(id)
       throw err

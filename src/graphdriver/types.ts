@@ -53,6 +53,7 @@
 import type { Readable } from 'node:stream'
 import type { ApplyResult } from '../archive/apply.js'
 import type { Change } from '../archive/changes.js'
+import type { HeaderStyle } from '../archive/export.js'
 import type { LineSink } from '../archive/tarsplit/index.js'
 import type { Digest } from '../digest/index.js'
 
@@ -78,6 +79,15 @@ export interface GetOpts {
 export interface PutOpts {
   /** Releases a persistent get (see GetOpts.persistent); never an error for a layer that is not mounted. */
   persistent?: boolean
+}
+
+export interface DiffOptions {
+  /**
+   * How the tar's headers are written: 'dockerd' (default) as dockerd
+   * writes a layer (what commit and export of a layer need), 'lossless'
+   * with nanosecond mtimes and every xattr (moving a container's files).
+   */
+  headers?: HeaderStyle
 }
 
 export interface ApplyLayerOptions {
@@ -132,7 +142,7 @@ export interface GraphDriver {
   cleanup(): Promise<void>
 
   /** A layer tar of `id`'s changes against `parent` (aufs-style whiteouts). */
-  diff(id: string, parent: string | null): Promise<Readable>
+  diff(id: string, parent: string | null, opts?: DiffOptions): Promise<Readable>
   /** `id`'s changes against `parent`, sorted by path. */
   changes(id: string, parent: string | null): Promise<Change[]>
   /** Applies a layer tar (uncompressed) to the freshly created layer `id`; returns the applied size. */

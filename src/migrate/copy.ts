@@ -225,7 +225,8 @@ export async function copyMount(ctx: CopyContext, mount: PlannedMount, index: nu
       created.push(id)
       await ctx.target.createReadWrite(id, below)
       const before = moved
-      const tar = await ctx.source.diff(sourceId, sourceBelow)
+      // Lossless: a container's files move with their nanosecond mtimes and every xattr.
+      const tar = await ctx.source.diff(sourceId, sourceBelow, { headers: 'lossless' })
       await ctx.target.applyDiff(id, below, tar.pipe(counting((n) => {
         moved = before + n
         progress('copy')

@@ -44,7 +44,7 @@ import { statfs } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import { RefCounter } from '../refcount.js'
 import { directorySize, dockerFsName, mountEntries } from '../overlay2/index.js'
-import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
+import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
 import {
   DIFF_DIR,
   DRIVER_NAME,
@@ -523,9 +523,9 @@ export class AufsDriver implements GraphDriver {
   // Diffs (from the layer's own branch)
 
   /** The branch as a layer tar, in aufs/OCI form whichever form its whiteouts are in. */
-  async diff(id: string, parent: string | null): Promise<Readable> {
-    if (!(await this.#isOwnParent(id, parent))) return this.#naive.diff(id, parent)
-    return exportAufsBranch(diffPath(this.home, id), await this.#ancestorBranches(id))
+  async diff(id: string, parent: string | null, opts: DiffOptions = {}): Promise<Readable> {
+    if (!(await this.#isOwnParent(id, parent))) return this.#naive.diff(id, parent, opts)
+    return exportAufsBranch(diffPath(this.home, id), await this.#ancestorBranches(id), opts)
   }
 
   /** What the branch changes over its ancestors' branches, sorted by path. */

@@ -25,7 +25,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, realpa
 import type { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
-import type { ApplyLayerOptions, Change, CreateOpts, DiffFiles, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
+import type { ApplyLayerOptions, DiffOptions, Change, CreateOpts, DiffFiles, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
 import { DeviceSet, type DeviceSetProblem } from './deviceset.js'
 import { DRIVER_NAME, DevmapperLayout, ID_FILE_MODE, MNT_DIR_MODE, ROOTFS_MODE, TMP_PREFIX } from './layout.js'
 import { parseOptions, parseRamBytes } from './options.js'
@@ -371,8 +371,8 @@ class DevmapperGraphDriver implements GraphDriver {
     return this.#inner.cleanup()
   }
 
-  diff(id: string, parent: string | null): Promise<Readable> {
-    return this.#inner.diff(id, parent)
+  diff(id: string, parent: string | null, opts?: DiffOptions): Promise<Readable> {
+    return this.#inner.diff(id, parent, opts)
   }
 
   changes(id: string, parent: string | null): Promise<Change[]> {

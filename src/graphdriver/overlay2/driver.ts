@@ -43,7 +43,7 @@ import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
 import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import { RefCounter } from '../refcount.js'
-import type { ApplyLayerOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
+import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
 import { dockerFsName, isScratchDirName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
 import {
   COMMITTED_FILE,
@@ -655,9 +655,9 @@ export class Overlay2Driver implements GraphDriver {
   // Diffs (native: the diff dir holds exactly the layer's changes)
 
   /** A layer tar of `id`'s diff dir, overlay whiteouts turned into aufs ones (dockerd's native Diff). */
-  async diff(id: string, parent: string | null): Promise<Readable> {
-    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.diff(id, parent)
-    return exportOverlayUpper(join(this.#dir(id), DIFF_DIR))
+  async diff(id: string, parent: string | null, opts: DiffOptions = {}): Promise<Readable> {
+    if (!(await this.#canDiffNatively(id, parent))) return this.#naive.diff(id, parent, opts)
+    return exportOverlayUpper(join(this.#dir(id), DIFF_DIR), opts)
   }
 
   /**
