@@ -1,12 +1,12 @@
 /**
  * The pure parts of containers, no root needed: how a container's Config
  * comes from its image's (daemon/create.go's merge rules), the runtime
- * spec built from it, the resolv.conf filter, and commit's --change
- * instructions.
+ * spec built from it, and the resolv.conf filter (commit's --change
+ * instructions are src/image's, test/image-changes.test.ts).
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { applyChanges, filterResolvConf, runtimeSpec } from '../src/container/index.js'
+import { filterResolvConf, runtimeSpec } from '../src/container/index.js'
 import { commandOf, mergeContainerConfig } from '../src/container/config.js'
 import { isStrataError } from '../src/errors/index.js'
 
@@ -52,14 +52,4 @@ test('resolv.conf: localhost nameservers dropped, defaults when none is left', (
   assert.equal(filterResolvConf('search lan\nnameserver 10.0.0.1\nnameserver 127.0.0.53\n'), 'search lan\nnameserver 10.0.0.1\n')
   assert.equal(filterResolvConf('nameserver 127.0.0.1\noptions edns0\n'), 'options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n')
   assert.equal(filterResolvConf(''), 'nameserver 8.8.8.8\nnameserver 8.8.4.4\n')
-})
-
-test('commit changes: exec and shell forms, ENV pairs, EXPOSE, unknown instructions refused', () => {
-  const c = applyChanges({ Env: ['A=0'] }, ['CMD echo hi', 'ENTRYPOINT ["/bin/e"]', 'ENV A=1 B="x y"', 'ENV C 3', 'EXPOSE 80 53/udp', 'USER 1000'])
-  assert.deepEqual(c.Cmd, ['/bin/sh', '-c', 'echo hi'])
-  assert.deepEqual(c.Entrypoint, ['/bin/e'])
-  assert.deepEqual(c.Env, ['A=1', 'B=x y', 'C=3'])
-  assert.deepEqual(c.ExposedPorts, { '80/tcp': {}, '53/udp': {} })
-  assert.equal(c.User, '1000')
-  assert.throws(() => applyChanges({}, ['FROM x']), /FROM is not a valid change command/)
 })

@@ -14,7 +14,7 @@ import { test } from 'node:test'
 import { sha256Of } from '../src/digest/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { RFC3339_NANO_RE } from '../src/fs/index.js'
-import { applyChanges, importRootfs, type ImportOptions, type LayerProgress } from '../src/transport/index.js'
+import { importRootfs, type ImportOptions, type LayerProgress } from '../src/transport/index.js'
 import { assertStoreUnchanged, openTestStore, snapshotStore } from './helpers/archive-fixtures.js'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
 import { canRunLayerTests } from './helpers/layer-env.js'
@@ -122,22 +122,4 @@ test('import: a bad change or reference is refused before anything is read or st
     assert.ok(stream.destroyed, 'the stream was released')
   }
   await assertStoreUnchanged(store, before)
-})
-
-test('changes: the Dockerfile forms docker import --change takes', () => {
-  assert.deepEqual(applyChanges(['CMD echo "a b"']).Cmd, ['/bin/sh', '-c', 'echo "a b"'], 'shell form')
-  assert.deepEqual(applyChanges(['cmd ["a", "b"]']).Cmd, ['a', 'b'], 'exec form, any case')
-  // Variables expand from the Env before the instruction, as in a Dockerfile.
-  const c = applyChanges(['ENV A=1', 'ENV B="two words" C=\'$A\' D=$A E=${A}x A=2', 'ENV F g h', 'ENV A=3'])
-  assert.deepEqual(c.Env, ['A=3', 'B=two words', 'C=$A', 'D=1', 'E=1x', 'F=g h'])
-  assert.deepEqual(applyChanges(['CMD x', 'ENTRYPOINT ["/e"]']).Cmd, ['/bin/sh', '-c', 'x'], 'ENTRYPOINT keeps a CMD set before it')
-  assert.equal(applyChanges(['ENTRYPOINT ["/e"]'], { Cmd: ['old'] }).Cmd, null, 'and drops an inherited one')
-  assert.deepEqual(applyChanges(['EXPOSE 80 53/udp 8000-8002']).ExposedPorts, { '80/tcp': {}, '53/udp': {}, '8000/tcp': {}, '8001/tcp': {}, '8002/tcp': {} })
-  assert.deepEqual(applyChanges(['VOLUME /a /b', 'VOLUME ["/c"]']).Volumes, { '/a': {}, '/b': {}, '/c': {} })
-  assert.equal(applyChanges(['WORKDIR /a', 'WORKDIR b/../c']).WorkingDir, '/a/c')
-  assert.equal(applyChanges(['USER 1000:1000']).User, '1000:1000')
-  assert.deepEqual(applyChanges(['LABEL a=b "c d"=e']).Labels, { a: 'b', 'c d': 'e' })
-  assert.equal(applyChanges(['STOPSIGNAL SIGKILL']).StopSignal, 'SIGKILL')
-  assert.throws(() => applyChanges(['FROM scratch']), /from is not a valid change command/)
-  assert.throws(() => applyChanges(['ENV =x']), /ENV names can not be blank/)
 })

@@ -91,7 +91,7 @@ Create a new image from a container's changes.
 Options:
   -a, --author STRING    Author
   -m, --message STRING   Commit message
-  -c, --change LIST      Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR)
+  -c, --change LIST      Apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR)
 `,
   export: `Usage: strata export [-o FILE] CONTAINER
 

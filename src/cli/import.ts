@@ -26,7 +26,7 @@ Create an image from a root filesystem tar (plain, gzip or zstd); print its ID.
 Options:
   -c, --change CHANGE      Apply a Dockerfile instruction to the image config
                            (CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE,
-                           VOLUME, STOPSIGNAL); repeatable
+                           VOLUME, ONBUILD); repeatable
   -m, --message MESSAGE    Set the history comment (default "Imported from -")
       --platform OS/ARCH[/VARIANT]
                            Set the image's platform (default this machine's)

@@ -7,7 +7,7 @@
  * config is written: the parent's rootfs plus the new diffID, the parent's
  * history plus one entry {created, author, created_by: the container's Cmd
  * joined by spaces, comment}, `config` = the container's Config with the
- * `changes` applied, `container_config` = the container's Config,
+ * `changes` applied (src/image's one --change engine), `container_config` = the container's Config,
  * `container` = its ID. The image's `parent` metadata names the image the
  * container was made from, and a reference is tagged (moved if it exists)
  * when asked.
@@ -17,102 +17,14 @@
  * entry is marked empty_layer. The layer registered meanwhile is released
  * and so collected again, as dockerd's deferred ReleaseAndLog does.
  */
-import { StrataError } from '../errors/index.js'
-import { topChainId, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js'
+import { applyChanges, topChainId, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js'
 import { nowNs, formatRfc3339Nano } from '../fs/index.js'
 import type { Store } from '../store/index.js'
-import { mergeEnv, orderContainerConfig } from './config.js'
+import { orderContainerConfig } from './config.js'
 import type { CommitOptions, CommitResult } from './types.js'
 
 /** sha256 of an empty tar (two zero blocks): layer.DigestSHA256EmptyTar. */
 export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef'
-
-/** A JSON array (exec form) or a string (shell form, run by /bin/sh -c), as a Dockerfile reads CMD/ENTRYPOINT. */
-function parseCommand(instruction: string, rest: string): string[] {
-  const trimmed = rest.trim()
-  if (trimmed.startsWith('[')) {
-    try {
-      const parsed = JSON.parse(trimmed) as unknown
-      if (Array.isArray(parsed) && parsed.every((p) => typeof p === 'string')) return parsed as string[]
-    } catch {
-      // not JSON: the shell form, as the Dockerfile parser falls back to
-    }
-  }
-  if (trimmed === '') throw new StrataError('INVALID_ARGUMENT', `${instruction} needs an argument`)
-  return ['/bin/sh', '-c', trimmed]
-}
-
-/** KEY=VALUE pairs (several, quoted values allowed) or the legacy "KEY VALUE". */
-function parsePairs(instruction: string, rest: string): Array<[string, string]> {
-  const trimmed = rest.trim()
-  if (!trimmed.includes('=')) {
-    const m = /^(\S+)\s+(.*)$/.exec(trimmed)
-    if (m === null) throw new StrataError('INVALID_ARGUMENT', `${instruction} needs KEY=VALUE, not "${trimmed}"`)
-    return [[m[1]!, m[2]!]]
-  }
-  const out: Array<[string, string]> = []
-  const re = /([^\s=]+)=("(?:[^"\\]|\\.)*"|'[^']*'|\S*)/g
-  for (const m of trimmed.matchAll(re)) {
-    let v = m[2]!
-    if (v.startsWith('"')) v = v.slice(1, -1).replace(/\\(.)/g, '$1')
-    else if (v.startsWith("'")) v = v.slice(1, -1)
-    out.push([m[1]!, v])
-  }
-  if (out.length === 0) throw new StrataError('INVALID_ARGUMENT', `${instruction} needs KEY=VALUE, not "${trimmed}"`)
-  return out
-}
-
-/** Applies `--change` Dockerfile instructions to a config (dockerfile.BuildFromConfig's subset). */
-export function applyChanges(base: ContainerConfig, changes: readonly string[]): ContainerConfig {
-  const config: ContainerConfig = { ...base }
-  for (const change of changes) {
-    const m = /^\s*(\S+)\s*(.*)$/s.exec(change)
-    if (m === null) continue
-    const instruction = m[1]!.toUpperCase()
-    const rest = m[2]!
-    switch (instruction) {
-      case 'CMD':
-        config.Cmd = parseCommand(instruction, rest)
-        break
-      case 'ENTRYPOINT':
-        config.Entrypoint = parseCommand(instruction, rest)
-        break
-      case 'ENV':
-        config.Env = mergeEnv(config.Env ?? [], parsePairs(instruction, rest).map(([k, v]) => `${k}=${v}`))
-        break
-      case 'LABEL':
-        config.Labels = { ...(config.Labels ?? {}), ...Object.fromEntries(parsePairs(instruction, rest)) }
-        break
-      case 'WORKDIR':
-        config.WorkingDir = rest.trim()
-        break
-      case 'USER':
-        config.User = rest.trim()
-        break
-      case 'STOPSIGNAL':
-        config.StopSignal = rest.trim()
-        break
-      case 'EXPOSE': {
-        const ports = { ...(config.ExposedPorts ?? {}) }
-        for (const p of rest.trim().split(/\s+/)) ports[p.includes('/') ? p : `${p}/tcp`] = {}
-        config.ExposedPorts = ports
-        break
-      }
-      case 'VOLUME': {
-        const volumes = { ...(config.Volumes ?? {}) }
-        const list = rest.trim().startsWith('[') ? parseCommand(instruction, rest) : rest.trim().split(/\s+/)
-        for (const v of list) volumes[v] = {}
-        config.Volumes = volumes
-        break
-      }
-      default:
-        throw new StrataError('INVALID_ARGUMENT', `${instruction} is not a valid change command`, {
-          hint: 'commit takes CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR',
-        })
-    }
-  }
-  return orderContainerConfig(config)
-}
 
 /** The child config's bytes, in image.Image's JSON field order. */
 function childConfigBytes(parent: ImageConfig, fields: { created: string; containerId: string; containerConfig: ContainerConfig; config: ContainerConfig; author: string | undefined; diffIds: string[]; history: HistoryEntry[] }): Buffer {
@@ -140,7 +52,7 @@ function childConfigBytes(parent: ImageConfig, fields: { created: string; contai
 export async function commitContainer(store: Store, ref: string, opts: CommitOptions = {}): Promise<CommitResult> {
   const c = await store.containers.get(ref)
   const parent = await store.images.get(c.record.Image)
-  const config = applyChanges(c.record.Config, opts.changes ?? [])
+  const config = orderContainerConfig(applyChanges(opts.changes ?? [], c.record.Config))
   const diff = await store.layers.mountDiff(c.id)
   const { layer } = await store.layers.register(diff, topChainId(parent.config))
   try {

@@ -7,7 +7,7 @@
 export type * from './types.js'
 export { createContainer } from './create.js'
 export { containerChanges, exportContainer, formatChangeLines, mountContainer, removeContainer, unmountContainer } from './lifecycle.js'
-export { commitContainer, applyChanges, EMPTY_LAYER_DIFF_ID } from './commit.js'
+export { commitContainer, EMPTY_LAYER_DIFF_ID } from './commit.js'
 export { startContainer } from './runtime.js'
 export { runContainer, type RunContainerOptions, type RunContainerResult } from './run.js'
 export { runtimeSpec, resolveUser } from './bundle.js'

@@ -43,7 +43,7 @@ export interface CommitOptions {
   message?: string
   /** The image's author (docker commit -a). */
   author?: string
-  /** Dockerfile instructions applied to the config: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL. */
+  /** Dockerfile instructions applied to the config, as `docker commit --change` takes them (src/image applyChanges). */
   changes?: string[]
 }
 

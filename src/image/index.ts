@@ -17,6 +17,7 @@ export {
   type ParsedImageConfig,
   type RootFS,
 } from './config.js'
+export { CHANGE_COMMANDS, applyChanges } from './changes.js'
 export {
   ImageStore,
   parseImageId,

@@ -17,7 +17,6 @@
 export * from './types.js'
 export { loadImages, loadableReference, openImageDestination, openImageSource, saveImages, type OpenSourceOptions } from './copy.js'
 export { importRootfs } from './import.js'
-export { applyChanges, CHANGE_COMMANDS } from './changes.js'
 export { DockerArchiveSource } from './docker-archive/source.js'
 export { DockerArchiveDestination } from './docker-archive/destination.js'
 export { OciLayoutSource, type OciLayoutSourceOptions } from './oci-layout/source.js'

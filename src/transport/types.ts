@@ -216,7 +216,7 @@ export interface ImportOptions {
   message?: string
   /** What docker writes as the source in the comment (a path or `-`). */
   sourceName?: string
-  /** Config fields to set, the subset of `docker import --change` strata takes: CMD, ENTRYPOINT, ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL. */
+  /** Config fields to set, as `docker import --change` takes them (src/image applyChanges: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR). */
   changes?: string[]
   /** os/architecture of the new config; default this machine's (linux/amd64 here). */
   platform?: { os: string; architecture: string; variant?: string }

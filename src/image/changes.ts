@@ -1,15 +1,20 @@
 /**
- * `docker import --change` (and `commit --change`): Dockerfile instructions
- * applied to a container config, the subset strata takes: CMD, ENTRYPOINT,
- * ENV, WORKDIR, USER, LABEL, EXPOSE, VOLUME, STOPSIGNAL. Their meaning is
- * the Dockerfile's (moby builder/dockerfile BuildFromConfig):
+ * The one `--change` engine, for `docker import --change` and `docker
+ * commit --change` alike: Dockerfile instructions applied to a container
+ * config (moby builder/dockerfile BuildFromConfig). dockerd 20.10 takes
+ * CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR and
+ * HEALTHCHECK there (its validCommitCommands; STOPSIGNAL, like every other
+ * instruction, is "not a valid change command"); strata takes all of them
+ * but HEALTHCHECK (NOT_SUPPORTED). Their meaning is the Dockerfile's, and
+ * test/image-changes.test.ts checks it against dockerd's results:
  *
  *   CMD ["a","b"] | CMD a b           exec form, or shell form ["/bin/sh","-c","a b"]
  *   ENTRYPOINT (same forms)           also drops a CMD not set by an earlier change
  *   ENV k=v k2="v 2" | ENV k v w      replaces k in Env, keeps the order
  *   LABEL k=v ... | LABEL k v
  *   WORKDIR dir                       relative to the previous WORKDIR
- *   USER u[:g]   EXPOSE 80 53/udp 8000-8002   VOLUME ["/a"] | VOLUME /a /b   STOPSIGNAL SIGTERM
+ *   USER u[:g]   EXPOSE 80 53/udp 8000-8002   VOLUME ["/a"] | VOLUME /a /b
+ *   ONBUILD INSTRUCTION ...           the trigger's text appended to OnBuild
  *
  * Words are processed as a Dockerfile's are: quotes removed, backslash
  * escapes, and $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alt} expanded from
@@ -18,10 +23,16 @@
  */
 import { posix } from 'node:path'
 import { StrataError } from '../errors/index.js'
-import type { ContainerConfig } from '../image/config.js'
+import type { ContainerConfig } from './config.js'
 
-/** The instructions `changes` may hold. */
-export const CHANGE_COMMANDS = ['CMD', 'ENTRYPOINT', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'VOLUME', 'STOPSIGNAL'] as const
+/** The instructions `changes` may hold (dockerd's validCommitCommands but HEALTHCHECK). */
+export const CHANGE_COMMANDS = ['CMD', 'ENTRYPOINT', 'ENV', 'WORKDIR', 'USER', 'LABEL', 'EXPOSE', 'VOLUME', 'ONBUILD'] as const
+
+/** What dockerd takes as a change and strata does not implement yet. */
+const UNSUPPORTED_COMMANDS = ['HEALTHCHECK']
+
+/** Instructions an ONBUILD trigger may not be (moby's parseOnBuild). */
+const FORBIDDEN_TRIGGERS = ['FROM', 'MAINTAINER']
 
 function invalid(why: string): StrataError {
   return new StrataError('INVALID_ARGUMENT', why)
@@ -177,6 +188,9 @@ export function applyChanges(changes: readonly string[], base: ContainerConfig =
     if (m === null) throw invalid('An empty change was given')
     const command = m[1]!.toUpperCase()
     const rest = m[2]!.trim()
+    if (UNSUPPORTED_COMMANDS.includes(command)) {
+      throw new StrataError('NOT_SUPPORTED', `${command} changes are valid for dockerd but not implemented by strata`)
+    }
     if (!(CHANGE_COMMANDS as readonly string[]).includes(command)) {
       throw invalid(`${m[1]!.toLowerCase()} is not a valid change command`)
     }
@@ -239,10 +253,12 @@ export function applyChanges(changes: readonly string[], base: ContainerConfig =
         config.Volumes = volumes
         break
       }
-      case 'STOPSIGNAL': {
-        const sig = processWord(rest, env)
-        if (!/^\d+$/.test(sig) && !/^(SIG)?[A-Z][A-Z0-9+-]*$/i.test(sig)) throw invalid(`Invalid signal for STOPSIGNAL: "${rest}"`)
-        config.StopSignal = sig
+      case 'ONBUILD': {
+        const trigger = (/^\S+/.exec(rest)?.[0] ?? '').toUpperCase()
+        if (trigger === '') throw invalid('ONBUILD requires at least one argument')
+        if (trigger === 'ONBUILD') throw invalid('Chaining ON BUILD via `ONBUILD ONBUILD` isn\'t allowed')
+        if (FORBIDDEN_TRIGGERS.includes(trigger)) throw invalid(`${trigger} isn't allowed as an ONBUILD trigger`)
+        config.OnBuild = [...(config.OnBuild ?? []), rest]
         break
       }
     }
