@@ -62,7 +62,7 @@ export interface GoMethod {
   result: GoType
   /** The method returns (T, error): a thrown Error becomes Go's `error calling NAME: ...`. */
   returnsError?: boolean
-  /** The implementation, given the receiver's payload and the arguments' payloads; returns the result's payload. */
+  /** The implementation, given the receiver's payload and the arguments as TemplateFunc.call gets them; returns the result's payload. */
   call(receiver: unknown, ...args: unknown[]): unknown
 }
 
@@ -131,8 +131,11 @@ export interface TemplateFunc {
   result: GoType
   returnsError?: boolean
   /**
-   * Called with the arguments' payloads (`interface {}` parameters get the
-   * argument as a Typed value or null; reflect.Value ones get a Value).
+   * Called with the arguments converted to the parameter types: integer
+   * parameters get a bigint, floats a number, strings a string, slices an
+   * array (null when nil), other types their payload; `interface {}`
+   * parameters get the argument's Value (NO_VALUE for nil), reflect.Value
+   * ones the Value as evaluated (possibly of interface type, or invalid).
    * Returns the result's payload (a Value when the result is reflect.Value).
    * Throwing an Error fails the template with `error calling NAME: MESSAGE`.
    */
