@@ -6,6 +6,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { apiBench } from './api.js'
 import { archiveBench } from './archive.js'
 import { containerBench } from './container.js'
 import { exploreBench } from './explore.js'
@@ -17,6 +18,7 @@ import { migrateBench } from './migrate.js'
 import { pullBench } from './pull.js'
 
 const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promise<CaseResult[]>> = {
+  api: apiBench,
   archive: archiveBench,
   container: containerBench,
   explore: exploreBench,

@@ -6,6 +6,7 @@
  * templates that would swallow them (see router.ts).
  */
 import { ApiError, notImplemented } from './errors.js'
+import * as archive from './handlers/archive.js'
 import * as containers from './handlers/containers.js'
 import * as events from './handlers/events.js'
 import * as images from './handlers/images.js'
@@ -68,6 +69,9 @@ export function apiRoutes(): Route[] {
     route('GET', '/containers/{id}/export', containers.exportContainerHandler),
     route('DELETE', '/containers/{id}', containers.removeContainerHandler),
     route('POST', '/commit', containers.commitHandler),
+    route('HEAD', '/containers/{id}/archive', archive.headArchive),
+    route('GET', '/containers/{id}/archive', archive.getArchive),
+    route('PUT', '/containers/{id}/archive', archive.putArchive),
     ...unsupportedAll('this container verb in strata serve yet (it waits for the container lifecycle: a monitor per container)', [
       ['POST', '/containers/prune'],
       ['GET', '/containers/{id}/top'],
@@ -81,9 +85,6 @@ export function apiRoutes(): Route[] {
       ['POST', '/containers/{id}/exec'],
       ['POST', '/exec/{id}/start'],
       ['GET', '/exec/{id}/json'],
-      ['GET', '/containers/{id}/archive'],
-      ['HEAD', '/containers/{id}/archive'],
-      ['PUT', '/containers/{id}/archive'],
       ['POST', '/containers/{id}/rename'],
     ]),
     ...unsupportedAll('this container verb (no pausing, live resizing, statistics or resource updates)', [

@@ -445,3 +445,31 @@ export function exportOverlayUpper(upperDir: string, opts: ExportOptions = {}): 
   }
   return toStream(generate())
 }
+
+/**
+ * One path as a tar, as dockerd sends `GET /containers/{id}/archive`
+ * (pkg/archive TarResourceRebase): the entry itself named `name`, and for
+ * a directory everything beneath it as `name/...`, in byte order. Nothing
+ * is followed (a symlink is an entry) and nothing is interpreted: it reads
+ * a plain tree such as a mounted container's merged view.
+ */
+export function exportPath(absPath: string, name: string, opts: ExportOptions = {}): Readable {
+  async function* walk(ta: Appender, dir: string, rel: string): AsyncGenerator<Buffer, void, undefined> {
+    for (const child of await sortedNames(dir, true)) {
+      const abs = `${dir}/${child}`
+      const st = await lstatOrUndefined(abs)
+      if (st === undefined) continue
+      yield* ta.addFile(abs, `${rel}/${child}`, st)
+      if (st.isDirectory()) yield* walk(ta, abs, `${rel}/${child}`)
+    }
+  }
+  async function* generate(): AsyncGenerator<Buffer, void, undefined> {
+    const st = await lstatOrUndefined(absPath)
+    if (st === undefined) throw new StrataError('NOT_FOUND', `"${absPath}" does not exist`, { details: { path: absPath } })
+    const ta = new Appender(opts.headers ?? 'dockerd')
+    yield* ta.addFile(absPath, name, st)
+    if (st.isDirectory()) yield* walk(ta, absPath, name)
+    yield* ta.finish()
+  }
+  return toStream(generate())
+}

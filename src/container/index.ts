@@ -13,3 +13,4 @@ export { runContainer, type RunContainerOptions, type RunContainerResult } from 
 export { runtimeSpec, resolveUser } from './bundle.js'
 export { filterResolvConf, hostsContent } from './init-files.js'
 export { NONE_ENDPOINT, containerStateJson, inspectContainer, readHostConfig, type ContainerInspect } from './inspect.js'
+export { archiveFromContainer, extractToContainer, goFileMode, statContainerPath, type ContainerPathStat, type ExtractOptions } from './archive.js'

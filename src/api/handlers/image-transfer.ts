@@ -25,6 +25,23 @@ import { boolParam, uploadStream } from '../request.js'
 import { JsonMessageStream, writeError } from '../response.js'
 import type { RequestContext } from '../types.js'
 
+/** A layer's byte counts are sent at most this often (dockerd's progress reader: 100 ms), the last one always. */
+const PROGRESS_INTERVAL_MS = 100
+
+/** Drops progress events of a layer that come sooner than PROGRESS_INTERVAL_MS after the last one sent. */
+function throttled(send: (e: LayerProgress) => void): (e: LayerProgress) => void {
+  const last = new Map<string, number>()
+  return (e) => {
+    if (e.phase === 'copying' && e.current !== e.total) {
+      const key = `${e.image}/${e.layer}`
+      const now = Date.now()
+      if (now - (last.get(key) ?? 0) < PROGRESS_INTERVAL_MS) return
+      last.set(key, now)
+    }
+    send(e)
+  }
+}
+
 function short(digest: string): string {
   return digest.replace(/^sha256:/, '').slice(0, 12)
 }
@@ -110,7 +127,7 @@ async function pull(ctx: RequestContext, fromImage: string): Promise<void> {
   const name = referenceString(ref)
   const out = new JsonMessageStream(ctx.res)
   let layerDigests: string[] = []
-  const onProgress = (e: LayerProgress): void => {
+  const onProgress = throttled((e: LayerProgress): void => {
     const id = short(layerDigests[e.layer] ?? e.diffId)
     if (e.phase === 'waiting') out.layer(id, 'Pulling fs layer')
     else if (e.phase === 'exists') out.layer(id, 'Already exists')
@@ -119,7 +136,7 @@ async function pull(ctx: RequestContext, fromImage: string): Promise<void> {
       out.layer(id, 'Download complete')
       out.layer(id, 'Pull complete')
     }
-  }
+  })
   try {
     const result = await pullImage(ctx.store, name, {
       ...(platform === undefined ? {} : { platform }),
@@ -181,7 +198,7 @@ export async function loadImagesHandler(ctx: RequestContext): Promise<void> {
     const source = await openImageSource(uploadStream(ctx), { tmpDir })
     try {
       const result = await loadImages(ctx.store, source, {
-        ...(quiet ? {} : { onProgress: (e: LayerProgress) => e.phase === 'copying' && out.progress(short(e.diffId), 'Loading layer', e.current, e.total ?? 0) }),
+        ...(quiet ? {} : { onProgress: throttled((e: LayerProgress) => e.phase === 'copying' && out.progress(short(e.diffId), 'Loading layer', e.current, e.total ?? 0)) }),
       })
       for (const image of result.images) {
         await ctx.events.append(imageEvent('load', image.id, image.id))
