@@ -191,9 +191,19 @@ async function containerWorkflow(t: TestContext, docker: string): Promise<void> 
   assert.match(gone, /No such object: web|No such container: web/)
   assert.equal((await strata(['ps', '-a', '--format', 'json'], { root: s.root })).text.trim(), '')
 
+  // container prune, with docker's label! filter, then all that is left.
+  const keep = (await d(['create', '--label', 'keep=1', 'busybox', 'true'])).trim()
+  const drop = (await d(['create', 'busybox', 'true'])).trim()
+  const pruned = await d(['container', 'prune', '-f', '--filter', 'label!=keep'])
+  assert.match(pruned, new RegExp(`Deleted Containers:\\n${drop}\\n`))
+  assert.doesNotMatch(pruned, new RegExp(keep))
+  assert.equal((await d(['ps', '-aq', '--no-trunc'])).trim(), keep)
+  assert.match(await d(['container', 'prune', '-f']), new RegExp(keep))
+  assert.equal((await d(['ps', '-aq'])).trim(), '')
+
   await sleep(1500)
   const seen = events.lines().map((e) => `${e.Type} ${e.Action}`)
-  for (const wanted of ['container create', 'container commit', 'container destroy']) {
+  for (const wanted of ['container create', 'container commit', 'container destroy', 'container prune']) {
     assert.ok(seen.includes(wanted), `docker events did not show "${wanted}": ${seen.join(', ')}`)
   }
 }

@@ -69,11 +69,11 @@ export function apiRoutes(): Route[] {
     route('GET', '/containers/{id}/export', containers.exportContainerHandler),
     route('DELETE', '/containers/{id}', containers.removeContainerHandler),
     route('POST', '/commit', containers.commitHandler),
+    route('POST', '/containers/prune', containers.pruneContainersHandler),
     route('HEAD', '/containers/{id}/archive', archive.headArchive),
     route('GET', '/containers/{id}/archive', archive.getArchive),
     route('PUT', '/containers/{id}/archive', archive.putArchive),
     ...unsupportedAll('this container verb in strata serve yet (it waits for the container lifecycle: a monitor per container)', [
-      ['POST', '/containers/prune'],
       ['GET', '/containers/{id}/top'],
       ['GET', '/containers/{id}/logs'],
       ['POST', '/containers/{id}/start'],

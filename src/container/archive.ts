@@ -26,7 +26,6 @@ import type { Readable } from 'node:stream'
 import { applyDecompressed, cleanPath, exportPath, ScopedResolver } from '../archive/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import type { Store } from '../store/index.js'
-import { getContainer } from './records.js'
 
 /** docker's types.ContainerPathStat. */
 export interface ContainerPathStat {
@@ -152,7 +151,7 @@ function resolveOrNotFound(rootfs: string, path: string, id: string): Resolved {
 
 /** HEAD /containers/{id}/archive: what is at `path` in the container. */
 export async function statContainerPath(store: Store, ref: string, path: string): Promise<ContainerPathStat> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   return withRootfs(store, c.id, async (rootfs) => statResolved(rootfs, resolveOrNotFound(rootfs, path, c.id), path, c.id))
 }
 
@@ -161,7 +160,7 @@ export async function statContainerPath(store: Store, ref: string, path: string)
  * stays mounted until the stream ends or is destroyed.
  */
 export async function archiveFromContainer(store: Store, ref: string, path: string): Promise<{ stat: ContainerPathStat; tar: Readable }> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   const rootfs = await realpath(await store.layers.mount(c.id))
   let handedOver = false
   try {
@@ -191,7 +190,7 @@ export async function archiveFromContainer(store: Store, ref: string, path: stri
  * that would leave it.
  */
 export async function extractToContainer(store: Store, ref: string, path: string, tar: Readable, opts: ExtractOptions = {}): Promise<void> {
-  const c = await getContainer(store, ref)
+  const c = await store.containers.get(ref)
   // noOverwriteDirNonDir (what the docker CLI always asks) is not enforced yet: the applier replaces what an entry names, as a layer apply must.
   void opts.noOverwriteDirNonDir
   await withRootfs(store, c.id, async (rootfs) => {

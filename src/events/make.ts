@@ -22,3 +22,8 @@ export function containerEvent(action: string, id: string, image: string, name: 
   for (const k of Object.keys(all).sort()) attrs[k] = all[k]!
   return stampEvent({ status: action, id, from: image, Type: 'container', Action: action, Actor: { ID: id, Attributes: attrs } })
 }
+
+/** A prune event (dockerd 20.10 logs one per prune, with no actor ID and the bytes reclaimed). */
+export function pruneEvent(type: 'container' | 'image', reclaimed: number): EngineEvent {
+  return stampEvent({ Type: type, Action: 'prune', Actor: { ID: '', Attributes: { reclaimed: String(reclaimed) } } })
+}

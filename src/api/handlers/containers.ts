@@ -12,10 +12,11 @@ import {
   createContainer,
   exportContainer,
   inspectContainer,
+  pruneContainers,
   removeContainer,
   type CreateContainerOptions,
 } from '../../container/index.js'
-import { containerEvent, imageEvent } from '../../events/index.js'
+import { containerEvent, imageEvent, pruneEvent } from '../../events/index.js'
 import { familiarString, parseReference, referenceString, withDefaultTag } from '../../image/index.js'
 import { ApiError, notImplemented } from '../errors.js'
 import { boolParam, intParam, parseFilters, readJsonBody, readJsonObject, type Filters } from '../request.js'
@@ -275,4 +276,34 @@ export async function commitHandler(ctx: RequestContext): Promise<void> {
   await ctx.events.append(containerEvent('commit', c.id, c.record.Config.Image ?? c.record.Image, c.name, { comment }))
   if (reference !== undefined) await ctx.events.append(imageEvent('tag', result.imageId, familiarString(parseReference(reference))))
   writeJson(ctx.res, 201, { Id: result.imageId })
+}
+
+/** `until` of a prune filter: Unix seconds (with a fraction) or an RFC 3339 time, as the docker CLI sends it; Unix ms. */
+function untilFilter(filters: Filters): number | undefined {
+  const values = filters.get('until')
+  if (values === undefined || values.size === 0) return undefined
+  if (values.size > 1) throw new ApiError(400, 'invalid filter: "until" takes one value')
+  const raw = [...values][0]!
+  if (/^\d+(\.\d+)?$/.test(raw)) return Number(raw) * 1000
+  const ms = Date.parse(raw)
+  if (Number.isNaN(ms)) throw new ApiError(400, `invalid filter 'until=${raw}'`)
+  return ms
+}
+
+/** POST /containers/prune?filters= : every container not running, as dockerd prunes them. */
+export async function pruneContainersHandler(ctx: RequestContext): Promise<void> {
+  const filters = parseFilters(ctx.query.get('filters'), ['until', 'label', 'label!'])
+  const until = untilFilter(filters)
+  const before = new Map((await ctx.store.containers.list()).map((c) => [c.id, c]))
+  const report = await pruneContainers(ctx.store, {
+    ...(until === undefined ? {} : { until }),
+    ...(filters.has('label') ? { labels: [...filters.get('label')!] } : {}),
+    ...(filters.has('label!') ? { notLabels: [...filters.get('label!')!] } : {}),
+  })
+  for (const id of report.ContainersDeleted) {
+    const c = before.get(id)
+    if (c !== undefined) await ctx.events.append(containerEvent('destroy', id, c.record.Config.Image ?? c.record.Image, c.name))
+  }
+  await ctx.events.append(pruneEvent('container', report.SpaceReclaimed))
+  writeJson(ctx.res, 200, { ContainersDeleted: report.ContainersDeleted.length === 0 ? null : report.ContainersDeleted, SpaceReclaimed: report.SpaceReclaimed })
 }

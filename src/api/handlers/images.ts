@@ -3,7 +3,7 @@
  * history, tag, delete, prune, and system df. Each is the library call
  * the CLI's verb makes (src/store), formatted as the API's JSON.
  */
-import { imageEvent } from '../../events/index.js'
+import { imageEvent, pruneEvent } from '../../events/index.js'
 import { diskUsage, imageHistory, inspectImage, listImages, pruneImages, removeImage, tagImage } from '../../store/index.js'
 import { ApiError } from '../errors.js'
 import { boolFilter, boolParam, parseFilters } from '../request.js'
@@ -96,6 +96,7 @@ export async function pruneImagesHandler(ctx: RequestContext): Promise<void> {
   const before = await namesSnapshot(ctx)
   const report = await pruneImages(ctx.store, { all: dangling === false })
   await appendDeleteEvents(ctx, before, report.ImagesDeleted)
+  await ctx.events.append(pruneEvent('image', report.SpaceReclaimed))
   writeJson(ctx.res, 200, { ImagesDeleted: report.ImagesDeleted.length === 0 ? null : report.ImagesDeleted, SpaceReclaimed: report.SpaceReclaimed })
 }
 
