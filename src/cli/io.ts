@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { rename, rm } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { Readable } from 'node:stream'
-import { tempPathFor } from '../fs/index.js'
+import { specialFileKind, tempPathFor } from '../fs/index.js'
 
 export function openInput(path: string): Readable {
   return path === '-' ? process.stdin : createReadStream(path)
@@ -12,12 +12,17 @@ export function openInput(path: string): Readable {
 /**
  * Streams `data` to `path` (or stdout). A file is written under a temp name
  * and renamed at the end, so a failed export never leaves a half file that
- * looks complete.
+ * looks complete. A device, fifo or socket (/dev/null, a named pipe) is
+ * written in place: renaming over it would replace the node itself.
  */
 export async function writeOutput(path: string, data: AsyncIterable<Buffer> | Readable): Promise<void> {
   const source = data instanceof Readable ? data : Readable.from(data)
   if (path === '-') {
     await pipeline(source, process.stdout, { end: false })
+    return
+  }
+  if ((await specialFileKind(path)) !== undefined) {
+    await pipeline(source, createWriteStream(path))
     return
   }
   const tmp = tempPathFor(path)

@@ -7,7 +7,9 @@
  *
  * The transport writes a file beside its destination and renames it at
  * commit; for stdout it writes into `<root>/tmp` first and the file is
- * then streamed out, so a failed save never sends half an archive.
+ * then streamed out, so a failed save never sends half an archive. A
+ * device, fifo or socket given with -o (/dev/null) is treated as stdout:
+ * spooled, then written into it, never renamed over.
  * Per-layer bars are drawn when the archive goes to a file and stdout is
  * a terminal.
  */
@@ -16,6 +18,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { StrataError } from '../errors/index.js'
+import { specialFileKind } from '../fs/index.js'
 import { openImageDestination, saveImages } from '../transport/index.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
@@ -48,12 +51,14 @@ export async function saveCommand(args: string[], global: GlobalOptions, io: Ver
   const output = values.output ?? '-'
   if (output === '') throw new UsageError('-o needs a file name')
   const toStdout = output === '-'
+  const special = !toStdout && (await specialFileKind(output)) !== undefined
+  if (special && format === 'oci-layout') throw new UsageError(`--format oci-layout writes a directory; "${output}" is not one`)
   if (toStdout && format === 'oci-layout') throw new UsageError('--format oci-layout writes a directory; give it with -o DIR')
   if (toStdout && io.stdout.isTTY) throw new StrataError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
 
   await withStore(global, async (store) => {
     const tmpDir = await transportTmpDir(store.root)
-    const spoolDir = toStdout ? await mkdtemp(join(tmpDir, 'save-')) : undefined
+    const spoolDir = toStdout || special ? await mkdtemp(join(tmpDir, 'save-')) : undefined
     try {
       const path = spoolDir === undefined ? output : join(spoolDir, 'image.tar')
       // Bars share stdout with nothing else only when the archive goes to a file.
@@ -66,7 +71,7 @@ export async function saveCommand(args: string[], global: GlobalOptions, io: Ver
       } finally {
         progress.finish()
       }
-      if (spoolDir !== undefined) await writeOutput('-', createReadStream(path))
+      if (spoolDir !== undefined) await writeOutput(toStdout ? '-' : output, createReadStream(path))
     } finally {
       if (spoolDir !== undefined) await rm(spoolDir, { recursive: true, force: true })
     }

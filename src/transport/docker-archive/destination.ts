@@ -24,7 +24,7 @@ import { rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { chainIds, digestHex, type Digest } from '../../digest/index.js'
 import { StrataError } from '../../errors/index.js'
-import { fsyncPath, goJsonString, tempPathFor } from '../../fs/index.js'
+import { fsyncPath, goJsonString, refuseSpecialTarget, tempPathFor } from '../../fs/index.js'
 import { parseImageConfig } from '../../image/config.js'
 import { familiarName, familiarString, parseReference } from '../../image/reference.js'
 import { goJsonSortedObject } from '../go-config.js'
@@ -162,6 +162,7 @@ export class DockerArchiveDestination implements ImageDestination {
 
   async commit(): Promise<void> {
     if (!this.#written) throw new StrataError('INVALID_ARGUMENT', `Nothing was written to the docker-archive destination "${this.path}"`)
+    await refuseSpecialTarget(this.path, 'a docker-archive')
     await rename(this.#tmpPath, this.path)
     await fsyncPath(dirname(this.path))
   }

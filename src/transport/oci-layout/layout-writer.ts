@@ -22,7 +22,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Digester, type Digest } from '../../digest/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
-import { atomicWriteFile, fsyncPath, readIfExists, tempPathFor } from '../../fs/index.js'
+import { atomicWriteFile, fsyncPath, readIfExists, refuseSpecialTarget, tempPathFor } from '../../fs/index.js'
 import { TarFileWriter } from '../tar-file-writer.js'
 import { INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, blobPath, parseIndex, type ImageIndex } from './documents.js'
 
@@ -252,6 +252,7 @@ export class ArchiveLayoutWriter implements LayoutWriter {
 
   async commit(): Promise<void> {
     if (!this.#finished) throw new StrataError('INVALID_ARGUMENT', `Nothing was written to the OCI archive "${this.dest}"`)
+    await refuseSpecialTarget(this.dest, 'an OCI archive')
     await rename(this.#writer.path, this.dest)
     await fsyncPath(dirname(this.dest))
   }
