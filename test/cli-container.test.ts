@@ -4,8 +4,8 @@
  * --format json), start -a and run pass the container's output and exit
  * status through, diff prints A/C/D lines, commit prints the image ID and
  * tags it, mount prints a path that umount releases, export writes a tar
- * GNU tar can list, rm removes; bad usage exits 2, failures 1 with a
- * one-line message.
+ * GNU tar can list, rm removes; bad usage exits as docker's (1 or 125),
+ * failures 1 with a one-line message.
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -88,9 +88,10 @@ test('strata create/ps/start/diff/commit/mount/export/run/rm (vfs)', async (t) =
   assert.equal(existsSync(join(env.root, 'containers', id)), false)
   assert.equal(strata('ps', '-aq').stdout, '', 'run --rm left nothing')
 
-  // Usage errors exit 2; failed operations 1 with a message naming the culprit.
-  assert.equal(strata('create').status, 2)
-  assert.equal(strata('start', 'c1').status, 2)
+  // Usage errors exit as docker's (a wrong argument count 1, a flag it refuses 125); failed operations 1 with a message naming the culprit.
+  assert.equal(strata('create').status, 1)
+  assert.match(strata('create').stderr, /^"strata create" requires at least 1 argument\.\nSee 'strata create --help'\.\n\nUsage:  strata create /)
+  assert.equal(strata('start', 'c1').status, 125)
   const missing = strata('rm', 'nope')
   assert.equal(missing.status, 1)
   assert.match(missing.stderr, /No such container: nope/)

@@ -15,11 +15,19 @@ function strata(args: string[], env: NodeJS.ProcessEnv = {}): { code: number; st
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
 
-test('usage errors exit 2 with a one-line message', () => {
-  for (const args of [['no-such-verb'], ['--root'], ['--storage-opt', 'novalue', 'info'], ['archive', 'apply', '/tmp']]) {
+test("usage errors in docker's words and exit statuses", () => {
+  const cases: Array<[string[], number, string]> = [
+    [['no-such-verb'], 1, "strata: 'no-such-verb' is not a strata command.\nSee 'strata --help'\n"],
+    [['--root'], 125, "flag needs an argument: --root\nSee 'strata --help'.\n"],
+    [['--nope', 'images'], 125, "unknown flag: --nope\nSee 'strata --help'.\n"],
+    [['--storage-opt', 'novalue', 'info'], 125, 'invalid argument "novalue" for "--storage-opt" flag: takes KEY=VALUE\nSee \'strata --help\'.\n'],
+    [['archive', 'apply', '/tmp'], 125, 'required flag(s) "input" not set\nSee \'strata archive apply --help\'.\n'],
+    [['archive', 'nope'], 1, "strata: 'nope' is not a strata archive command.\nSee 'strata archive --help'\n"],
+  ]
+  for (const [args, code, stderr] of cases) {
     const r = strata(args)
-    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
-    assert.match(r.stderr, /^strata: .+\n$/)
+    assert.equal(r.stderr, stderr, args.join(' '))
+    assert.equal(r.code, code, args.join(' '))
   }
   const help = strata(['--help'])
   assert.equal(help.code, 0)
@@ -121,5 +129,5 @@ test('layer import/ls/inspect/export/rm and check: a layer goes in, comes out by
   assert.equal(rm.stdout, `Deleted: ${baseChain}\n`)
   const missing = strata(['layer', 'rm', baseChain], env)
   assert.equal(missing.code, 1)
-  assert.match(missing.stderr, /^strata: /)
+  assert.match(missing.stderr, /^Error: /)
 })

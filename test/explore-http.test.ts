@@ -232,5 +232,5 @@ test('strata explore prints its URL, serves until SIGINT and exits 0; strata ima
   assert.equal(missing.code, 1)
   assert.match(missing.stderr, /No such image: nosuch/)
   const badPort = await strata(['explore', '--port', '99999'], { root, driver: 'overlay2' })
-  assert.equal(badPort.code, 2)
+  assert.equal(badPort.code, 125)
 })

@@ -2,10 +2,10 @@
  * `strata archive ...`: the archive engine on plain directories, without a
  * store. Useful to check a layer tar, and the quick start's end-to-end job.
  */
-import { parseArgs } from 'node:util'
 import { applyLayer, assembleTar, createTarSplitFile, directoryFileGetter, readTarSplit, type WhiteoutFormat } from '../archive/index.js'
 import { parseDigest } from '../digest/index.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
+import { UnknownCommandError, UsageError } from './errors.js'
 import { openInput, writeOutput } from './io.js'
 
 export const ARCHIVE_HELP = `Usage: strata archive COMMAND
@@ -21,6 +21,9 @@ Commands:
 
 const WHITEOUTS: readonly WhiteoutFormat[] = ['full', 'overlay', 'aufs']
 
+const APPLY_HELP = 'Usage: strata archive apply [-w full|overlay|aufs] [--tar-split FILE] -i TAR|- DIR\n\nApply a layer tar (plain, gzip or zstd) onto DIR; print its digests as JSON.\n'
+const ASSEMBLE_HELP = 'Usage: strata archive assemble --tar-split FILE [--diff-id DIGEST] [-o FILE|-] DIR\n\nRebuild the original layer tar from tar-split metadata and DIR.\n'
+
 export async function archiveCommand(args: string[]): Promise<string> {
   const [verb, ...rest] = args
   switch (verb) {
@@ -33,19 +36,16 @@ export async function archiveCommand(args: string[]): Promise<string> {
     case '-h':
       return ARCHIVE_HELP
     default:
-      throw new UsageError(`unknown command "archive ${verb}"; see "strata archive --help"`)
+      throw new UnknownCommandError(verb, 'archive')
   }
 }
 
 async function apply(args: string[]): Promise<string> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { input: { type: 'string', short: 'i' }, whiteouts: { type: 'string', short: 'w', default: 'full' }, 'tar-split': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return ARCHIVE_HELP
-  if (values.input === undefined || positionals.length !== 1) throw new UsageError('usage: strata archive apply [-w full|overlay|aufs] [--tar-split FILE] -i TAR|- DIR')
-  const whiteouts = values.whiteouts as WhiteoutFormat
+  const { values, positionals } = parseFlags(args, { input: { type: 'string', short: 'i' }, whiteouts: { type: 'string', short: 'w' }, 'tar-split': { type: 'string' } }, APPLY_HELP)
+  checkArgCount(positionals, { min: 1, max: 1 }, APPLY_HELP)
+  // cobra's words for a flag marked required.
+  if (values.input === undefined) throw new UsageError('required flag(s) "input" not set')
+  const whiteouts = (values.whiteouts ?? 'full') as WhiteoutFormat
   if (!WHITEOUTS.includes(whiteouts)) throw new UsageError(`--whiteouts must be one of ${WHITEOUTS.join(', ')}`)
   const tarSplit = values['tar-split'] === undefined ? undefined : createTarSplitFile(values['tar-split'])
   try {
@@ -59,15 +59,11 @@ async function apply(args: string[]): Promise<string> {
 }
 
 async function assemble(args: string[]): Promise<string> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { 'tar-split': { type: 'string' }, 'diff-id': { type: 'string' }, output: { type: 'string', short: 'o', default: '-' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return ARCHIVE_HELP
-  if (values['tar-split'] === undefined || positionals.length !== 1) throw new UsageError('usage: strata archive assemble --tar-split FILE [--diff-id DIGEST] [-o FILE|-] DIR')
+  const { values, positionals } = parseFlags(args, { 'tar-split': { type: 'string' }, 'diff-id': { type: 'string' }, output: { type: 'string', short: 'o' } }, ASSEMBLE_HELP)
+  checkArgCount(positionals, { min: 1, max: 1 }, ASSEMBLE_HELP)
+  if (values['tar-split'] === undefined) throw new UsageError('required flag(s) "tar-split" not set')
   const expected = values['diff-id'] === undefined ? undefined : parseDigest(values['diff-id'])
   const tar = assembleTar(readTarSplit(values['tar-split']), directoryFileGetter(positionals[0]!), expected === undefined ? {} : { expectedDigest: expected })
-  await writeOutput(values.output!, tar)
+  await writeOutput(values.output ?? '-', tar)
   return ''
 }

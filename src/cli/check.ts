@@ -1,6 +1,6 @@
 /** `strata check [--repair] [--format json]`: verify every layer, image and reference (fsck for a data root). */
-import { parseArgs } from 'node:util'
 import type { CheckProblem } from '../store/index.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -18,18 +18,13 @@ Options:
 `
 
 export async function checkCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { repair: { type: 'boolean' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return CHECK_HELP
-  if (positionals.length > 0) throw new UsageError(`"strata check" takes no arguments; see "strata check --help"`)
+  const { values, positionals } = parseFlags(args, { repair: { type: 'boolean' }, format: { type: 'string' } }, CHECK_HELP)
+  checkArgCount(positionals, { max: 0 }, CHECK_HELP)
   if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
   const problems = await withStore(global, (store) => store.check({ repair: values.repair === true }))
   const unrepaired = problems.filter((p) => p.repaired === undefined).length
   const stdout = values.format === 'json' ? problems.map((p) => `${JSON.stringify(p)}\n`).join('') : formatProblems(problems)
-  return { stdout, exitCode: unrepaired > 0 ? 1 : 0, ...(unrepaired > 0 ? { stderr: `strata: check found ${unrepaired} problem${unrepaired === 1 ? '' : 's'}\n` } : {}) }
+  return { stdout, exitCode: unrepaired > 0 ? 1 : 0, ...(unrepaired > 0 ? { stderr: `Error: check found ${unrepaired} problem${unrepaired === 1 ? '' : 's'}\n` } : {}) }
 }
 
 function formatProblems(problems: CheckProblem[]): string {

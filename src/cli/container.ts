@@ -7,7 +7,6 @@
  * object per line like `docker ps --format '{{json .}}'`. run and start
  * give the container's stdio to the container and exit with its status.
  */
-import { parseArgs } from 'node:util'
 import {
   commitContainer,
   containerChanges,
@@ -21,9 +20,11 @@ import {
   unmountContainer,
   type CreateContainerOptions,
 } from '../container/index.js'
+import { StrataError } from '../errors/index.js'
 import { goTimeString, unixSeconds } from '../fs/index.js'
 import { ellipsis } from './docker-format.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
+import { FlagError, UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
 import type { CommandResult } from './output.js'
@@ -124,7 +125,7 @@ export async function containerCommand(args: string[], global: GlobalOptions): P
   const alias: Record<string, string> = { ls: 'ps', list: 'ps', remove: 'rm', unmount: 'umount' }
   const name = verb === undefined ? undefined : (alias[verb] ?? verb)
   if (name === undefined || name === '--help' || name === '-h') return CONTAINER_HELP
-  if (!(name in CONTAINER_HELPS)) throw new UsageError(`unknown command "container ${verb}"; see "strata container --help"`)
+  if (!(name in CONTAINER_HELPS)) throw new UnknownCommandError(verb!, 'container')
   return containerVerb(name, rest, global)
 }
 
@@ -154,7 +155,7 @@ export async function containerVerb(verb: string, args: string[], global: Global
     case 'rm':
       return rm(args, global)
     default:
-      throw new UsageError(`unknown command "${verb}"`)
+      throw new UnknownCommandError(verb)
   }
 }
 
@@ -210,12 +211,12 @@ function parseCreate(verb: string, args: string[]): CreateArgs {
       continue
     }
     const key = VALUE_FLAGS[flag]
-    if (key === undefined) throw new UsageError(`unknown flag: ${flag}; see "strata ${verb} --help"`)
+    if (key === undefined) throw new FlagError(flag.startsWith('--') ? `unknown flag: ${flag}` : `unknown shorthand flag: '${flag.slice(1, 2)}' in ${flag}`)
     let value: string
     if (eq > 0) value = arg.slice(eq + 1)
     else {
       const next = args[++i]
-      if (next === undefined) throw new UsageError(`flag needs an argument: ${flag}`)
+      if (next === undefined) throw new FlagError(flag.startsWith('--') ? `flag needs an argument: ${flag}` : `flag needs an argument: '${flag.slice(1)}' in ${flag}`)
       value = next
     }
     switch (key) {
@@ -243,7 +244,7 @@ function parseCreate(verb: string, args: string[]): CreateArgs {
     }
   }
   const [image, ...cmd] = args.slice(i)
-  if (image === undefined) throw new UsageError(`"${verb}" needs at least 1 argument: IMAGE [COMMAND] [ARG...]`)
+  if (image === undefined) checkArgCount([], { min: 1 }, CONTAINER_HELPS[verb]!)
   if (cmd.length > 0) opts.cmd = cmd
   if (env.length > 0) opts.env = env
   if (Object.keys(labels).length > 0) opts.labels = labels
@@ -263,8 +264,8 @@ async function run(args: string[], global: GlobalOptions): Promise<CommandResult
 }
 
 async function start(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { attach: { type: 'boolean', short: 'a' } } })
-  if (positionals.length !== 1) throw new UsageError('"start" needs exactly 1 argument: CONTAINER')
+  const { values, positionals } = parseFlags(args, { attach: { type: 'boolean', short: 'a' } }, CONTAINER_HELPS.start!)
+  checkArgCount(positionals, { min: 1, max: 1 }, CONTAINER_HELPS.start!)
   if (values.attach !== true) throw new UsageError('strata has no daemon to run a container in the background: use "start -a"')
   const exitCode = await withStore(global, (store) => startContainer(store, positionals[0]!, { stdio: 'inherit' }))
   return { stdout: '', exitCode }
@@ -278,10 +279,12 @@ function since(rfc3339: string, now: number): number {
 
 
 async function ps(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseFlags(
     args,
-    options: { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
-  })
+    { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
+    CONTAINER_HELPS.ps!,
+  )
+  checkArgCount(positionals, { max: 0 }, CONTAINER_HELPS.ps!)
   const source = values.format ?? ''
   // docker checks a --format template before listing: parsed as given, run once over an empty row.
   const invalid = source === '' ? undefined : psTemplateError(source)
@@ -343,20 +346,21 @@ function psRow(c: Container, trunc: boolean, now: number): ContainerRowPayload {
 
 // mount, umount, diff, commit, export, rm
 
-function exactlyOne(verb: string, positionals: string[], what = 'CONTAINER'): string {
-  if (positionals.length !== 1) throw new UsageError(`"${verb}" needs exactly 1 argument: ${what}`)
+/** The one argument of a verb that takes exactly one, parsed with no flags of its own. */
+function onlyArgument(verb: string, args: string[]): string {
+  const { positionals } = parseFlags(args, {}, CONTAINER_HELPS[verb]!)
+  checkArgCount(positionals, { min: 1, max: 1 }, CONTAINER_HELPS[verb]!)
   return positionals[0]!
 }
 
 async function mount(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} })
-  const ref = exactlyOne('mount', positionals)
+  const ref = onlyArgument('mount', args)
   return `${await withStore(global, (store) => mountContainer(store, ref))}\n`
 }
 
 async function umount(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} })
-  if (positionals.length === 0) throw new UsageError('"umount" needs at least 1 argument: CONTAINER...')
+  const { positionals } = parseFlags(args, {}, CONTAINER_HELPS.umount!)
+  checkArgCount(positionals, { min: 1 }, CONTAINER_HELPS.umount!)
   return withStore(global, async (store) => {
     for (const ref of positionals) await unmountContainer(store, ref)
     return positionals.map((p) => `${p}\n`).join('')
@@ -364,18 +368,17 @@ async function umount(args: string[], global: GlobalOptions): Promise<CommandRes
 }
 
 async function diff(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} })
-  const ref = exactlyOne('diff', positionals)
+  const ref = onlyArgument('diff', args)
   return formatChangeLines(await withStore(global, (store) => containerChanges(store, ref)))
 }
 
 async function commit(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags(
     args,
-    allowPositionals: true,
-    options: { author: { type: 'string', short: 'a' }, message: { type: 'string', short: 'm' }, change: { type: 'string', short: 'c', multiple: true }, pause: { type: 'boolean', short: 'p' } },
-  })
-  if (positionals.length < 1 || positionals.length > 2) throw new UsageError('"commit" needs 1 or 2 arguments: CONTAINER [REPOSITORY[:TAG]]')
+    { author: { type: 'string', short: 'a' }, message: { type: 'string', short: 'm' }, change: { type: 'string', short: 'c', multiple: true }, pause: { type: 'boolean', short: 'p' } },
+    CONTAINER_HELPS.commit!,
+  )
+  checkArgCount(positionals, { min: 1, max: 2 }, CONTAINER_HELPS.commit!)
   const [ref, reference] = positionals as [string, string | undefined]
   const result = await withStore(global, (store) =>
     commitContainer(store, ref, {
@@ -389,19 +392,20 @@ async function commit(args: string[], global: GlobalOptions): Promise<CommandRes
 }
 
 async function exportCmd(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o' } } })
-  const ref = exactlyOne('export', positionals)
+  const { values, positionals } = parseFlags(args, { output: { type: 'string', short: 'o' } }, CONTAINER_HELPS.export!)
+  checkArgCount(positionals, { min: 1, max: 1 }, CONTAINER_HELPS.export!)
+  const ref = positionals[0]!
   const out = values.output ?? '-'
   if (out === '-' && process.stdout.isTTY === true) {
-    throw new UsageError('cowardly refusing to save to a terminal. Use the -o flag or redirect')
+    throw new StrataError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
   }
   await withStore(global, async (store) => writeOutput(out, await exportContainer(store, ref)))
   return ''
 }
 
 async function rm(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { force: { type: 'boolean', short: 'f' } } })
-  if (positionals.length === 0) throw new UsageError('"rm" needs at least 1 argument: CONTAINER...')
+  const { values, positionals } = parseFlags(args, { force: { type: 'boolean', short: 'f' } }, CONTAINER_HELPS.rm!)
+  checkArgCount(positionals, { min: 1 }, CONTAINER_HELPS.rm!)
   return withStore(global, async (store) => {
     const out: string[] = []
     const errors: string[] = []

@@ -6,11 +6,11 @@
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { Explorer, type ImageAnalysis, type ExploreImage } from '../explore/index.js'
 import { DEFAULT_ASSETS_DIR, startExploreServer } from '../explore-server/index.js'
 import { Store } from '../store/index.js'
 import { humanSize } from './output.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -46,9 +46,8 @@ Options:
 `
 
 export async function exploreCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: 'string', short: 'p' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return EXPLORE_HELP
-  if (positionals.length > 1) throw new UsageError('"explore" takes at most 1 argument: IMAGE')
+  const { values, positionals } = parseFlags(args, { port: { type: 'string', short: 'p' } }, EXPLORE_HELP)
+  checkArgCount(positionals, { max: 1 }, EXPLORE_HELP)
   let port = 0
   if (values.port !== undefined) {
     port = Number(values.port)
@@ -80,10 +79,9 @@ function printable(s: string): string {
 }
 
 export async function imageLayersCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string' }, layers: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return LAYERS_HELP
+  const { values, positionals } = parseFlags(args, { format: { type: 'string' }, layers: { type: 'boolean' } }, LAYERS_HELP)
   if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
-  if (positionals.length !== 1) throw new UsageError('"image layers" takes exactly 1 argument: IMAGE')
+  checkArgCount(positionals, { min: 1, max: 1 }, LAYERS_HELP)
   const [image, analysis] = await withStore(global, async (store) => {
     const explorer = new Explorer(store)
     return [await explorer.image(positionals[0]!), await explorer.analysis(positionals[0]!, { limit: 10 })] as const
@@ -150,5 +148,5 @@ function layersTable(image: ExploreImage, analysis: ImageAnalysis): CommandResul
   }
   if (analysis.incomplete) out += '\nSome layers could not be read; the figures leave them out.\n'
   if (errors.length === 0) return out
-  return { stdout: out, stderr: errors.map((m) => `strata: ${m}\n`).join(''), exitCode: 1 }
+  return { stdout: out, stderr: errors.map((m) => `Error: ${m}\n`).join(''), exitCode: 1 }
 }

@@ -5,7 +5,7 @@
  * of overlay2, btrfs, vfs), `--storage-opt k=v` (repeatable). They come
  * before the verb: `strata --root /tmp/r -s vfs info`.
  */
-import { UsageError } from './errors.js'
+import { FlagError, UsageError } from './errors.js'
 
 export interface GlobalOptions {
   root: string
@@ -32,7 +32,7 @@ export function parseGlobal(argv: string[], env: NodeJS.ProcessEnv): { global: G
   const value = (flag: string, inline: string | undefined): string => {
     if (inline !== undefined) return inline
     const v = argv[++i]
-    if (v === undefined) throw new UsageError(`${flag} needs a value`)
+    if (v === undefined) throw new FlagError(flag.startsWith('--') ? `flag needs an argument: ${flag}` : `flag needs an argument: '${flag.slice(1)}' in ${flag}`)
     return v
   }
   for (; i < argv.length; i++) {
@@ -46,7 +46,7 @@ export function parseGlobal(argv: string[], env: NodeJS.ProcessEnv): { global: G
     else if (flag === '--storage-opt') {
       const kv = value(flag, inline)
       const at = kv.indexOf('=')
-      if (at <= 0) throw new UsageError(`--storage-opt takes KEY=VALUE, not "${kv}"`)
+      if (at <= 0) throw new UsageError(`invalid argument "${kv}" for "--storage-opt" flag: takes KEY=VALUE`)
       global.storageOpts[kv.slice(0, at)] = kv.slice(at + 1)
     } else break // the verb's own flags (e.g. --help) start here
   }

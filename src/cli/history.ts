@@ -5,11 +5,10 @@
  * CREATED BY (cut at 45 characters unless --no-trunc), SIZE of the layer the
  * step made, COMMENT; or what --format says, as docker runs it.
  */
-import { parseArgs } from 'node:util'
 import { imageHistory } from '../store/index.js'
 import { goRfc3339 } from '../fs/index.js'
 import { ellipsis, humanSizeWithPrecision, since, truncateId } from './docker-format.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
 import type { GlobalOptions } from './global.js'
 import { HISTORY_HEADER, HISTORY_ROW, historyFormat, renderList } from './list-formats.js'
 import type { CommandResult } from './output.js'
@@ -32,15 +31,14 @@ Options:
 
 export async function historyCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
   if (args.includes('--layers')) return (await import('./explore.js')).imageLayersCommand(args, global)
+  const { values, positionals } = parseFlags(
+    args,
+    { human: { type: 'boolean', short: 'H' }, 'no-trunc': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, format: { type: 'string' } },
+    HISTORY_HELP,
+  )
+  checkArgCount(positionals, { min: 1, max: 1 }, HISTORY_HELP)
   // docker's -H is a boolean that defaults to true: only "-H=false" (or --human=false) turns it off.
-  const human = !args.some((a) => /^(-H|--human)=(false|0)$/.test(a))
-  const { values, positionals } = parseArgs({
-    args: args.filter((a) => !/^(-H|--human)(=.*)?$/.test(a)),
-    allowPositionals: true,
-    options: { 'no-trunc': { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return HISTORY_HELP
-  if (positionals.length !== 1) throw new UsageError('"history" takes exactly 1 argument: IMAGE')
+  const human = values.human !== false
   const format = historyFormat(values.format === undefined || values.format === '' ? 'table' : values.format, values.quiet === true, human)
   const rows = await withStore(global, (store) => imageHistory(store, positionals[0]!))
   const trunc = values['no-trunc'] !== true

@@ -3,13 +3,13 @@
  * history are the top-level verbs under other names; prune lives here.
  *
  * `image prune` never asks: docker prompts for confirmation, strata (made
- * to run in scripts) refuses without -f instead (exit 2) so that nothing is
+ * to run in scripts) refuses without -f instead (exit 125) so that nothing is
  * deleted by a command that looked like a question.
  */
-import { parseArgs } from 'node:util'
 import { pruneImages } from '../store/index.js'
 import { humanSize4 } from './docker-format.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
+import { UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { historyCommand } from './history.js'
 import { imagesCommand } from './images.js'
@@ -42,7 +42,7 @@ no container uses (tagged or not). Prints what was untagged and deleted and
 the space reclaimed, as docker does.
 
 docker asks for confirmation first; strata never prompts, and refuses to
-run without -f (exit 2).
+run without -f (exit 125).
 
 Options:
   -a, --all     Remove all unused images, not just dangling ones
@@ -73,18 +73,13 @@ export async function imageCommand(args: string[], global: GlobalOptions): Promi
     case '-h':
       return IMAGE_HELP
     default:
-      throw new UsageError(`unknown command "image ${verb}"; see "strata image --help"`)
+      throw new UnknownCommandError(verb, 'image')
   }
 }
 
 async function pruneCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { all: { type: 'boolean', short: 'a' }, force: { type: 'boolean', short: 'f' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return PRUNE_HELP
-  if (positionals.length > 0) throw new UsageError('"image prune" takes no arguments')
+  const { values, positionals } = parseFlags(args, { all: { type: 'boolean', short: 'a' }, force: { type: 'boolean', short: 'f' } }, PRUNE_HELP)
+  checkArgCount(positionals, { max: 0 }, PRUNE_HELP)
   if (values.force !== true) {
     throw new UsageError(`"image prune" deletes ${values.all === true ? 'every unused image' : 'all dangling images'} and never asks: add -f (--force) to go ahead`)
   }

@@ -5,12 +5,11 @@
  * columns, sizes, ages and JSON lines of `docker images` 20.10, and its
  * --format templates (src/format runs them as docker does).
  */
-import { parseArgs } from 'node:util'
 import { familiarName, parseReference } from '../image/index.js'
 import { isDanglingSummary, listImages, type ImageSummary } from '../store/index.js'
 import { goTimeString } from '../fs/index.js'
 import { humanSize4, humanSizeWithPrecision, since, truncateId } from './docker-format.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
 import type { GlobalOptions } from './global.js'
 import { IMAGE_HEADER, IMAGE_ROW, imageFormat, renderList } from './list-formats.js'
 import type { CommandResult } from './output.js'
@@ -42,20 +41,18 @@ interface ImageRow {
 }
 
 export async function imagesCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags(
     args,
-    allowPositionals: true,
-    options: {
+    {
       all: { type: 'boolean', short: 'a' },
       digests: { type: 'boolean' },
       'no-trunc': { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
       format: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  })
-  if (values.help === true) return IMAGES_HELP
-  if (positionals.length > 1) throw new UsageError('"images" takes at most 1 argument: [REPOSITORY[:TAG]]')
+    IMAGES_HELP,
+  )
+  checkArgCount(positionals, { max: 1 }, IMAGES_HELP)
   const showDigests = values.digests === true
   const format = imageFormat(values.format === undefined || values.format === '' ? 'table' : values.format, values.quiet === true, showDigests)
   const images = await withStore(global, (store) =>

@@ -8,10 +8,10 @@
  */
 import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { parseArgs } from 'node:util'
 import { StrataError } from '../errors/index.js'
 import { parseReference } from '../image/reference.js'
 import { importRootfs, type ImportOptions } from '../transport/index.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -53,18 +53,12 @@ async function openSource(file: string): Promise<Readable> {
 }
 
 export async function importCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags(
     args,
-    allowPositionals: true,
-    options: {
-      change: { type: 'string', short: 'c', multiple: true },
-      message: { type: 'string', short: 'm' },
-      platform: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) return IMPORT_HELP
-  if (positionals.length < 1 || positionals.length > 2) throw new UsageError('usage: strata import [OPTIONS] FILE|- [REPOSITORY[:TAG]]')
+    { change: { type: 'string', short: 'c', multiple: true }, message: { type: 'string', short: 'm' }, platform: { type: 'string' } },
+    IMPORT_HELP,
+  )
+  checkArgCount(positionals, { min: 1, max: 2 }, IMPORT_HELP)
   const [file, reference] = positionals as [string, string | undefined]
   const what = file === '-' ? 'stdin' : file
   if (reference !== undefined) {

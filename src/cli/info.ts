@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { arch, cpus, hostname, release, totalmem } from 'node:os'
-import { parseArgs } from 'node:util'
+import { checkArgCount, parseFlags } from './args.js'
 import { INT, INT64, sliceOf, STRING, structOf } from '../format/index.js'
 import { storeCounts } from '../store/index.js'
 import type { GlobalOptions } from './global.js'
@@ -69,8 +69,8 @@ async function operatingSystem(): Promise<string> {
 }
 
 export async function infoCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values } = parseArgs({ args, options: { format: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return INFO_HELP
+  const { values, positionals } = parseFlags(args, { format: { type: 'string', short: 'f' } }, INFO_HELP)
+  checkArgCount(positionals, { max: 0 }, INFO_HELP)
   const info = await withStore(global, async (store) => {
     const counts = await storeCounts(store)
     return {

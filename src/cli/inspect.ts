@@ -7,12 +7,11 @@
  * are not; each one missing adds an "Error: No such image: X" line on
  * stderr and exit 1. A template that does not parse exits 64, as docker.
  */
-import { parseArgs } from 'node:util'
 import { IMAGE_INSPECT, inspectWithTemplate, TemplateError } from '../format/index.js'
 import { goJsonText } from '../fs/index.js'
 import { inspectImage, type ImageInspect } from '../store/index.js'
 import { inspectJson } from './docker-format.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
@@ -33,9 +32,8 @@ Options:
 const TEMPLATE_PARSE_EXIT = 64
 
 export async function inspectCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { format: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return INSPECT_HELP
-  if (positionals.length === 0) throw new UsageError('"inspect" needs at least 1 argument: IMAGE [IMAGE...]')
+  const { values, positionals } = parseFlags(args, { format: { type: 'string', short: 'f' } }, INSPECT_HELP)
+  checkArgCount(positionals, { min: 1 }, INSPECT_HELP)
   const format = values.format ?? ''
   return withStore(global, async (store) => {
     const found: ImageInspect[] = []

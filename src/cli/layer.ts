@@ -7,12 +7,12 @@
  * stays until `strata layer rm` (or until an image that used it and is
  * deleted takes it along).
  */
-import { parseArgs } from 'node:util'
 import { parseDigest, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 import type { LayerInfo } from '../layer/index.js'
 import type { Store } from '../store/index.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
+import { UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { openInput, writeOutput } from './io.js'
 import { humanSize, shortId, table, type CommandResult } from './output.js'
@@ -29,6 +29,15 @@ Commands:
   export [-o FILE|-] CHAINID               Write the layer's tar, byte-identical to the one imported
   rm CHAINID...                            Delete layers nothing refers to
 `
+
+/** Each subcommand's help (its usage line is what a wrong argument count repeats). */
+const HELPS = {
+  ls: 'Usage: strata layer ls [--no-trunc] [--format json]\n\nList layers.\n',
+  inspect: "Usage: strata layer inspect CHAINID...\n\nShow layers' metadata as JSON.\n",
+  import: 'Usage: strata layer import [--parent CHAINID] FILE|-\n\nRegister a layer tar (plain, gzip or zstd) and print its chainID.\n',
+  export: "Usage: strata layer export [-o FILE|-] CHAINID\n\nWrite a layer's tar, byte-identical to the one imported.\n",
+  rm: 'Usage: strata layer rm CHAINID...\n\nDelete layers nothing refers to.\n',
+}
 
 export async function layerCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const [verb, ...rest] = args
@@ -49,7 +58,7 @@ export async function layerCommand(args: string[], global: GlobalOptions): Promi
     case '-h':
       return LAYER_HELP
     default:
-      throw new UsageError(`unknown command "layer ${verb}"; see "strata layer --help"`)
+      throw new UnknownCommandError(verb, 'layer')
   }
 }
 
@@ -69,8 +78,8 @@ function layerJson(l: LayerInfo): Record<string, unknown> {
 }
 
 async function ls(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values } = parseArgs({ args, options: { 'no-trunc': { type: 'boolean' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return LAYER_HELP
+  const { values, positionals } = parseFlags(args, { 'no-trunc': { type: 'boolean' }, format: { type: 'string' } }, HELPS.ls)
+  checkArgCount(positionals, { max: 0 }, HELPS.ls)
   if (values.format !== undefined && values.format !== 'json') throw new UsageError(`--format takes "json", not "${values.format}"`)
   const layers = await withStore(global, (store) => store.layers.list())
   if (values.format === 'json') return layers.map((l) => `${JSON.stringify(layerJson(l))}\n`).join('')
@@ -79,9 +88,8 @@ async function ls(args: string[], global: GlobalOptions): Promise<CommandResult>
 }
 
 async function inspect(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return LAYER_HELP
-  if (positionals.length === 0) throw new UsageError('usage: strata layer inspect CHAINID...')
+  const { positionals } = parseFlags(args, {}, HELPS.inspect)
+  checkArgCount(positionals, { min: 1 }, HELPS.inspect)
   const out = await withStore(global, async (store) => {
     const all: Array<Record<string, unknown>> = []
     for (const arg of positionals) {
@@ -94,9 +102,8 @@ async function inspect(args: string[], global: GlobalOptions): Promise<CommandRe
 }
 
 async function importLayer(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { parent: { type: 'string' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return LAYER_HELP
-  if (positionals.length !== 1) throw new UsageError('usage: strata layer import [--parent CHAINID] FILE|-')
+  const { values, positionals } = parseFlags(args, { parent: { type: 'string' } }, HELPS.import)
+  checkArgCount(positionals, { min: 1, max: 1 }, HELPS.import)
   return withStore(global, async (store) => {
     const parent = values.parent === undefined ? null : await resolveChain(store, values.parent)
     const { layer } = await store.layers.register(openInput(positionals[0]!), parent)
@@ -107,26 +114,24 @@ async function importLayer(args: string[], global: GlobalOptions): Promise<Comma
 }
 
 async function exportLayer(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { output: { type: 'string', short: 'o', default: '-' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return LAYER_HELP
-  if (positionals.length !== 1) throw new UsageError('usage: strata layer export [-o FILE|-] CHAINID')
+  const { values, positionals } = parseFlags(args, { output: { type: 'string', short: 'o' } }, HELPS.export)
+  checkArgCount(positionals, { min: 1, max: 1 }, HELPS.export)
   return withStore(global, async (store) => {
     const chain = await resolveChain(store, positionals[0]!)
     const exported = await store.layers.export(chain)
-    await writeOutput(values.output!, exported.stream)
+    await writeOutput(values.output ?? '-', exported.stream)
     const verified = await exported.verified
     if (verified.matches) return ''
     return {
       stdout: '',
-      stderr: `strata: warning: layer ${chain} has no tar-split; the tar generated from its files hashes to ${verified.digest}, not its diffID\n`,
+      stderr: `WARNING: layer ${chain} has no tar-split; the tar generated from its files hashes to ${verified.digest}, not its diffID\n`,
     }
   })
 }
 
 async function rm(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return LAYER_HELP
-  if (positionals.length === 0) throw new UsageError('usage: strata layer rm CHAINID...')
+  const { positionals } = parseFlags(args, {}, HELPS.rm)
+  checkArgCount(positionals, { min: 1 }, HELPS.rm)
   return withStore(global, async (store) => {
     const lines: string[] = []
     for (const arg of positionals) {

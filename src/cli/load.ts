@@ -9,10 +9,10 @@
  * A stream is spooled by the transport into `<root>/tmp`, on the data
  * root's filesystem, never into the system's /tmp.
  */
-import { parseArgs } from 'node:util'
 import { StrataError } from '../errors/index.js'
 import { familiarString, parseReference } from '../image/reference.js'
 import { loadImages, openImageSource, type LoadResult } from '../transport/index.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -32,13 +32,8 @@ Options:
 `
 
 export async function loadCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { input: { type: 'string', short: 'i' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return LOAD_HELP
-  if (positionals.length > 0) throw new UsageError(`"strata load" accepts no arguments (got "${positionals[0]}"); use -i FILE`)
+  const { values, positionals } = parseFlags(args, { input: { type: 'string', short: 'i' }, quiet: { type: 'boolean', short: 'q' } }, LOAD_HELP)
+  checkArgCount(positionals, { max: 0 }, LOAD_HELP)
   const input = values.input ?? '-'
   if (input === '') throw new UsageError('-i needs a file name')
   // docker's guard: reading a terminal would wait forever for a tar that is not coming.
@@ -66,7 +61,7 @@ export async function loadCommand(args: string[], global: GlobalOptions, io: Ver
   for (const image of result.images) {
     if (image.tagged.length === 0) lines.push(`Loaded image ID: ${image.id}`)
     for (const ref of image.tagged) lines.push(`Loaded image: ${familiarString(parseReference(ref))}`)
-    for (const name of image.skippedNames) warnings.push(`strata: warning: not tagging image ${image.id} as "${name}": not a valid reference`)
+    for (const name of image.skippedNames) warnings.push(`WARNING: not tagging image ${image.id} as "${name}": not a valid reference`)
   }
   return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: warnings.map((l) => `${l}\n`).join('') }
 }

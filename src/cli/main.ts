@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
  * The strata command. Every verb is a function that returns its output;
- * this file alone prints and chooses the exit status:
- * 0 success, 1 a failed operation, 2 a usage error.
+ * this file alone prints and chooses the exit status, as docker's CLI:
+ * 0 success, 1 a failed operation ("Error: ..." on stderr), 125 a flag it
+ * refuses, 1 a wrong number of arguments or an unknown command (the texts
+ * in errors.ts).
  */
 import { StrataError } from '../errors/index.js'
-import { UsageError } from './errors.js'
+import { ArgCountError, FlagError, HelpRequest, UnknownCommandError, UsageError } from './errors.js'
 import { GLOBAL_HELP, parseGlobal } from './global.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
@@ -59,9 +61,22 @@ ${GLOBAL_HELP}
 Run 'strata COMMAND --help' for more on a command.
 `
 
+/** The commands whose first argument is a subcommand (`strata image ls`). */
+const GROUPS = new Set(['image', 'container', 'system', 'layer', 'archive'])
+
+/** The words that named the verb, as docker's cmd.CommandPath(): "strata images", "strata image ls". */
+function commandPath(verbArgs: string[]): string {
+  const [command, sub] = verbArgs
+  if (command === undefined || command.startsWith('-')) return 'strata'
+  return GROUPS.has(command) && sub !== undefined && !sub.startsWith('-') ? `strata ${command} ${sub}` : `strata ${command}`
+}
+
 async function main(argv: string[]): Promise<number> {
+  let verbArgs: string[] = []
   try {
-    const { global, rest: verbArgs } = parseGlobal(argv, process.env)
+    const parsed = parseGlobal(argv, process.env)
+    const global = parsed.global
+    verbArgs = parsed.rest
     const [command, ...rest] = verbArgs
     let out: CommandResult
     switch (command) {
@@ -143,14 +158,15 @@ async function main(argv: string[]): Promise<number> {
           out = await (await import('./container.js')).containerVerb(command, rest, global)
           break
         }
-        throw new UsageError(`unknown command "${command}"; see "strata --help"`)
+        if (command.startsWith('-')) throw new FlagError(command.startsWith('--') ? `unknown flag: ${command.replace(/=.*$/, '')}` : `unknown shorthand flag: '${command.slice(1, 2)}' in ${command}`)
+        throw new UnknownCommandError(command)
     }
     const { stdout, stderr, exitCode } = typeof out === 'string' ? { stdout: out, stderr: undefined, exitCode: 0 } : out
     if (stdout !== '') process.stdout.write(stdout)
     if (stderr !== undefined && stderr !== '') process.stderr.write(stderr)
     return exitCode ?? 0
   } catch (err) {
-    return report(err)
+    return report(err, commandPath(verbArgs))
   }
 }
 
@@ -162,19 +178,45 @@ function verbIO(): VerbIO {
   }
 }
 
-function report(err: unknown): number {
-  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true) {
-    process.stderr.write(`strata: ${(err as Error).message}\n`)
-    return 2
+/** The usage line of a verb's help that names `path` (else its first), and the first line of its description. */
+function usageSummary(help: string, path: string): { usage: string; short: string } {
+  const lines = help.split('\n')
+  const usages: string[] = []
+  let i = 0
+  for (; i < lines.length; i++) {
+    const m = (i === 0 ? /^Usage:\s+(strata .*)$/ : /^\s+(strata .*)$/).exec(lines[i]!)
+    if (m === null) break
+    usages.push(m[1]!)
   }
-  if (err instanceof StrataError) {
-    process.stderr.write(`strata: ${err.message}\n`)
-    if (err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
-    return 1
+  const short = lines.slice(i).find((l) => l.trim() !== '') ?? ''
+  const usage = usages.find((u) => u === path || u.startsWith(`${path} `)) ?? usages[0] ?? path
+  return { usage, short }
+}
+
+/** Prints what went wrong as the docker CLI would and returns the exit status. */
+function report(err: unknown, path: string): number {
+  if (err instanceof HelpRequest) {
+    process.stdout.write(err.help)
+    return 0
+  }
+  if (err instanceof UnknownCommandError) {
+    const where = err.group === undefined ? 'strata' : `strata ${err.group}`
+    process.stderr.write(`strata: ${err.message}\nSee '${where} --help'\n`)
+    return err.exitCode
+  }
+  if (err instanceof ArgCountError) {
+    const { usage, short } = usageSummary(err.help, path)
+    process.stderr.write(`"${path}" ${err.detail}\nSee '${path} --help'.\n\nUsage:  ${usage}\n\n${short}\n`)
+    return err.exitCode
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`${err.message}\nSee '${path} --help'.\n`)
+    return err.exitCode
   }
   const e = err as Error
-  process.stderr.write(`strata: ${e.message ?? String(err)}\n`)
-  if (process.env.STRATA_DEBUG !== undefined) process.stderr.write(`${e.stack}\n`)
+  process.stderr.write(`Error: ${e.message ?? String(err)}\n`)
+  if (err instanceof StrataError && err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
+  else if (!(err instanceof StrataError) && process.env.STRATA_DEBUG !== undefined) process.stderr.write(`${e.stack}\n`)
   return 1
 }
 

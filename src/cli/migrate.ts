@@ -8,9 +8,9 @@
  * new one. --cleanup, --abort and --status deal with a migration already
  * started.
  */
-import { parseArgs } from 'node:util'
 import { abortMigration, cleanupMigration, migrateDataRoot, migrationStatus, type MigratePlan, type MigrateProgress } from '../migrate/index.js'
 import type { LayerProgress } from '../transport/index.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { humanSize, shortId, table, type CommandResult } from './output.js'
@@ -68,10 +68,9 @@ function planText(plan: MigratePlan): string {
 }
 
 export async function migrateCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags(
     args,
-    allowPositionals: true,
-    options: {
+    {
       to: { type: 'string' },
       'dry-run': { type: 'boolean' },
       'prune-source': { type: 'boolean' },
@@ -80,11 +79,10 @@ export async function migrateCommand(args: string[], global: GlobalOptions, io: 
       abort: { type: 'boolean' },
       status: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
     },
-  })
-  if (values.help === true) return MIGRATE_HELP
-  if (positionals.length > 0) throw new UsageError(`"strata migrate" takes no arguments (got "${positionals[0]}")`)
+    MIGRATE_HELP,
+  )
+  checkArgCount(positionals, { max: 0 }, MIGRATE_HELP)
   const modes = [values.to !== undefined, values.cleanup === true, values.abort === true, values.status === true].filter(Boolean).length
   if (modes !== 1) throw new UsageError('strata migrate needs exactly one of --to DRIVER, --cleanup, --abort or --status')
 

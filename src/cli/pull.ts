@@ -14,11 +14,11 @@
  * `~/.docker/config.json` (`$DOCKER_CONFIG`); registries on loopback are
  * spoken to over plain HTTP, others over HTTPS unless --insecure.
  */
-import { parseArgs } from 'node:util'
 import { pullImage, type PullResult } from '../distribution/index.js'
 import { familiarString, parseReference, withDefaultTag } from '../image/reference.js'
 import type { Platform } from '../transport/platform.js'
 import type { LayerProgress } from '../transport/types.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -55,18 +55,8 @@ function short(digest: string): string {
 }
 
 export async function pullCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      platform: { type: 'string' },
-      insecure: { type: 'boolean' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) return PULL_HELP
-  if (positionals.length !== 1) throw new UsageError(`"strata pull" requires exactly 1 argument (NAME[:TAG|@DIGEST]), got ${positionals.length}`)
+  const { values, positionals } = parseFlags(args, { platform: { type: 'string' }, insecure: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } }, PULL_HELP)
+  checkArgCount(positionals, { min: 1, max: 1 }, PULL_HELP)
   const name = positionals[0]!
   const platform = values.platform === undefined ? undefined : parsePlatform(values.platform)
   const quiet = values.quiet === true
@@ -114,5 +104,5 @@ export async function pullCommand(args: string[], global: GlobalOptions, io: Ver
   const lines = quiet
     ? [full]
     : [`Digest: ${result.digest}`, `Status: ${result.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarString(parseReference(full))}`, full]
-  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: result.warnings.map((w) => `strata: warning: ${w}\n`).join('') }
+  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: result.warnings.map((w) => `WARNING: ${w}\n`).join('') }
 }

@@ -16,9 +16,9 @@
  * `~/.docker/config.json` (`$DOCKER_CONFIG`); registries on loopback are
  * spoken to over plain HTTP, others over HTTPS unless --insecure.
  */
-import { parseArgs } from 'node:util'
 import { pushImage, type PushProgress, type PushResult, type PushedLayer } from '../distribution/index.js'
 import { parseReference } from '../image/reference.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -87,17 +87,8 @@ export class PushProgressLines {
 }
 
 export async function pushCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      insecure: { type: 'boolean' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) return PUSH_HELP
-  if (positionals.length !== 1) throw new UsageError(`"strata push" requires exactly 1 argument (NAME[:TAG]), got ${positionals.length}`)
+  const { values, positionals } = parseFlags(args, { insecure: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' } }, PUSH_HELP)
+  checkArgCount(positionals, { min: 1, max: 1 }, PUSH_HELP)
   const name = positionals[0]!
   const quiet = values.quiet === true
   try {
@@ -130,5 +121,5 @@ export async function pushCommand(args: string[], global: GlobalOptions, io: Ver
   })
 
   const lines = quiet ? [result.reference] : [`${result.tag}: digest: ${result.digest} size: ${result.size}`]
-  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: result.warnings.map((w) => `strata: warning: ${w}\n`).join('') }
+  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: result.warnings.map((w) => `WARNING: ${w}\n`).join('') }
 }

@@ -6,10 +6,9 @@
  * except that with -f an image that does not exist is not a failure (as in
  * docker).
  */
-import { parseArgs } from 'node:util'
 import { isStrataError } from '../errors/index.js'
 import { containersOf, removeImage } from '../store/index.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
@@ -28,13 +27,8 @@ Options:
 `
 
 export async function rmiCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { force: { type: 'boolean', short: 'f' }, 'no-prune': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return RMI_HELP
-  if (positionals.length === 0) throw new UsageError('"rmi" needs at least 1 argument: IMAGE [IMAGE...]')
+  const { values, positionals } = parseFlags(args, { force: { type: 'boolean', short: 'f' }, 'no-prune': { type: 'boolean' } }, RMI_HELP)
+  checkArgCount(positionals, { min: 1 }, RMI_HELP)
   const force = values.force === true
   return withStore(global, async (store) => {
     const out: string[] = []

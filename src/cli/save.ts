@@ -16,10 +16,10 @@
 import { createReadStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { StrataError } from '../errors/index.js'
 import { specialFileKind } from '../fs/index.js'
 import { openImageDestination, saveImages } from '../transport/index.js'
+import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
@@ -40,13 +40,8 @@ Options:
 `
 
 export async function saveCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { output: { type: 'string', short: 'o' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return SAVE_HELP
-  if (positionals.length === 0) throw new UsageError('"strata save" requires at least one IMAGE; see "strata save --help"')
+  const { values, positionals } = parseFlags(args, { output: { type: 'string', short: 'o' }, format: { type: 'string' } }, SAVE_HELP)
+  checkArgCount(positionals, { min: 1 }, SAVE_HELP)
   const format = parseFormat(values.format)
   const output = values.output ?? '-'
   if (output === '') throw new UsageError('-o needs a file name')

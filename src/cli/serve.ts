@@ -9,10 +9,9 @@
  * The server is the library behind an HTTP front (src/api); CLI processes
  * may use the same data root at the same time.
  */
-import { parseArgs } from 'node:util'
 import { API_VERSION, DEFAULT_HOST, startApiServer } from '../api/index.js'
 import { Store } from '../store/index.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
@@ -38,18 +37,12 @@ than none and host) answers 501 Not Implemented.
 `
 
 export async function serveCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseFlags(
     args,
-    allowPositionals: true,
-    options: {
-      host: { type: 'string', short: 'H', multiple: true },
-      group: { type: 'string', short: 'G' },
-      'no-ui': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help === true) return SERVE_HELP
-  if (positionals.length > 0) throw new UsageError(`"serve" takes no arguments (got "${positionals[0]}")`)
+    { host: { type: 'string', short: 'H', multiple: true }, group: { type: 'string', short: 'G' }, 'no-ui': { type: 'boolean' } },
+    SERVE_HELP,
+  )
+  checkArgCount(positionals, { max: 0 }, SERVE_HELP)
   const store = await Store.open({ root: global.root, ...(global.driver === undefined ? {} : { driver: global.driver }), driverOptions: global.storageOpts })
   try {
     const server = await startApiServer({

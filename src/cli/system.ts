@@ -7,12 +7,12 @@
  * read-write layers. strata has no volumes and no build cache: those rows
  * are always 0. `system info` is `strata info`.
  */
-import { parseArgs } from 'node:util'
 import { diskUsage, isDanglingSummary, type DiskUsage } from '../store/index.js'
 import { parseReference, familiarName } from '../image/index.js'
 import { ANY } from '../format/index.js'
 import { dockerTable, humanSize4, since, truncateId } from './docker-format.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
+import { UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { infoCommand } from './info.js'
 import { DF_FORMAT, DF_HEADER, DF_ROWS, typedRow, renderList } from './list-formats.js'
@@ -57,7 +57,7 @@ export async function systemCommand(args: string[], global: GlobalOptions, io: V
     case '-h':
       return SYSTEM_HELP
     default:
-      throw new UsageError(`unknown command "system ${verb}"; see "strata system --help"`)
+      throw new UnknownCommandError(verb, 'system')
   }
 }
 
@@ -130,13 +130,8 @@ function verbose(du: DiskUsage): string {
 }
 
 async function dfCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { verbose: { type: 'boolean', short: 'v' }, format: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help === true) return DF_HELP
-  if (positionals.length > 0) throw new UsageError('"system df" takes no arguments')
+  const { values, positionals } = parseFlags(args, { verbose: { type: 'boolean', short: 'v' }, format: { type: 'string' } }, DF_HELP)
+  checkArgCount(positionals, { max: 0 }, DF_HELP)
   const source = values.format === undefined || values.format === '' ? 'table' : values.format
   if (values.verbose === true && source !== 'table' && source !== 'json') throw new UsageError('--format with -v takes "json" (a template runs over the summary rows only)')
   const du = await withStore(global, (store) => diskUsage(store))

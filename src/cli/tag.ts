@@ -1,7 +1,6 @@
 /** `strata tag SOURCE TARGET` (also `strata image tag`): docker's tag; prints nothing, as docker does. */
-import { parseArgs } from 'node:util'
 import { tagImage } from '../store/index.js'
-import { UsageError } from './errors.js'
+import { checkArgCount, parseFlags } from './args.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
@@ -14,9 +13,8 @@ reference). A tag that points elsewhere is moved, as docker does.
 `
 
 export async function tagCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return TAG_HELP
-  if (positionals.length !== 2) throw new UsageError('"tag" takes exactly 2 arguments: SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]')
+  const { positionals } = parseFlags(args, {}, TAG_HELP)
+  checkArgCount(positionals, { min: 2, max: 2 }, TAG_HELP)
   await withStore(global, (store) => tagImage(store, positionals[0]!, positionals[1]!))
   return ''
 }

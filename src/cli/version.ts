@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { arch, release } from 'node:os'
-import { parseArgs } from 'node:util'
+import { checkArgCount, parseFlags } from './args.js'
 import { mapOf, pointerTo, sliceOf, STRING, structOf } from '../format/index.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
@@ -103,8 +103,8 @@ export function versionLine(): string {
 }
 
 export async function versionCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values } = parseArgs({ args, options: { format: { type: 'string', short: 'f' }, help: { type: 'boolean', short: 'h' } } })
-  if (values.help === true) return VERSION_HELP
+  const { values, positionals } = parseFlags(args, { format: { type: 'string', short: 'f' } }, VERSION_HELP)
+  checkArgCount(positionals, { max: 0 }, VERSION_HELP)
   const version = strataVersion()
   const client = { Platform: { Name: 'strata' }, Version: version, ApiVersion: API_VERSION, NodeVersion: process.version, Os: process.platform, Arch: goArch() }
   // Like docker without its daemon, the report has no Server part when the storage cannot be opened.
