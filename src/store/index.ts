@@ -23,6 +23,7 @@ import { openDriver, type GraphDriver } from '../graphdriver/index.js'
 import { DistributionMetadataStore, ImageStore, ReferenceStore, parseImageId, type ImageID } from '../image/index.js'
 import { LayerStore, type CheckProblem } from '../layer/index.js'
 import { assertNoMigrationInProgress } from './migration-guard.js'
+import { prepareRoot } from './root.js'
 
 export interface OpenStoreOptions {
   /** The data root (dockerd's --data-root). */
@@ -67,6 +68,8 @@ export class Store {
   }
 
   static async open(opts: OpenStoreOptions): Promise<Store> {
+    // Validated once, before anything reads or writes in it (root.ts).
+    prepareRoot(opts.root)
     // A root strata migrate is working on belongs to it (src/store/migration-guard.ts).
     assertNoMigrationInProgress(opts.root)
     const driver = await openDriver(opts.root, opts.driver, opts.driverOptions)
@@ -138,6 +141,7 @@ export class Store {
 }
 
 export type { CheckProblem }
+export { ROOT_DIR_MODE, prepareRoot } from './root.js'
 export {
   MIGRATION_DIR,
   MIGRATION_JOURNAL,

@@ -19,6 +19,10 @@ export interface StrataRunOptions {
   /** A file to connect to stdin, or bytes to write to it; stdin is empty (/dev/null) otherwise. */
   stdinFile?: string
   input?: Buffer
+  /** The working directory; default the test's. */
+  cwd?: string
+  /** Kill the child (SIGKILL) after this many ms; the result then has code 128. */
+  timeoutMs?: number
 }
 
 export interface StrataResult {
@@ -41,7 +45,7 @@ export function strata(args: string[], opts: StrataRunOptions): Promise<StrataRe
     const env = { ...process.env, STRATA_ROOT: '', STRATA_DRIVER: '' }
     let child
     try {
-      child = spawn(process.execPath, [STRATA_CLI, ...globalArgs(opts), ...args], { stdio: [stdin, 'pipe', 'pipe'], env })
+      child = spawn(process.execPath, [STRATA_CLI, ...globalArgs(opts), ...args], { stdio: [stdin, 'pipe', 'pipe'], env, ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }), ...(opts.timeoutMs === undefined ? {} : { timeout: opts.timeoutMs, killSignal: 'SIGKILL' as const }) })
     } finally {
       if (stdinFd !== undefined) closeSync(stdinFd)
     }
