@@ -9,7 +9,7 @@
 import { open } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { StrataError } from '../errors/index.js'
-import { parseReference } from '../image/reference.js'
+import { parseReference } from '../image/index.js'
 import { importRootfs, type ImportOptions } from '../transport/index.js'
 import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'

@@ -10,7 +10,7 @@
  * root's filesystem, never into the system's /tmp.
  */
 import { StrataError } from '../errors/index.js'
-import { familiarString, parseReference } from '../image/reference.js'
+import { familiarString, parseReference } from '../image/index.js'
 import { loadImages, openImageSource, type LoadResult } from '../transport/index.js'
 import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'

@@ -15,7 +15,7 @@
  * ProgressSink (the one place that knows the real stream), which keeps
  * the verbs testable and everything below src/cli free of printing.
  */
-import type { LayerProgress, ProgressListener } from '../transport/types.js'
+import type { LayerProgress, ProgressListener } from '../transport/index.js'
 
 /** Where progress goes: a writable text stream and whether it is a terminal. */
 export interface ProgressSink {

@@ -14,10 +14,9 @@
  * `~/.docker/config.json` (`$DOCKER_CONFIG`); registries on loopback are
  * spoken to over plain HTTP, others over HTTPS unless --insecure.
  */
-import { pullImage, type PullResult } from '../distribution/index.js'
-import { familiarString, parseReference, withDefaultTag } from '../image/reference.js'
-import type { Platform } from '../transport/platform.js'
-import type { LayerProgress } from '../transport/types.js'
+import { pullImage, type PullResult } from '../transport/registry/index.js'
+import { familiarString, parseReference, withDefaultTag } from '../image/index.js'
+import type { LayerProgress, Platform } from '../transport/index.js'
 import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'

@@ -16,8 +16,8 @@
  * `~/.docker/config.json` (`$DOCKER_CONFIG`); registries on loopback are
  * spoken to over plain HTTP, others over HTTPS unless --insecure.
  */
-import { pushImage, type PushProgress, type PushResult, type PushedLayer } from '../distribution/index.js'
-import { parseReference } from '../image/reference.js'
+import { pushImage, type PushProgress, type PushResult, type PushedLayer } from '../transport/registry/index.js'
+import { parseReference } from '../image/index.js'
 import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'

@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, type StrataErrorCode } from '../errors/index.js'
-import type { TransportFormat } from '../transport/types.js'
+import type { TransportFormat } from '../transport/index.js'
 import { UsageError } from './errors.js'
 
 /**

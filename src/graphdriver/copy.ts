@@ -44,7 +44,7 @@ import {
   symlinkSync,
   type BigIntStats,
 } from 'node:fs'
-import { timespecOf } from '../archive/changes.js'
+import { timespecOf } from '../archive/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import { lgetxattr, llistxattr, lsetxattr, lutimens, major, minor, mknod, S_IFBLK, S_IFCHR, S_IFIFO } from '../sys/index.js'
 

@@ -24,9 +24,7 @@
  */
 import { lstatSync } from 'node:fs'
 import { Readable } from 'node:stream'
-import { applyLayer } from '../archive/apply.js'
-import { changesNaive, type Change, type NaiveChangesOptions } from '../archive/changes.js'
-import { exportChanges } from '../archive/export.js'
+import { applyLayer, changesNaive, exportChanges, type Change, type NaiveChangesOptions } from '../archive/index.js'
 import { isErrno } from '../errors/index.js'
 import type { ApplyLayerOptions, DiffOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from './types.js'
 

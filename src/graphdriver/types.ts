@@ -51,10 +51,7 @@
  *   (persistent mounts excepted).
  */
 import type { Readable } from 'node:stream'
-import type { ApplyResult } from '../archive/apply.js'
-import type { Change } from '../archive/changes.js'
-import type { HeaderStyle } from '../archive/export.js'
-import type { LineSink } from '../archive/tarsplit/index.js'
+import type { ApplyResult, Change, HeaderStyle, LineSink } from '../archive/index.js'
 import type { Digest } from '../digest/index.js'
 
 export type { Change }

@@ -18,9 +18,8 @@ import { mkdir, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { digestHex, isDigest, parseDigest, type Digest } from '../digest/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
-import type { DiffID } from '../layer/types.js'
-import type { StoreLock } from '../fs/index.js'
-import { atomicWriteFile, readIfExists, goJsonString } from '../fs/index.js'
+import type { DiffID } from '../layer/index.js'
+import { atomicWriteFile, goJsonString, readIfExists, type StoreLock } from '../fs/index.js'
 
 /** How many entries moby keeps per diffID (maxMetadata). */
 export const MAX_V2_METADATA = 50

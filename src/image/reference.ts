@@ -18,9 +18,8 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isDigest, parseDigest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
-import type { CheckProblem } from '../layer/types.js'
-import type { StoreLock } from '../fs/index.js'
-import { atomicWriteFile, readIfExists, goJsonMap, goJsonString, goStringCompare } from '../fs/index.js'
+import type { CheckProblem } from '../layer/index.js'
+import { atomicWriteFile, goJsonMap, goJsonString, goStringCompare, readIfExists, type StoreLock } from '../fs/index.js'
 import type { ImageID } from './config.js'
 
 // ---------------------------------------------------------------------------

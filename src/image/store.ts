@@ -21,9 +21,8 @@ import { mkdir, readdir, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chainId, digestHex, isDigest, parseDigest, sha256Of } from '../digest/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
-import type { ChainID, CheckProblem, LayerHandle } from '../layer/types.js'
-import type { StoreLock } from '../fs/index.js'
-import { atomicWriteFile, isTempName, sweepTempFiles, readIfExists, fsyncPath, formatRfc3339Nano, nowNs } from '../fs/index.js'
+import type { ChainID, CheckProblem, LayerHandle } from '../layer/index.js'
+import { atomicWriteFile, formatRfc3339Nano, fsyncPath, isTempName, nowNs, readIfExists, sweepTempFiles, type StoreLock } from '../fs/index.js'
 import {
   imageOperatingSystem,
   parseImageConfig,

@@ -4,7 +4,7 @@
  * One object, built by LayerStore.open and passed to the modules that
  * implement its verbs (register, refs, mounts, export, recover, check).
  */
-import type { GraphDriver } from '../graphdriver/types.js'
+import type { GraphDriver } from '../graphdriver/index.js'
 import type { DataRootLock } from '../fs/index.js'
 import type { LayerDbPaths } from './paths.js'
 import type { ImageReferences } from './types.js'

@@ -14,7 +14,7 @@
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno, isStrataError } from '../errors/index.js'
-import type { GraphDriver } from '../graphdriver/types.js'
+import type { GraphDriver } from '../graphdriver/index.js'
 import { DRIVER_ID_RE } from './paths.js'
 
 /** The directory holding one entry per layer, or undefined for a driver whose layout we do not know. */

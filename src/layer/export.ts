@@ -15,7 +15,7 @@
  */
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { assembleTar, directoryFileGetter, readTarSplit, type TarSplitEntry } from '../archive/tarsplit/index.js'
+import { assembleTar, directoryFileGetter, readTarSplit, type TarSplitEntry } from '../archive/index.js'
 import { Digester, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 import type { StoreContext } from './context.js'

@@ -24,7 +24,7 @@
 import { rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import type { Change } from '../archive/changes.js'
+import type { Change } from '../archive/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
 import type { StoreContext } from './context.js'
 import { removeDriverLayer, removeDriverLayers } from './driver-layers.js'

@@ -18,10 +18,10 @@
  */
 import { mkdir } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import type { Change } from '../archive/changes.js'
+import type { Change } from '../archive/index.js'
 import { chainId as chainIdOf, parseDigest } from '../digest/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
-import type { GraphDriver } from '../graphdriver/types.js'
+import type { GraphDriver } from '../graphdriver/index.js'
 import { checkStore, type CheckOptions } from './check.js'
 import type { StoreContext } from './context.js'
 import { exportLayer } from './export.js'

@@ -14,7 +14,7 @@
  */
 import { chmod, mkdtemp, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { createTarSplitFile, type TarSplitFile } from '../archive/tarsplit/index.js'
+import { createTarSplitFile, type TarSplitFile } from '../archive/index.js'
 import { StrataError } from '../errors/index.js'
 import { fsyncPath, writeFileDurable, DirLock, type DataRootLock } from '../fs/index.js'
 import { FILE_MODE, WRITE_SET_PREFIX } from './paths.js'

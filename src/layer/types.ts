@@ -22,8 +22,7 @@
  * under handles and transaction locks, so two processes load at once.
  */
 import type { Readable } from 'node:stream'
-import type { Change } from '../archive/changes.js'
-import type { Compression } from '../archive/compression.js'
+import type { Change, Compression } from '../archive/index.js'
 import type { Digest } from '../digest/index.js'
 
 export type ChainID = Digest

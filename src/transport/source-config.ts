@@ -8,7 +8,7 @@
  */
 import { sha256Of, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
-import { parseImageConfig, type ImageConfig } from '../image/config.js'
+import { parseImageConfig, type ImageConfig } from '../image/index.js'
 
 export interface CheckedConfig {
   id: Digest

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { detectCompression, openDecompressed, type Compression } from '../archive/compression.js'
+import { detectCompression, openDecompressed, type Compression } from '../archive/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 
 export interface SpoolOptions {

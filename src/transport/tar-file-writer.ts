@@ -14,9 +14,7 @@
  */
 import { open, unlink, type FileHandle } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import { encodeUstar, octalLimit, paddingFor, writeChecksum } from '../archive/tar/header.js'
-import { BLOCK } from '../archive/tar/types.js'
-import { END_OF_ARCHIVE, encodeHeader } from '../archive/tar/writer.js'
+import { BLOCK, END_OF_ARCHIVE, encodeHeader, encodeStreamedHeader, paddingFor } from '../archive/index.js'
 import { Digester, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 
@@ -36,39 +34,6 @@ export interface StreamedMember {
 const ZEROS = Buffer.alloc(BLOCK)
 /** Streamed members are written in pieces of about this size. */
 const WRITE_BATCH = 1 << 20
-
-/** One ustar block for a streamed file; `size` past the octal field goes in base-256. */
-function streamedHeader(name: string, size: number, opts: MemberOptions): Buffer {
-  if (Buffer.byteLength(name) > 100 || !/^[\x20-\x7e]+$/.test(name)) {
-    throw new StrataError('INVALID_ARGUMENT', `Archive member name "${name}" is too long or not ASCII for a streamed member`)
-  }
-  const block = encodeUstar({
-    name,
-    prefix: '',
-    mode: (opts.mode ?? 0o644) | 0o100000,
-    uid: 0,
-    gid: 0,
-    size: size > octalLimit(12) ? 0 : size,
-    mtime: opts.mtime ?? 0,
-    typeflag: '0',
-    linkname: '',
-    uname: '',
-    gname: '',
-    devmajor: 0,
-    devminor: 0,
-  })
-  if (size > octalLimit(12)) {
-    // GNU base-256: high bit of the first byte set, the value big-endian in the rest of the field.
-    block[124] = 0x80
-    let v = BigInt(size)
-    for (let i = 135; i > 124; i--) {
-      block[i] = Number(v & 0xffn)
-      v >>= 8n
-    }
-    writeChecksum(block)
-  }
-  return block
-}
 
 export class TarFileWriter {
   readonly path: string
@@ -154,7 +119,7 @@ export class TarFileWriter {
     await this.#write(ZEROS.subarray(0, paddingFor(size)))
     const digest = digester?.digest()
     const finalName = typeof name === 'function' ? name(digest!) : name
-    await this.#write(streamedHeader(finalName, size, opts), headerPos)
+    await this.#write(encodeStreamedHeader(finalName, size, opts), headerPos)
     return digest === undefined ? { size } : { size, digest }
   }
 

@@ -5,9 +5,10 @@
  * in place this way (each blob streamed from its offset) instead of
  * unpacking it into a temp directory first, as dockerd does.
  *
- * Headers are decoded with src/archive/tar's ustar/GNU/V7 decoder and PAX
- * parser, so names and sizes mean what they mean when layers are applied
- * (PAX `path`/`linkpath`/`size`, GNU `L`/`K` long names, base-256 sizes).
+ * Headers are decoded with src/archive/tar's ustar/GNU/V7 decoder and its
+ * meta-entry merging (PendingMeta, as the streaming parser uses it), so
+ * names and sizes mean what they mean when layers are applied (PAX
+ * `path`/`linkpath`/`size`, GNU `L`/`K` long names, base-256 sizes).
  * Member names are cleaned and refused (UNSAFE_PATH) when absolute or with
  * "..": an archive holding such a member is not an image archive anyone
  * should trust, and dockerd's untar refuses it too. A member that
@@ -22,9 +23,7 @@
 import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import { decodeHeader, isZeroBlock, paddingFor } from '../archive/tar/header.js'
-import { parsePax } from '../archive/tar/pax.js'
-import { BLOCK } from '../archive/tar/types.js'
+import { BLOCK, PendingMeta, checkMetaSize, decodeHeader, isMetaType, isZeroBlock, paddingFor, paxNumber } from '../archive/index.js'
 import { StrataError } from '../errors/index.js'
 import { lazyStream, READ_CHUNK } from './blob-stream.js'
 import type { ArchiveFile, ArchiveFiles } from './files.js'
@@ -44,8 +43,6 @@ export interface TarMember {
   linkname: string
 }
 
-/** PAX/GNU meta records bigger than this are refused (Go's archive/tar uses the same bound). */
-const MAX_META_SIZE = 1 << 20
 /** How many links a name may go through before it is taken as a loop. */
 const MAX_LINK_HOPS = 16
 
@@ -191,9 +188,7 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
 async function indexMembers(fh: FileHandle, fileSize: number, description: string): Promise<Map<string, TarMember>> {
   const members = new Map<string, TarMember>()
   let pos = 0
-  let pax: ReturnType<typeof parsePax> | undefined
-  let longName: string | undefined
-  let longLink: string | undefined
+  const meta = new PendingMeta()
   const truncated = (where: string): StrataError =>
     new StrataError('CORRUPT', `The ${description} is truncated: it ends ${where} (the file is ${fileSize} bytes)`, { details: { size: fileSize } })
 
@@ -217,29 +212,17 @@ async function indexMembers(fh: FileHandle, fileSize: number, description: strin
     }
     const dataPos = pos + BLOCK
     const tf = raw.typeflag
-    if (tf === 'x' || tf === 'g' || tf === 'L' || tf === 'K') {
-      if (raw.size > MAX_META_SIZE) throw new StrataError('CORRUPT', `The ${description} has a ${raw.size}-byte tar meta entry, over the 1 MiB limit`)
+    if (isMetaType(tf)) {
+      checkMetaSize(raw, ` in the ${description}`)
       const data = await readAt(fh, dataPos, raw.size)
       if (data.length < raw.size) throw truncated(`inside the meta entry "${raw.name}"`)
-      if (tf === 'x') pax = parsePax(data, raw.name)
-      else if (tf === 'L' || tf === 'K') {
-        const nul = data.indexOf(0)
-        const value = data.toString('utf8', 0, nul < 0 ? data.length : nul)
-        if (tf === 'L') longName = value
-        else longLink = value
-      }
-      // 'g' (global PAX) describes no member and, as in dockerd, changes none.
+      // 'g' (global PAX) describes no member and, as in dockerd, changes none: its records are dropped.
+      meta.add(tf, data, raw.name)
       pos = dataPos + raw.size + paddingFor(raw.size)
       continue
     }
-    const name = pax?.text.get('path') ?? longName ?? raw.name
-    const linkname = pax?.text.get('linkpath') ?? longLink ?? raw.linkname
-    const paxSize = pax?.text.get('size')
-    pax = undefined
-    longName = undefined
-    longLink = undefined
-    if (paxSize !== undefined && !/^\d+$/.test(paxSize)) throw new StrataError('CORRUPT', `Tar member "${name}" in the ${description} has an invalid PAX size "${paxSize}"`)
-    const declared = paxSize === undefined ? raw.size : Number(paxSize)
+    const { name, linkname, text } = meta.take(raw)
+    const declared = paxNumber(text, 'size', raw.size, name)
     const { type, hasContent } = memberType(tf, name)
     const size = hasContent ? declared : 0
     if (dataPos + size > fileSize) throw truncated(`inside "${name}" (${size} bytes of content from byte ${dataPos})`)

@@ -21,10 +21,10 @@
  * are released (and so deleted), no image or tag is written.
  */
 import type { Readable } from 'node:stream'
-import type { Compression } from '../archive/compression.js'
+import type { Compression } from '../archive/index.js'
 import type { Digest } from '../digest/index.js'
-import type { ImageID } from '../image/config.js'
-import type { DiffID } from '../layer/types.js'
+import type { ImageID } from '../image/index.js'
+import type { DiffID } from '../layer/index.js'
 
 export type TransportFormat = 'docker-archive' | 'oci-layout' | 'oci-archive' | 'registry'
 

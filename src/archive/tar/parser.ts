@@ -24,7 +24,8 @@
 import { StrataError } from '../../errors/index.js'
 import type { Timespec } from '../../sys/index.js'
 import { decodeHeader, isZeroBlock, paddingFor, readNumber, type RawHeader } from './header.js'
-import { parsePax, parsePaxTime } from './pax.js'
+import { checkMetaSize, isMetaType, PendingMeta, paxNumber, type MetaTypeflag } from './meta.js'
+import { parsePaxTime } from './pax.js'
 import { BLOCK, type EntryType, type TarHeader } from './types.js'
 
 export interface TarHandler {
@@ -43,8 +44,6 @@ export interface TarHandler {
   segment?(bytes: Buffer): void
 }
 
-/** Meta entries bigger than this are refused (Go's archive/tar uses the same 1 MiB bound). */
-const MAX_META_SIZE = 1 << 20
 const TRAILING_CHUNK = 1 << 20
 
 const enum State {
@@ -72,12 +71,10 @@ export class TarParser {
   #blockFill = 0
   #remaining = 0
   #raw: Buffer[] = []
-  #metaType = ''
+  #metaType: MetaTypeflag = 'x'
   #metaName = ''
   #meta: Buffer[] = []
-  #pendingPax: ReturnType<typeof parsePax> | undefined
-  #longName: string | undefined
-  #longLink: string | undefined
+  readonly #pendingMeta = new PendingMeta()
   #position = 0
   #ended = false
   #currentName = ''
@@ -241,8 +238,8 @@ export class TarParser {
     }
     const raw = decodeHeader(block, this.#position - BLOCK)
     const tf = raw.typeflag
-    if (tf === 'x' || tf === 'g' || tf === 'L' || tf === 'K') {
-      if (raw.size > MAX_META_SIZE) throw new StrataError('CORRUPT', `Tar meta entry "${raw.name}" (type ${tf}) is ${raw.size} bytes, over the 1 MiB limit`)
+    if (isMetaType(tf)) {
+      checkMetaSize(raw)
       this.#metaType = tf
       this.#metaName = raw.name
       this.#meta = []
@@ -266,16 +263,10 @@ export class TarParser {
     const pad = paddingFor(this.#lastSize)
     this.#state = pad > 0 ? State.Padding : State.Header
     this.#remaining = pad
-    if (type === 'x') {
-      this.#pendingPax = parsePax(data, this.#metaName)
-    } else if (type === 'L' || type === 'K') {
-      const nul = data.indexOf(0)
-      const value = data.toString('utf8', 0, nul < 0 ? data.length : nul)
-      if (type === 'L') this.#longName = value
-      else this.#longLink = value
-    } else {
+    const global = this.#pendingMeta.add(type, data, this.#metaName)
+    if (global !== undefined) {
       // 'g': reported as an entry (after its data, before its padding), as Go does.
-      const pax = parsePax(data, this.#metaName)
+      const pax = global
       const raw = this.#pendingRaw!
       this.#flushRaw()
       const header: TarHeader = {
@@ -301,13 +292,7 @@ export class TarParser {
   }
 
   #startEntry(raw: RawHeader): void {
-    const pax = this.#pendingPax
-    this.#pendingPax = undefined
-    const text = pax?.text ?? new Map<string, string>()
-    const name = text.get('path') ?? this.#longName ?? raw.name
-    const linkname = text.get('linkpath') ?? this.#longLink ?? raw.linkname
-    this.#longName = undefined
-    this.#longLink = undefined
+    const { name, linkname, text, xattrs } = this.#pendingMeta.take(raw)
 
     let tf = raw.typeflag
     // Old tars mark directories only by a trailing slash on a NUL typeflag.
@@ -324,12 +309,7 @@ export class TarParser {
         throw new StrataError('NOT_SUPPORTED', `Tar entry "${real}" is a sparse file (PAX ${key}), which strata does not support; re-create the archive without --sparse`, { details: { entry: real } })
       }
     }
-    const numeric = (key: string, fallback: number): number => {
-      const v = text.get(key)
-      if (v === undefined) return fallback
-      if (!/^\d+$/.test(v)) throw new StrataError('CORRUPT', `Tar entry "${name}": invalid PAX ${key} "${v}"`)
-      return Number(v)
-    }
+    const numeric = (key: string, fallback: number): number => paxNumber(text, key, fallback, name)
     const declaredSize = numeric('size', raw.size)
     const size = type === 'file' ? declaredSize : 0
     const header: TarHeader = {
@@ -345,7 +325,7 @@ export class TarParser {
       linkname,
       devmajor: raw.devmajor,
       devminor: raw.devminor,
-      xattrs: pax?.xattrs ?? new Map(),
+      xattrs,
       pax: text,
     }
     const atime = text.has('atime') ? parsePaxTime(text.get('atime')!, 'atime') : gnuTime(this.#block, raw, 345)

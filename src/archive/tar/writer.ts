@@ -191,3 +191,42 @@ function paxHeaderName(name: string): string {
   const joined = posix.join(name.slice(0, slash + 1), 'PaxHeaders.0', name.slice(slash + 1))
   return toAscii(joined).slice(0, 100).replace(/\/+$/, '')
 }
+
+/**
+ * One ustar block for a regular file whose header is written after its
+ * content (a placeholder first, then the real header over it): short ASCII
+ * names only, root-owned, `size` past the octal field in base-256 as GNU
+ * tar and Go's archive/tar write and read it. Always exactly one block, so
+ * it can overwrite its placeholder.
+ */
+export function encodeStreamedHeader(name: string, size: number, opts: { mtime?: number; mode?: number } = {}): Buffer {
+  if (Buffer.byteLength(name) > 100 || !/^[\x20-\x7e]+$/.test(name)) {
+    throw new StrataError('INVALID_ARGUMENT', `Archive member name "${name}" is too long or not ASCII for a streamed member`)
+  }
+  const block = encodeUstar({
+    name,
+    prefix: '',
+    mode: (opts.mode ?? 0o644) | 0o100000,
+    uid: 0,
+    gid: 0,
+    size: size > octalLimit(12) ? 0 : size,
+    mtime: opts.mtime ?? 0,
+    typeflag: '0',
+    linkname: '',
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+  })
+  if (size > octalLimit(12)) {
+    // GNU base-256: high bit of the first byte set, the value big-endian in the rest of the field.
+    block[124] = 0x80
+    let v = BigInt(size)
+    for (let i = 135; i > 124; i--) {
+      block[i] = Number(v & 0xffn)
+      v >>= 8n
+    }
+    writeChecksum(block)
+  }
+  return block
+}

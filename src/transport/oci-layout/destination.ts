@@ -19,12 +19,10 @@
  * again (the new image takes the name, as skopeo does).
  */
 import { pipeline } from 'node:stream'
-import type { Compression } from '../../archive/compression.js'
-import { compressStream } from '../../archive/compression.js'
+import { compressStream, type Compression } from '../../archive/index.js'
 import type { Digest } from '../../digest/index.js'
 import { StrataError } from '../../errors/index.js'
-import { parseImageConfig } from '../../image/config.js'
-import { parseReference, referenceString } from '../../image/reference.js'
+import { parseImageConfig, parseReference, referenceString } from '../../image/index.js'
 import {
   CONTAINERD_IMAGE_NAME_ANNOTATION,
   MediaTypes,

@@ -26,15 +26,14 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
-import { chainIds, Digester, parseDigest, sha256Of, type Digest } from '../digest/index.js'
-import { StrataError, isStrataError } from '../errors/index.js'
-import type { ImageID } from '../image/config.js'
-import { familiarName, parseReference, referenceName, referenceString, withDefaultTag, type Reference } from '../image/reference.js'
-import type { Store } from '../store/index.js'
-import { MediaTypes } from '../transport/types.js'
+import { chainIds, Digester, parseDigest, sha256Of, type Digest } from '../../digest/index.js'
+import { StrataError, isStrataError } from '../../errors/index.js'
+import { familiarName, parseReference, referenceName, referenceString, withDefaultTag, type ImageID, type Reference } from '../../image/index.js'
+import type { Store } from '../../store/index.js'
+import { MediaTypes } from '../types.js'
 import { readRegistryAuth, type Credentials } from './auth.js'
 import { RegistryClient, readResponse } from './client.js'
-import { openVerifiedLayer } from '../transport/verified-export.js'
+import { openVerifiedLayer } from '../verified-export.js'
 
 /** Layers uploaded at the same time (dockerd's max-concurrent-uploads is 5). */
 export const PUSH_CONCURRENCY = 3

@@ -17,7 +17,7 @@
  *   NOT_FOUND for unknown names, manifests, blobs and denied access.
  */
 import { Readable } from 'node:stream'
-import { StrataError } from '../errors/index.js'
+import { StrataError } from '../../errors/index.js'
 import type { Credentials, RegistryAuth } from './auth.js'
 
 /** Docker Hub's API host (what `docker.io` resolves to). */

@@ -12,11 +12,10 @@
  * nothing.
  */
 import { Readable } from 'node:stream'
-import { sha256Of, type Digest } from '../digest/index.js'
-import { StrataError } from '../errors/index.js'
-import { parseImageConfig, type ImageID } from '../image/config.js'
-import { referenceName, referenceString, type Reference } from '../image/reference.js'
-import { MAX_JSON_BYTES, parseJsonDocument, verifyingStream } from '../transport/blob-stream.js'
+import { sha256Of, type Digest } from '../../digest/index.js'
+import { StrataError } from '../../errors/index.js'
+import { parseImageConfig, referenceName, referenceString, type ImageID, type Reference } from '../../image/index.js'
+import { MAX_JSON_BYTES, parseJsonDocument, verifyingStream } from '../blob-stream.js'
 import {
   INDEX_MEDIA_TYPES,
   LAYER_MEDIA_TYPES,
@@ -25,9 +24,9 @@ import {
   parseManifest,
   type Descriptor,
   type ImageManifest,
-} from '../transport/oci-layout/documents.js'
-import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../transport/platform.js'
-import { MediaTypes, type ImageSource, type SourceImage, type SourceLayer } from '../transport/types.js'
+} from '../oci-layout/documents.js'
+import { formatPlatform, hostPlatform, platformMatches, type Platform } from '../platform.js'
+import { MediaTypes, type ImageSource, type SourceImage, type SourceLayer } from '../types.js'
 import { MAX_MANIFEST_BYTES, RegistryClient, readResponse, responseStream } from './client.js'
 
 /** What a manifest GET accepts, in docker's order of preference. */

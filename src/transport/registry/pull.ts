@@ -17,13 +17,12 @@
  *    v2metadata-by-diffid) with the repository it came from, as dockerd
  *    records them.
  */
-import type { ImageID } from '../image/config.js'
-import { parseReference, referenceName, referenceString, withDefaultTag, type Reference } from '../image/reference.js'
-import type { Store } from '../store/index.js'
-import { loadImages } from '../transport/copy.js'
-import { StrataError } from '../errors/index.js'
-import { formatPlatform, platformMatches, type Platform } from '../transport/platform.js'
-import type { ProgressListener } from '../transport/types.js'
+import { parseReference, referenceName, referenceString, withDefaultTag, type ImageID, type Reference } from '../../image/index.js'
+import type { Store } from '../../store/index.js'
+import { loadImages } from '../copy.js'
+import { StrataError } from '../../errors/index.js'
+import { formatPlatform, platformMatches, type Platform } from '../platform.js'
+import type { ProgressListener } from '../types.js'
 import { readRegistryAuth, type Credentials } from './auth.js'
 import { RegistryClient } from './client.js'
 import { RegistryImageSource, resolveImage, type ResolvedImage } from './source.js'

@@ -15,7 +15,7 @@
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { StrataError, isErrno } from '../errors/index.js'
+import { StrataError, isErrno } from '../../errors/index.js'
 
 export interface Credentials {
   username: string

@@ -1,7 +1,12 @@
 /**
- * Registry v2 distribution: pulling images from a registry (the CNCF
- * distribution server, Docker Hub, any OCI distribution registry) into a
- * store, and pushing images from a store to a registry.
+ * src/transport/registry: the registry transport (Registry v2 / OCI
+ * distribution): pulling images from a registry (the CNCF distribution
+ * server, Docker Hub, any OCI distribution registry) into a store, and
+ * pushing images from a store to a registry. A registry is one more place
+ * images move to and from, so it lives beside docker-archive and
+ * oci-layout, on transport's ImageSource contract and copy routines; it is
+ * transport's documented sub-surface (docs/architecture.md), imported as
+ * `transport/registry/index.js`.
  */
 export { pullImage, type PullOptions, type PullResult } from './pull.js'
 export { pushImage, PUSH_CONCURRENCY, type PushOptions, type PushResult, type PushedLayer, type PushLayerStatus, type PushProgress } from './push.js'
