@@ -17,7 +17,7 @@
  *   `/images/{name*}/json`.
  * - *Handler*: parses the request, calls the library, formats the result.
  *   Nothing else: every verb it serves is a library call the CLI makes too
- *   (src/store, src/transport, src/distribution, src/container), on the
+ *   (src/store, src/transport and its registry, src/container), on the
  *   same Store, under the same locks, beside CLI processes on the same
  *   data root.
  * - *Streaming response*: a response whose status and headers are sent

@@ -3,7 +3,7 @@
  * POST /images/create (pull from a registry, or `fromSrc=-` import of a
  * rootfs tar), POST /images/{name}/push, POST /images/load, and GET
  * /images/get | /images/{name}/get (save). The library does the work
- * (src/distribution pullImage/pushImage, src/transport loadImages/
+ * (src/transport/registry pullImage/pushImage, src/transport loadImages/
  * saveImages/importRootfs), all or nothing; these handlers turn its
  * progress callbacks into docker's messages.
  *
