@@ -13,6 +13,8 @@ import {
   createContainer,
   exportContainer,
   formatChangeLines,
+  listContainers,
+  type ContainerSummary,
   mountContainer,
   removeContainer,
   runContainer,
@@ -21,9 +23,10 @@ import {
   type CreateContainerOptions,
 } from '../container/index.js'
 import { StrataError } from '../errors/index.js'
-import { goTimeString, unixSeconds } from '../fs/index.js'
-import { ellipsis } from './docker-format.js'
-import { checkArgCount, parseFlags } from './args.js'
+import { goTimeString } from '../fs/index.js'
+import { ellipsis, humanSizeWithPrecision } from './docker-format.js'
+import { FILTER_FLAG, parseFilterFlags } from './filters.js'
+import { checkArgCount, intFlag, parseFlags } from './args.js'
 import { FlagError, UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
@@ -31,7 +34,7 @@ import type { CommandResult } from './output.js'
 import { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, type ContainerRowPayload, renderList } from './list-formats.js'
 import { DOCKER_FUNCS, quote, Template } from '../format/index.js'
 import { withStore } from './store.js'
-import { humanDuration, stateName, stateStatus, type Container } from '../containerdb/index.js'
+import { humanDuration } from '../containerdb/index.js'
 
 const CREATE_OPTIONS = `Options:
       --name NAME            Assign a name to the container
@@ -67,6 +70,11 @@ List containers (running ones only, unless -a).
 Options:
   -a, --all             Show all containers
   -q, --quiet           Only display container IDs
+  -f, --filter KEY=VAL  Keep what matches (repeatable): id=, name= (a regexp), status=,
+                        ancestor=IMAGE, label=KEY[=VALUE], exited=CODE, before=, since=
+  -n, --last N          The N newest containers (stopped ones too)
+  -l, --latest          The newest container
+  -s, --size            Show the read-write layer's size and the virtual size
       --no-trunc        Do not truncate output
       --format FORMAT   A Go template as docker's ('table {{.ID}}\\t{{.Names}}', '{{json .}}',
                         'json'). Fields: ID Names Image Command CreatedAt RunningFor
@@ -273,15 +281,20 @@ async function start(args: string[], global: GlobalOptions): Promise<CommandResu
 
 // ps
 
-function since(rfc3339: string, now: number): number {
-  return Math.max(0, now - Date.parse(rfc3339))
-}
-
 
 async function ps(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { values, positionals } = parseFlags(
     args,
-    { all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
+    {
+      all: { type: 'boolean', short: 'a' },
+      quiet: { type: 'boolean', short: 'q' },
+      'no-trunc': { type: 'boolean' },
+      format: { type: 'string' },
+      filter: FILTER_FLAG,
+      last: { type: 'string', short: 'n', check: intFlag },
+      latest: { type: 'boolean', short: 'l' },
+      size: { type: 'boolean', short: 's' },
+    },
     CONTAINER_HELPS.ps!,
   )
   checkArgCount(positionals, { max: 0 }, CONTAINER_HELPS.ps!)
@@ -289,11 +302,22 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
   // docker checks a --format template before listing: parsed as given, run once over an empty row.
   const invalid = source === '' ? undefined : psTemplateError(source)
   if (invalid !== undefined) return { stdout: '', stderr: `${invalid}\n`, exitCode: 1 }
-  const format = containerFormat(source, values.quiet === true, false)
-  const all = await withStore(global, (store) => store.containers.list())
-  const shown = values.all === true ? all : all.filter((c) => c.running)
-  const trunc = values['no-trunc'] !== true
+  const quiet = values.quiet === true
+  // docker 20.10 computes sizes for a template that shows them, even with --size=false.
+  const size = values.size === true || (!quiet && /\.Size\b/.test(source))
+  const format = containerFormat(source, quiet, size)
+  const last = values.last === undefined ? -1 : Number(values.last)
   const now = Date.now()
+  const shown = await withStore(global, (store) =>
+    listContainers(store, {
+      all: values.all === true,
+      limit: values.latest === true ? 1 : last,
+      size,
+      filters: parseFilterFlags(values.filter),
+      now,
+    }),
+  )
+  const trunc = values['no-trunc'] !== true
   return renderList(
     format,
     shown.map((c) => psRow(c, trunc, now)),
@@ -317,22 +341,21 @@ function psTemplateError(format: string): string | undefined {
   return undefined
 }
 
-/** A ps row's columns as docker's ContainerContext computes them. */
-function psRow(c: Container, trunc: boolean, now: number): ContainerRowPayload {
-  const line = [c.record.Path, ...c.record.Args].join(' ')
-  const labels = c.record.Config.Labels ?? {}
+/** A ps row's columns as docker's ContainerContext computes them from the list's summary. */
+function psRow(c: ContainerSummary, trunc: boolean, now: number): ContainerRowPayload {
+  const labels = c.Labels
   return {
     labels,
-    ID: trunc ? c.id.slice(0, 12) : c.id,
-    Names: c.name,
-    Image: c.record.Config.Image ?? c.record.Image,
-    Command: quote(trunc ? ellipsis(line, 20) : line),
-    CreatedAt: goTimeString(unixSeconds(c.record.Created)),
-    RunningFor: `${humanDuration(since(c.record.Created, now))} ago`,
+    ID: trunc ? c.Id.slice(0, 12) : c.Id,
+    Names: c.Names.map((n) => n.replace(/^\//, '')).join(','),
+    Image: c.Image,
+    Command: quote(trunc ? ellipsis(c.Command, 20) : c.Command),
+    CreatedAt: goTimeString(c.Created),
+    RunningFor: `${humanDuration(Math.max(0, now - c.Created * 1000))} ago`,
     Ports: '',
-    State: stateName(c.record.State, c.running),
-    Status: stateStatus(c.record.State, c.running, now),
-    Size: '0B',
+    State: c.State,
+    Status: c.Status,
+    Size: sizeText(c),
     Labels: Object.entries(labels)
       .map(([k, v]) => `${k}=${v}`)
       .sort()
@@ -342,6 +365,12 @@ function psRow(c: Container, trunc: boolean, now: number): ContainerRowPayload {
     Networks: 'none',
     Platform: null,
   }
+}
+
+/** docker's ContainerContext.Size: the rw layer, and the virtual size when known. */
+function sizeText(c: ContainerSummary): string {
+  const rw = humanSizeWithPrecision(c.SizeRw ?? 0, 3)
+  return (c.SizeRootFs ?? 0) > 0 ? `${rw} (virtual ${humanSizeWithPrecision(c.SizeRootFs!, 3)})` : rw
 }
 
 // mount, umount, diff, commit, export, rm

@@ -14,6 +14,10 @@ import type { GlobalOptions } from './global.js'
 import { IMAGE_HEADER, IMAGE_ROW, imageFormat, renderList } from './list-formats.js'
 import type { CommandResult } from './output.js'
 import { withStore } from './store.js'
+import { boolFilterValue, checkFilterKeys, FILTER_FLAG, parseFilterFlags } from './filters.js'
+
+/** The keys dockerd's image list accepts. */
+const IMAGE_FILTERS = ['dangling', 'label', 'before', 'since', 'reference']
 
 export const IMAGES_HELP = `Usage: strata images [OPTIONS] [REPOSITORY[:TAG]]
        strata image ls [OPTIONS] [REPOSITORY[:TAG]]
@@ -26,6 +30,8 @@ Options:
       --digests         Show digests
       --no-trunc        Don't truncate output (full image IDs)
   -q, --quiet           Only show image IDs (one per row, as docker prints them)
+  -f, --filter KEY=VAL  Keep what matches: dangling=true|false, reference=PATTERN,
+                        label=KEY[=VALUE], before=IMAGE, since=IMAGE (repeatable)
       --format FORMAT   A Go template as docker's: 'table {{.Repository}}\\t{{.ID}}',
                         '{{json .}}', 'json' (one JSON object per row), 'table'.
                         Fields: ID Repository Tag Digest CreatedSince CreatedAt
@@ -49,14 +55,27 @@ export async function imagesCommand(args: string[], global: GlobalOptions): Prom
       'no-trunc': { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
       format: { type: 'string' },
+      filter: FILTER_FLAG,
     },
     IMAGES_HELP,
   )
   checkArgCount(positionals, { max: 1 }, IMAGES_HELP)
   const showDigests = values.digests === true
   const format = imageFormat(values.format === undefined || values.format === '' ? 'table' : values.format, values.quiet === true, showDigests)
+  const filters = parseFilterFlags(values.filter)
+  checkFilterKeys(filters, IMAGE_FILTERS)
+  const dangling = boolFilterValue(filters, 'dangling')
+  // docker adds the argument to the reference= filter values (any one may match).
+  const references = [...(positionals[0] === undefined ? [] : [positionals[0]]), ...(filters.get('reference') ?? [])]
   const images = await withStore(global, (store) =>
-    listImages(store, { all: values.all === true, ...(positionals[0] === undefined ? {} : { reference: [positionals[0]] }) }),
+    listImages(store, {
+      all: values.all === true,
+      ...(references.length === 0 ? {} : { reference: references }),
+      ...(dangling === undefined ? {} : { dangling }),
+      ...(filters.has('label') ? { labels: filters.get('label')! } : {}),
+      ...(filters.has('before') ? { before: filters.get('before')! } : {}),
+      ...(filters.has('since') ? { since: filters.get('since')! } : {}),
+    }),
   )
   const trunc = values['no-trunc'] !== true
   // docker lists digests per tag when they are asked for or the format shows them (needDigest).

@@ -12,6 +12,8 @@ import {
   createContainer,
   exportContainer,
   inspectContainer,
+  listContainers,
+  CONTAINER_LIST_FILTERS,
   pruneContainers,
   removeContainer,
   type CreateContainerOptions,
@@ -22,8 +24,6 @@ import { ApiError, notImplemented } from '../errors.js'
 import { boolParam, intParam, parseFilters, readJsonBody, readJsonObject, type Filters } from '../request.js'
 import { writeEmpty, writeJson } from '../response.js'
 import type { RequestContext } from '../types.js'
-import { containerSummary } from './container-format.js'
-import { type Container } from '../../containerdb/index.js'
 
 /** Whether a JSON value is what a client sends for "not set". */
 function isUnset(v: unknown): boolean {
@@ -136,70 +136,16 @@ export async function createContainerHandler(ctx: RequestContext): Promise<void>
   writeJson(ctx.res, 201, { Id: c.id, Warnings: [] })
 }
 
-const LIST_FILTERS = ['id', 'name', 'status', 'ancestor', 'label', 'exited', 'before', 'since', 'is-task', 'volume', 'network', 'health', 'publish', 'expose', 'isolation'] as const
-
-/** The list filters strata can answer (docker ps --filter); the others are 501. */
-function listFilter(filters: Filters, containers: Container[]): (c: Container) => boolean {
-  for (const key of ['volume', 'network', 'health', 'publish', 'expose', 'isolation', 'is-task']) {
-    if (filters.has(key)) throw notImplemented(`the "${key}" filter of the container list`)
-  }
-  const has = (key: string, test: (v: string) => boolean): boolean | undefined => {
-    const values = filters.get(key)
-    return values === undefined || values.size === 0 ? undefined : [...values].some(test)
-  }
-  const createdOf = (ref: string): string => {
-    const c = containers.find((x) => x.id === ref || x.name === ref.replace(/^\//, '') || x.id.startsWith(ref))
-    if (c === undefined) throw new ApiError(404, `No such container: ${ref}`)
-    return c.record.Created
-  }
-  const before = [...(filters.get('before') ?? [])].map(createdOf)
-  const since = [...(filters.get('since') ?? [])].map(createdOf)
-  for (const s of filters.get('status') ?? []) {
-    if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(s)) throw new ApiError(400, `invalid filter 'status=${s}'`)
-  }
-  return (c) => {
-    const summary = containerSummary(c)
-    const checks = [
-      has('id', (v) => c.id.startsWith(v)),
-      has('name', (v) => new RegExp(v).test(`/${c.name}`)),
-      has('status', (v) => v === summary.State),
-      has('ancestor', (v) => v === c.record.Config.Image || v === c.record.Image || c.record.Image.replace(/^sha256:/, '').startsWith(v)),
-      has('exited', (v) => summary.State === 'exited' && String(c.record.State.ExitCode) === v),
-    ]
-    if (checks.some((x) => x === false)) return false
-    for (const l of filters.get('label') ?? []) {
-      const eq = l.indexOf('=')
-      const labels = c.record.Config.Labels ?? {}
-      const key = eq < 0 ? l : l.slice(0, eq)
-      if (!(key in labels) || (eq >= 0 && labels[key] !== l.slice(eq + 1))) return false
-    }
-    if (before.some((t) => !(c.record.Created < t))) return false
-    return !since.some((t) => !(c.record.Created > t))
-  }
-}
-
 /** GET /containers/json?all=&limit=&size=&filters= */
 export async function listContainersHandler(ctx: RequestContext): Promise<void> {
-  const filters = parseFilters(ctx.query.get('filters'), LIST_FILTERS)
-  const limit = intParam(ctx.query, 'limit', -1)!
-  const size = boolParam(ctx.query, 'size')
-  // A status or exited filter looks at stopped containers too, as dockerd's does.
-  const all = boolParam(ctx.query, 'all') || limit > 0 || filters.has('status') || filters.has('exited')
-  const containers = await ctx.store.containers.list()
-  const keep = listFilter(filters, containers)
-  let list = containers.filter((c) => (all || c.running) && keep(c))
-  if (limit > 0) list = list.slice(0, limit)
-  const now = Date.now()
-  const out = []
-  for (const c of list) {
-    const s = containerSummary(c, now)
-    if (size) {
-      s.SizeRw = await ctx.store.layers.mountSize(c.id).catch(() => 0)
-      s.SizeRootFs = 0
-    }
-    out.push(s)
-  }
-  writeJson(ctx.res, 200, out)
+  const filters = parseFilters(ctx.query.get('filters'), CONTAINER_LIST_FILTERS)
+  const list = await listContainers(ctx.store, {
+    all: boolParam(ctx.query, 'all'),
+    limit: intParam(ctx.query, 'limit', -1)!,
+    size: boolParam(ctx.query, 'size'),
+    filters,
+  })
+  writeJson(ctx.res, 200, list)
 }
 
 /** GET /containers/{id}/json */
