@@ -42,7 +42,7 @@ test('strata create/ps/start/diff/commit/mount/export/run/rm (vfs)', async (t) =
   assert.equal(json.Names, 'c1')
   assert.equal(json.State, 'created')
   assert.equal(json.Status, 'Created')
-  assert.equal(json.Command, '"sh -c echo $GREETIN…"', "docker's Ellipsis: 19 characters and …")
+  assert.equal(json.Command, `"sh -c 'echo $GREETI…"`, "dockerd's quoting of an argument with a space, docker's Ellipsis: 19 characters and …")
   assert.equal(strata('ps', '-a', '--format', 'table {{.Names}}\t{{.State}}\t{{.Label "none"}}|{{len .Command}}').stdout, 'NAMES     STATE     none|7\nc1        created   |24\n')
   const badFormat = strata('ps', '--format', '{{.Nope}}')
   assert.equal(badFormat.status, 1)
