@@ -22,16 +22,15 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { sha256Of } from '../src/digest/index.js'
 import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { benchContext, debianImage, type DebianImage } from './debian-image.js'
-import { compare, sh, type CaseResult } from './harness.js'
+import { compare, sh, type CaseResult, STRATA_CLI } from './harness.js'
 import { privateStorage } from './peer-stores.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 const BIG_TAG = 'bench-big:latest'
 
 /** The debian base layer plus a layer holding /big, 1 GiB of zeros, as a docker-archive. */

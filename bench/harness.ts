@@ -5,6 +5,14 @@
  */
 import { spawn } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+
+/** The strata command as users get it (package.json "bin": the bundle `npm run bench` builds). */
+export const STRATA_CLI = join(REPO, (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { bin: { strata: string } }).bin.strata)
 
 export interface Contender {
   name: string

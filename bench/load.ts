@@ -13,15 +13,14 @@
  */
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { benchContext, debianImage } from './debian-image.js'
 import { privateStorage } from './peer-stores.js'
-import { compare, sh, type CaseResult, type Contender } from './harness.js'
+import { compare, sh, type CaseResult, type Contender, STRATA_CLI } from './harness.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 
 export async function loadBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
   const image = await debianImage(work, log)

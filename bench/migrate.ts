@@ -19,14 +19,13 @@
  */
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { DOCKER, mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
 import { benchContext, debianImage } from './debian-image.js'
-import { compare, sh, type CaseResult } from './harness.js'
+import { compare, sh, type CaseResult, STRATA_CLI } from './harness.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 
 export async function migrateBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
   const image = await debianImage(work, log)

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 npm ci --no-audit --no-fund
-strata() { node dist/src/cli/main.js "$@"; }
+strata() { node dist/src/bundle/strata.js "$@"; }
 
 work=$(mktemp -d /tmp/strata-quickstart.XXXXXX)
 # Anything still mounted under the work dir (a failed step) is detached before it is removed.

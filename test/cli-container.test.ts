@@ -12,14 +12,14 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { containerEnv } from './helpers/container-env.js'
 import { IMAGE_TAG } from './helpers/docker-image.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
+import { STRATA_CLI } from './helpers/strata-cli.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 
 test('strata create/ps/start/diff/commit/mount/export/run/rm (vfs)', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'runc', 'busybox', 'tar') || !requireDockerd(t)) return

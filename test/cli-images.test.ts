@@ -1,5 +1,5 @@
 /**
- * The image verbs as a user runs them (`node dist/src/cli/main.js`):
+ * The image verbs as a user runs them (the `strata` command, package.json "bin"):
  * images, image ls/inspect/history/tag/rm/prune, inspect, history, tag,
  * rmi, system df and info, on a store of small real images: exact tables,
  * JSON that parses, exit codes 0/1/2, --help everywhere. Then the same
@@ -12,7 +12,6 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { test, type TestContext } from 'node:test'
 import { chainIds } from '../src/digest/index.js'
 import { Store } from '../src/store/index.js'
@@ -21,8 +20,9 @@ import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docke
 import { mountsAtOrUnder, requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { bytes, layerTar, makeImage, type MadeImage } from './helpers/image-fixtures.js'
 import { requireRoot } from './helpers/peers.js'
+import { STRATA_CLI } from './helpers/strata-cli.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 
 interface Run {
   code: number

@@ -3,12 +3,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
+import { STRATA_CLI } from './helpers/strata-cli.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 
 function strata(args: string[], env: NodeJS.ProcessEnv = {}): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, STRATA_ROOT: '', STRATA_DRIVER: '', ...env } })

@@ -13,7 +13,6 @@ import { createServer, request as httpRequest } from 'node:http'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { test } from 'node:test'
 import { pullCommand } from '../src/cli/pull.js'
 import { parseGlobal } from '../src/cli/global.js'
@@ -27,8 +26,9 @@ import { layerTar, makeImage, bytes, type MadeImage } from './helpers/image-fixt
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
 import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startGrantingTokenService, startLoggingProxy, startRegistry } from './helpers/registry.js'
+import { STRATA_CLI } from './helpers/strata-cli.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+const CLI = STRATA_CLI
 
 /** bcrypt of TEST_PASSWORD (cost 4): the registry's htpasswd accepts only bcrypt. */
 const TEST_USER = 'strata'

@@ -220,4 +220,7 @@ function report(err: unknown, path: string): number {
   return 1
 }
 
-process.exitCode = await main(process.argv.slice(2))
+// No top-level await: the bundled CLI (scripts/bundle-cli.mjs) is a CommonJS script, compiled with a V8 code cache.
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code
+})

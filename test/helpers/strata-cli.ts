@@ -5,11 +5,45 @@
  * (util-linux script(1)), for what only happens on a terminal: progress
  * bars, and save refusing to write a tar to one.
  */
-import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { closeSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-export const STRATA_CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
+const REPO = fileURLToPath(new URL('../../../', import.meta.url))
+
+/**
+ * The command users get: package.json's "bin" (the bundle that
+ * scripts/bundle-cli.mjs makes from tsc's output), so the tests run what
+ * `npm link` installs.
+ */
+export const STRATA_CLI = join(REPO, (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { bin: { strata: string } }).bin.strata)
+
+/** The newest mtime of the .js files under `dir` (tsc's output). */
+function newestJs(dir: string): number {
+  let newest = 0
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) {
+      if (e.name !== 'bundle') newest = Math.max(newest, newestJs(join(dir, e.name)))
+    } else if (e.name.endsWith('.js')) newest = Math.max(newest, statSync(join(dir, e.name)).mtimeMs)
+  }
+  return newest
+}
+
+/**
+ * Rebuilds the bundle when tsc's output is newer than it (`npx tsc -p .`
+ * alone, then a test), so a test never runs a stale command.
+ */
+function ensureBundle(): void {
+  let built = 0
+  try {
+    built = statSync(STRATA_CLI).mtimeMs
+  } catch {
+    // not built yet
+  }
+  if (built < newestJs(join(REPO, 'dist/src'))) execFileSync(process.execPath, [join(REPO, 'scripts/bundle-cli.mjs')], { stdio: 'inherit' })
+}
+ensureBundle()
 
 export interface StrataRunOptions {
   /** The data root (--root). */

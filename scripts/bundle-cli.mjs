@@ -1,0 +1,108 @@
+/**
+ * Builds the `strata` command users run (package.json "bin"): the CLI and
+ * the apply worker bundled by esbuild from tsc's output into
+ * dist/src/bundle/, plus a launcher that compiles the bundle with a V8 code
+ * cache. Run after `tsc -p .` (npm run build, npm test and npm run bench do).
+ *
+ * Why: unbundled, every command spent ~0.15 s of CPU before any work
+ * resolving, reading and compiling ~150 ES modules (node --cpu-prof:
+ * compileSourceTextModule, module resolution and file reads were most of
+ * it). One CommonJS file with a code cache skips resolution and most of
+ * the compiling; Node 20 has no module.enableCompileCache (22+), so the
+ * launcher uses vm.Script's cachedData.
+ *
+ * The layout keeps the relative paths the sources use from import.meta.url
+ * (dist/src/X/file.js): ../../web/ (the explorer page), ../../../package.json
+ * (the version) and ./apply-worker.js (the worker next to its caller), so
+ * the bundles sit at the same depth, dist/src/bundle/, with a package.json
+ * that makes their .js files CommonJS.
+ *
+ * koffi and zstd-napi stay outside (native addons, loaded from node_modules
+ * by the code that calls them).
+ */
+import { build } from 'esbuild'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..')
+const out = join(repo, 'dist/src/bundle')
+// Built beside and renamed into place, so a test or a user running the
+// command meanwhile sees the old bundle or the new, never half of one.
+const tmp = `${out}.tmp-${process.pid}`
+
+const LAUNCHER = `#!/usr/bin/env node
+'use strict'
+// The strata command: runs cli.js (the bundled CLI) compiled with a V8
+// code cache kept beside it (cli.js.cache), written by the first run that
+// had none or whose cache this Node rejected (another Node version).
+// Made by scripts/bundle-cli.mjs.
+const { readFileSync, renameSync, writeFileSync, unlinkSync } = require('node:fs')
+const { join } = require('node:path')
+const { Script } = require('node:vm')
+
+const file = join(__dirname, 'cli.js')
+const cacheFile = file + '.cache'
+let cachedData
+try {
+  cachedData = readFileSync(cacheFile)
+} catch {
+  // no cache yet: compiled from source, and the cache written at exit
+}
+const source = readFileSync(file, 'utf8')
+const script = new Script('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: file, cachedData })
+if (cachedData === undefined || script.cachedDataRejected === true) {
+  process.once('exit', () => {
+    // Best effort: a read-only install runs without a cache.
+    const tmp = cacheFile + '.tmp-' + process.pid
+    try {
+      writeFileSync(tmp, script.createCachedData())
+      renameSync(tmp, cacheFile)
+    } catch {
+      try {
+        unlinkSync(tmp)
+      } catch {}
+    }
+  })
+}
+const mod = { exports: {} }
+script.runInThisContext()(mod.exports, require, mod, file, __dirname)
+`
+
+rmSync(tmp, { recursive: true, force: true })
+mkdirSync(tmp, { recursive: true })
+try {
+  await build({
+    absWorkingDir: repo,
+    entryPoints: { cli: 'dist/src/cli/main.js', 'apply-worker': 'dist/src/archive/apply-worker.js' },
+    outdir: tmp,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    external: ['koffi', 'zstd-napi'],
+    // Every import.meta.url becomes the bundle's own URL (see the layout above).
+    define: { 'import.meta.url': '__strataImportMetaUrl' },
+    banner: { js: '"use strict";\nvar __strataImportMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+    logLevel: 'warning',
+  })
+  // The launcher wraps cli.js in a function: main.ts's #! line must go.
+  const cli = join(tmp, 'cli.js')
+  writeFileSync(cli, readFileSync(cli, 'utf8').replace(/^#!.*\n/, ''))
+  writeFileSync(join(tmp, 'package.json'), '{ "type": "commonjs" }\n')
+  writeFileSync(join(tmp, 'strata.js'), LAUNCHER, { mode: 0o755 })
+  const old = `${out}.old-${process.pid}`
+  try {
+    renameSync(out, old)
+  } catch {
+    // first build
+  }
+  renameSync(tmp, out)
+  rmSync(old, { recursive: true, force: true })
+} catch (err) {
+  rmSync(tmp, { recursive: true, force: true })
+  throw err
+}
+// One run writes the code cache, so the first user command starts warm too.
+execFileSync(process.execPath, [join(out, 'strata.js'), '--help'], { stdio: 'ignore' })
