@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from '
 import { dirname, join, resolve } from 'node:path'
 import { isErrno } from '../../errors/index.js'
 import { FS_MAGIC, MNT_DETACH, lgetxattr, lsetxattr, mount, mountNewApi, statfs, tryFlock, umount2 } from '../../sys/index.js'
+import { cachedCheck } from './check-cache.js'
 import { mountPointsUnder } from './mounts.js'
 import type { ProbeResult } from '../types.js'
 import { supportsDType } from './dtype.js'
@@ -276,7 +277,7 @@ export async function probeOverlay2(root: string): Promise<ProbeResult> {
   const st = statfs(dir)
   const key = `${dir}\0${st.type}`
   if (probedOk.has(key)) return { ok: true }
-  const result = await probeUncached(dir, st)
+  const result = await cachedCheck('probe', dir, () => probeUncached(dir, st), (r) => r.ok)
   if (result.ok) probedOk.add(key)
   return result
 }

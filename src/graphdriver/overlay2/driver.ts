@@ -42,6 +42,7 @@ import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index
 import { withNaiveDiff } from '../naive-diff.js'
 import { RefCounter } from '../refcount.js'
 import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
+import { cachedCheck } from './check-cache.js'
 import { dockerFsName, isScratchDirName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
 import {
   COMMITTED_FILE,
@@ -241,7 +242,8 @@ export class Overlay2Driver implements GraphDriver {
     else {
       // Scratch dirs of checks a killed process left behind (locked while in use).
       await removeStaleScratchDirs(realHome)
-      problem = await nativeDiffProblem(realHome)
+      // Kept for the boot (check-cache.ts): dockerd checks once per daemon start, strata per command otherwise.
+      problem = await cachedCheck('native-diff', realHome, () => nativeDiffProblem(realHome), () => true)
       nativeDiffChecked.set(realHome, problem)
     }
     return new Overlay2Driver({
