@@ -7,9 +7,24 @@
  */
 import { finished, PassThrough, Readable, type Transform } from 'node:stream'
 import { createGunzip, createGzip } from 'node:zlib'
-import { CompressStream, DecompressStream } from 'zstd-napi'
-import zstdBinding from 'zstd-napi/binding.js'
+import { createRequire } from 'node:module'
+import type * as ZstdNapi from 'zstd-napi'
+import type ZstdBinding from 'zstd-napi/binding.js'
 import { StrataError } from '../errors/index.js'
+
+// zstd-napi (a native addon, ~5-30 ms to load) is loaded by the first zstd
+// stream, not when this module is imported: most commands never see zstd.
+const requireHere = createRequire(import.meta.url)
+let zstdModule: typeof ZstdNapi | undefined
+let zstdBindingModule: typeof ZstdBinding | undefined
+function zstd(): typeof ZstdNapi {
+  zstdModule ??= requireHere('zstd-napi') as typeof ZstdNapi
+  return zstdModule
+}
+function zstdBinding(): typeof ZstdBinding {
+  zstdBindingModule ??= requireHere('zstd-napi/binding.js') as typeof ZstdBinding
+  return zstdBindingModule
+}
 
 export type Compression = 'gzip' | 'zstd' | 'none'
 
@@ -131,7 +146,7 @@ export async function openDecompressed(source: Readable): Promise<{ compression:
   const body = Readable.from({ [Symbol.asyncIterator]: () => replay }, { objectMode: false })
 
   if (compression === 'none') return { compression, stream: body }
-  const decoder: Transform = compression === 'gzip' ? createGunzip() : new DecompressStream()
+  const decoder: Transform = compression === 'gzip' ? createGunzip() : new (zstd().DecompressStream)()
   return { compression, stream: chain(body, decoder, compression) }
 }
 
@@ -191,13 +206,13 @@ export function compressStream(kind: 'gzip' | 'zstd', level?: number): Transform
   if (kind === 'zstd') {
     // libzstd silently clamps out-of-range levels; a caller asking for 1000
     // has a bug worth hearing about.
-    const min = zstdBinding.minCLevel()
-    const max = zstdBinding.maxCLevel()
+    const min = zstdBinding().minCLevel()
+    const max = zstdBinding().maxCLevel()
     if (level !== undefined && (level < min || level > max)) {
       throw new StrataError('INVALID_ARGUMENT', `Invalid zstd compression level ${level}: expected ${min} to ${max}`)
     }
     try {
-      return new CompressStream(level === undefined ? {} : { compressionLevel: level })
+      return new (zstd().CompressStream)(level === undefined ? {} : { compressionLevel: level })
     } catch (err) {
       throw new StrataError('INVALID_ARGUMENT', `Invalid zstd compression level ${level}`, { cause: err })
     }
