@@ -243,6 +243,23 @@ describe('vfs driver specifics', () => {
     assert.deepEqual((await readdir(join(root, 'vfs/dir'))).sort(), [base, id].sort())
   })
 
+  test('a remove asked for during a create of the same id waits for it and removes the new layer', async (t) => {
+    if (!requireRoot(t)) return
+    const { root, driver } = await vfsIn(t)
+    const base = newLayerId()
+    await driver.create(base, null)
+    const dir = await driver.get(base)
+    for (let i = 0; i < 50; i++) await writeFile(join(dir, `f${i}`), randomBytes(10000))
+    await driver.put(base)
+    const id = newLayerId()
+    // Both asked for before either runs: without the driver's per-id lock,
+    // the remove finds nothing (the copy is still under its temp name) and
+    // returns, and the create then publishes a layer nobody wanted.
+    await Promise.all([driver.create(id, base), driver.remove(id)])
+    assert.equal(await driver.exists(id), false)
+    assert.deepEqual(await readdir(join(root, 'vfs/dir')), [base])
+  })
+
   test('VfsDriver is the bare driver; vfsFactory gives it the naive diff methods', async (t) => {
     if (!requireRoot(t)) return
     const root = tempDirFor(t, 'vfs-bare-')

@@ -15,7 +15,7 @@ export { fsyncPath, pathExists, readIfExists, readTextIfExists, writeFileDurable
 export { atomicWriteFile } from './atomic.js'
 export { TEMP_PREFIX, isTempName, sweepTempFiles, tempPathFor } from './temp.js'
 export { refuseSpecialTarget, specialFileKind, type SpecialFileKind } from './special.js'
-export { DATA_ROOT_LOCK_FILE, DataRootLock, DirLock, type StoreLock } from './lock.js'
+export { DATA_ROOT_LOCK_FILE, DataRootLock, DirLock, FileLock, type StoreLock } from './lock.js'
 export { KeyedLock } from './keyed-lock.js'
 export {
   GO_ZERO_TIME,

@@ -7,7 +7,8 @@
  *   KeyedLock), so the process waits on the kernel for at most one of them
  *   and never deadlocks on itself. Not reentrant: code running under it
  *   must not ask for it again.
- *   API: `new DataRootLock(root)`, `withLock(fn)`, `path`.
+ *   API: `new DataRootLock(root)`, `withLock(fn)`, `path`. It is a
+ *   FileLock, the same lock on any file (devicemapper's pool lock).
  * - StoreLock: what a store needs of it (withLock only), so callers can
  *   wrap it, e.g. to observe when it is held.
  * - DirLock: a flock on a directory (a layer's layerdb dir, a transaction
@@ -30,17 +31,25 @@ import { KeyedLock } from './keyed-lock.js'
 /** The data-root lock's file name, directly under the data root. */
 export const DATA_ROOT_LOCK_FILE = 'strata.lock'
 
-export class DataRootLock {
+/**
+ * An exclusive flock on one file, taken by one caller of this process at
+ * a time (the others queue on a KeyedLock first, so the process waits on
+ * the kernel for at most one of them). The file is created (mode 0600) on
+ * first use, and its directory with `dirMode` if missing. Not reentrant.
+ */
+export class FileLock {
   readonly path: string
+  readonly #dirMode: number
   readonly #queue = new KeyedLock()
 
-  constructor(root: string) {
-    this.path = join(root, DATA_ROOT_LOCK_FILE)
+  constructor(path: string, opts: { dirMode?: number } = {}) {
+    this.path = path
+    this.#dirMode = opts.dirMode ?? 0o700
   }
 
-  /** Runs `fn` holding the data-root lock exclusively. */
+  /** Runs `fn` holding the lock exclusively. */
   async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    return this.#queue.withLock(DATA_ROOT_LOCK_FILE, async () => {
+    return this.#queue.withLock(this.path, async () => {
       const fd = await this.#openLockFile()
       try {
         await flock(fd, 'exclusive', this.path)
@@ -59,9 +68,16 @@ export class DataRootLock {
       return openSync(this.path, 'a', 0o600)
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err
-      await mkdir(dirname(this.path), { recursive: true, mode: 0o711 })
+      await mkdir(dirname(this.path), { recursive: true, mode: this.#dirMode })
       return openSync(this.path, 'a', 0o600)
     }
+  }
+}
+
+/** The data-root lock: `<root>/strata.lock` (the root made 0711, as dockerd makes it, if missing). */
+export class DataRootLock extends FileLock {
+  constructor(root: string) {
+    super(join(root, DATA_ROOT_LOCK_FILE), { dirMode: 0o711 })
   }
 }
 

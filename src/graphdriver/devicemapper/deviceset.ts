@@ -38,6 +38,7 @@ import { closeSync, fsyncSync, statfsSync, mkdirSync, openSync, readFileSync, re
 import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { StrataError, isErrno } from '../../errors/index.js'
+import { FileLock } from '../../fs/index.js'
 import {
   LO_FLAGS_AUTOCLEAR,
   MNT_DETACH,
@@ -58,7 +59,6 @@ import {
   dmSuspend,
   dmTable,
   findLoopDevice,
-  flock,
   major as devMajor,
   minor as devMinor,
   mount,
@@ -180,7 +180,8 @@ export class DeviceSet {
   /** The pool was created by this process (loop files attached here). */
   poolCreatedHere = false
   baseFs: DeviceFs | undefined
-  #queue: Promise<unknown> = Promise.resolve()
+  /** Pool changes, one at a time: in this process and, through the flock on metadata/.strata-lock, between processes. */
+  readonly #lock: FileLock
   /** The last thin id handed out (deviceset-metadata's next_device_id, saved at shutdown). */
   #nextDeviceId = 0
 
@@ -190,6 +191,7 @@ export class DeviceSet {
     this.prefix = prefix
     this.poolName = options.thinPoolDevice ?? `${prefix}-pool`
     this.driverVersion = version
+    this.#lock = new FileLock(layout.lockFile)
     const kernelDeferred = version[0] > 4 || (version[0] === 4 && version[1] >= DEFERRED_REMOVE_MINOR)
     if (options.deferredRemoval === true && !kernelDeferred) {
       throw new StrataError('NOT_SUPPORTED', `Deferred removal (dm.use_deferred_removal) needs device-mapper 4.${DEFERRED_REMOVE_MINOR}; this kernel has ${version.join('.')}`)
@@ -230,18 +232,7 @@ export class DeviceSet {
 
   /** Runs `fn` alone: after every earlier call of this process, and under the cross-process flock. */
   #exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
-    const run = async (): Promise<T> => {
-      const fd = openSync(this.layout.lockFile, 'a', 0o600)
-      try {
-        await flock(fd, 'exclusive', this.layout.lockFile)
-        return await fn()
-      } finally {
-        closeSync(fd)
-      }
-    }
-    const result = this.#queue.then(run, run)
-    this.#queue = result.catch(() => {})
-    return result
+    return this.#lock.withLock(async () => fn())
   }
 
   async #init(): Promise<void> {

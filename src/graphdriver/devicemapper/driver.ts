@@ -25,6 +25,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, realpa
 import type { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
+import { RefCounter } from '../refcount.js'
 import type { ApplyLayerOptions, DiffOptions, Change, CreateOpts, DiffFiles, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
 import { DeviceSet, type DeviceSetProblem } from './deviceset.js'
 import { DRIVER_NAME, DevmapperLayout, ID_FILE_MODE, MNT_DIR_MODE, ROOTFS_MODE, TMP_PREFIX } from './layout.js'
@@ -52,8 +53,8 @@ function sizeOption(id: string, opts: CreateOpts | undefined): number | undefine
   return size
 }
 
-interface Ref {
-  count: number
+/** What devicemapper keeps beside a layer's get count (RefCounter). */
+interface MountState {
   /** The mount was there before this instance's first get (another process's, or persistent): the last put leaves it. */
   adopted: boolean
 }
@@ -63,7 +64,7 @@ export class DevmapperDriver implements ProtoDriver {
   readonly home: string
   readonly deviceSet: DeviceSet
   readonly #layout: DevmapperLayout
-  readonly #refs = new Map<string, Ref>()
+  readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
   /** Per layer: create, remove, get and put of one id never interleave. */
   readonly #locks = new KeyedLock()
   readonly #realMnt: string
@@ -108,8 +109,7 @@ export class DevmapperDriver implements ProtoDriver {
     checkId(id)
     await this.#locked(id, async () => {
       this.#requireLayer(id)
-      const refs = this.#refs.get(id)?.count ?? 0
-      if (refs > 0) throw new StrataError('IN_USE', `Cannot remove layer "${id}": it is in use (${refs} get${refs === 1 ? '' : 's'} not yet put)`)
+      this.#refs.refuseRemoveIfHeld(id)
       if (await this.#isMounted(id)) {
         throw new StrataError('IN_USE', `Cannot remove layer "${id}": it is mounted at "${this.#layout.mountPoint(id)}" by another process or a persistent get; release it with a persistent put first`)
       }
@@ -134,14 +134,10 @@ export class DevmapperDriver implements ProtoDriver {
       this.#requireLayer(id)
       const mp = this.#layout.mountPoint(id)
       const rootfs = this.#layout.rootfs(id)
-      const ref = this.#refs.get(id)
+      const ref = this.#refs.peek(id)
       if (await this.#isMounted(id)) {
-        if (ref !== undefined) {
-          if (persistent) ref.adopted = true
-          else ref.count++
-        } else if (!persistent) {
-          this.#refs.set(id, { count: 1, adopted: true })
-        }
+        if (!persistent) this.#refs.increment(id, { adopted: true })
+        else if (ref !== undefined) ref.adopted = true
         return rootfs
       }
       mkdirSync(this.#layout.mntDir, { recursive: true, mode: MNT_DIR_MODE })
@@ -157,12 +153,8 @@ export class DevmapperDriver implements ProtoDriver {
         await this.deviceSet.unmountDevice(id, mp).catch(() => {})
         throw err
       }
-      if (ref !== undefined) {
-        ref.adopted = persistent
-        if (!persistent) ref.count++
-      } else if (!persistent) {
-        this.#refs.set(id, { count: 1, adopted: false })
-      }
+      if (ref !== undefined) ref.adopted = persistent
+      if (!persistent) this.#refs.increment(id, { adopted: false })
       return rootfs
     })
   }
@@ -177,17 +169,9 @@ export class DevmapperDriver implements ProtoDriver {
     checkId(id)
     if (opts?.persistent === true) return this.#putPersistent(id)
     await this.#locked(id, async () => {
-      const ref = this.#refs.get(id)
-      if (ref === undefined) {
-        this.#requireLayer(id)
-        throw new StrataError('INVALID_ARGUMENT', `Cannot put layer "${id}": it is not held (put without a matching get)`)
-      }
-      if (ref.count > 1) {
-        ref.count--
-        return
-      }
-      this.#refs.delete(id)
-      if (!ref.adopted) await this.#unmount(id)
+      if (this.#refs.peek(id) === undefined) this.#requireLayer(id)
+      const ref = this.#refs.decrement(id)
+      if (ref.count === 0 && !ref.adopted) await this.#unmount(id)
     })
   }
 
@@ -195,7 +179,7 @@ export class DevmapperDriver implements ProtoDriver {
   async #putPersistent(id: string): Promise<void> {
     await this.#locked(id, async () => {
       this.#requireLayer(id)
-      const ref = this.#refs.get(id)
+      const ref = this.#refs.peek(id)
       if (ref !== undefined) {
         ref.adopted = false
         return
@@ -258,7 +242,7 @@ export class DevmapperDriver implements ProtoDriver {
   async cleanup(): Promise<void> {
     await this.#locks.settled()
     const failures: string[] = []
-    for (const [id, ref] of this.#refs) {
+    for (const [id, ref] of this.#refs.entries()) {
       if (ref.adopted) continue
       try {
         await this.#unmount(id)

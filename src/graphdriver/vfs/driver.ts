@@ -32,7 +32,7 @@ import { chmodSync, closeSync, lchownSync, mkdirSync, openSync, readdirSync, ren
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno, isStrataError } from '../../errors/index.js'
-import { TEMP_PREFIX, isTempName } from '../../fs/index.js'
+import { KeyedLock, TEMP_PREFIX, isTempName } from '../../fs/index.js'
 import { RENAME_NOREPLACE, renameat2, tryFlock } from '../../sys/index.js'
 import { copyTree } from '../copy.js'
 import { RefCounter } from '../refcount.js'
@@ -113,6 +113,13 @@ export class VfsDriver implements ProtoDriver {
   readonly home: string
   /** gets without a put, per layer id. */
   readonly #refs = new RefCounter(VFS_NAME)
+  /**
+   * Per layer id: a create (a long copy) and a remove of one id run one
+   * after the other, so a remove that comes during the copy removes the
+   * layer the copy made instead of finding nothing and returning. get and
+   * put need no lock: their bodies do not await.
+   */
+  readonly #locks = new KeyedLock()
 
   private constructor(home: string) {
     this.home = home
@@ -182,6 +189,10 @@ export class VfsDriver implements ProtoDriver {
   async #create(id: string, parent: string | null): Promise<void> {
     checkId(id)
     if (parent !== null) checkId(parent, 'parent layer id')
+    await this.#locks.withLock(id, () => this.#createLocked(id, parent))
+  }
+
+  async #createLocked(id: string, parent: string | null): Promise<void> {
     const final = layerDir(this.home, id)
     if (await this.exists(id)) throw new StrataError('ALREADY_EXISTS', `Layer "${id}" already exists in the vfs driver ("${final}")`, { details: { id } })
 
@@ -228,6 +239,10 @@ export class VfsDriver implements ProtoDriver {
 
   async remove(id: string): Promise<void> {
     checkId(id)
+    await this.#locks.withLock(id, () => this.#removeLocked(id))
+  }
+
+  async #removeLocked(id: string): Promise<void> {
     this.#refs.refuseRemoveIfHeld(id)
     const dir = layerDir(this.home, id)
     // Renamed away first, so an interrupted removal never leaves a
@@ -319,6 +334,7 @@ export class VfsDriver implements ProtoDriver {
 
   /** Nothing is mounted; forgets every reference, as a mounting driver's cleanup releases its mounts. */
   async cleanup(): Promise<void> {
+    await this.#locks.settled()
     this.#refs.clear()
   }
 }
