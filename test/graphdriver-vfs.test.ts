@@ -73,6 +73,16 @@ async function vfsIn(t: Parameters<typeof tempDirFor>[0]): Promise<{ root: strin
   return { root, driver: await vfsFactory.open({ root }) }
 }
 
+/** A base layer of 50 files of 10 kB: a child's create copies for a while. */
+async function baseWithFiles(driver: GraphDriver): Promise<string> {
+  const base = newLayerId()
+  await driver.create(base, null)
+  const dir = await driver.get(base)
+  for (let i = 0; i < 50; i++) await writeFile(join(dir, `f${i}`), randomBytes(10000))
+  await driver.put(base)
+  return base
+}
+
 describe('vfs driver specifics', () => {
   test("layers live in <root>/vfs/dir/<id>, as dockerd's vfs puts them", async (t) => {
     if (!requireRoot(t)) return
@@ -230,11 +240,7 @@ describe('vfs driver specifics', () => {
   test('two concurrent creates of one id: one wins, the other is ALREADY_EXISTS', async (t) => {
     if (!requireRoot(t)) return
     const { root, driver } = await vfsIn(t)
-    const base = newLayerId()
-    await driver.create(base, null)
-    const dir = await driver.get(base)
-    for (let i = 0; i < 50; i++) await writeFile(join(dir, `f${i}`), randomBytes(10000))
-    await driver.put(base)
+    const base = await baseWithFiles(driver)
     const id = newLayerId()
     const results = await Promise.allSettled([driver.create(id, base), driver.create(id, base)])
     assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1)
@@ -246,11 +252,7 @@ describe('vfs driver specifics', () => {
   test('a remove asked for during a create of the same id waits for it and removes the new layer', async (t) => {
     if (!requireRoot(t)) return
     const { root, driver } = await vfsIn(t)
-    const base = newLayerId()
-    await driver.create(base, null)
-    const dir = await driver.get(base)
-    for (let i = 0; i < 50; i++) await writeFile(join(dir, `f${i}`), randomBytes(10000))
-    await driver.put(base)
+    const base = await baseWithFiles(driver)
     const id = newLayerId()
     // Both asked for before either runs: without the driver's per-id lock,
     // the remove finds nothing (the copy is still under its temp name) and
