@@ -14,10 +14,9 @@
  * a terminal.
  */
 import { createReadStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError } from '../errors/index.js'
-import { specialFileKind } from '../fs/index.js'
+import { makeOwnedDir, specialFileKind } from '../fs/index.js'
 import { openImageDestination, saveImages } from '../transport/index.js'
 import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
@@ -53,7 +52,9 @@ export async function saveCommand(args: string[], global: GlobalOptions, io: Ver
 
   await withStore(global, async (store) => {
     const tmpDir = await transportTmpDir(store.root)
-    const spoolDir = toStdout || special ? await mkdtemp(join(tmpDir, 'save-')) : undefined
+    // Owned by this process (src/fs/owned.ts): a killed save leaves nothing the next open keeps.
+    const spool = toStdout || special ? makeOwnedDir(tmpDir, 'save-') : undefined
+    const spoolDir = spool?.path
     try {
       const path = spoolDir === undefined ? output : join(spoolDir, 'image.tar')
       // Bars share stdout with nothing else only when the archive goes to a file.
@@ -68,7 +69,7 @@ export async function saveCommand(args: string[], global: GlobalOptions, io: Ver
       }
       if (spoolDir !== undefined) await writeOutput(toStdout ? '-' : output, createReadStream(path))
     } finally {
-      if (spoolDir !== undefined) await rm(spoolDir, { recursive: true, force: true })
+      await spool?.remove()
     }
   })
   return ''

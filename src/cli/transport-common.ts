@@ -3,8 +3,7 @@
  * the data root, and turning a failure into the one line the CLI prints
  * ("loading image.tar: layer sha256:... does not match ...").
  */
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { scratchDir } from '../store/index.js'
 import { StrataError, type StrataErrorCode } from '../errors/index.js'
 import type { TransportFormat } from '../transport/index.js'
 import { UsageError } from './errors.js'
@@ -15,9 +14,7 @@ import { UsageError } from './errors.js'
  * image does not fill a small /tmp).
  */
 export async function transportTmpDir(root: string): Promise<string> {
-  const dir = join(root, 'tmp')
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  return dir
+  return scratchDir(root)
 }
 
 /** The formats `save --format` takes. */

@@ -17,6 +17,7 @@ export { TEMP_PREFIX, isTempName, sweepTempFiles, tempPathFor } from './temp.js'
 export { refuseSpecialTarget, specialFileKind, type SpecialFileKind } from './special.js'
 export { DATA_ROOT_LOCK_FILE, DataRootLock, DirLock, FileLock, type StoreLock } from './lock.js'
 export { KeyedLock } from './keyed-lock.js'
+export { makeOwnedDir, ownerAlive, ownerTag, sweepOwnedEntries, tagOf, type OwnedDir, type SweepOptions } from './owned.js'
 export {
   GO_ZERO_TIME,
   GO_ZERO_TIME_UNIX,

@@ -172,6 +172,11 @@ export interface GraphDriver {
    * disagrees between them, for `strata check`. Reports; repairs nothing.
    */
   check?(): Promise<DriverProblem[]>
+  /**
+   * Paths of scratch a dead process left (probe dirs and the like) that
+   * open() removed; `strata check` reports them.
+   */
+  readonly sweptOnOpen?: readonly string[]
 }
 
 /** One thing GraphDriver.check found. */

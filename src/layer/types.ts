@@ -160,6 +160,8 @@ export interface CheckProblem {
     | 'image-missing-layer'
     | 'reference-dangling' // a tag pointing to an image that does not exist
     | 'driver' // the graph driver's own records disagree (GraphDriver.check)
+    | 'debris' // what a dead process left under the root (removed on open, src/store/debris.ts)
+    | 'layer-orphan' // a layer no image, container or child layer refers to
   /** chainID, mount name, image ID or reference. */
   subject: string
   message: string

@@ -24,6 +24,8 @@ import { DistributionMetadataStore, ImageStore, ReferenceStore, parseImageId, ty
 import { LayerStore, type CheckProblem } from '../layer/index.js'
 import { assertNoMigrationInProgress } from './migration-guard.js'
 import { prepareRoot } from './root.js'
+import { debrisOfRecovery, sweepDebris, type DebrisItem } from './debris.js'
+import { join } from 'node:path'
 
 export interface OpenStoreOptions {
   /** The data root (dockerd's --data-root). */
@@ -48,6 +50,8 @@ export class Store {
   readonly distribution: DistributionMetadataStore
   /** Container records (`<root>/containers/`). */
   readonly containers: ContainerStore
+  /** What dead processes had left and open() removed (debris.ts); check() reports it. */
+  readonly debris: DebrisItem[]
 
   private constructor(parts: {
     root: string
@@ -57,6 +61,7 @@ export class Store {
     references: ReferenceStore
     distribution: DistributionMetadataStore
     containers: ContainerStore
+    debris: DebrisItem[]
   }) {
     this.root = parts.root
     this.driver = parts.driver
@@ -65,6 +70,7 @@ export class Store {
     this.references = parts.references
     this.distribution = parts.distribution
     this.containers = parts.containers
+    this.debris = parts.debris
   }
 
   static async open(opts: OpenStoreOptions): Promise<Store> {
@@ -81,7 +87,13 @@ export class Store {
       const references = await ReferenceStore.open(common)
       const distribution = await DistributionMetadataStore.open(common)
       const containers = await ContainerStore.open({ root: opts.root, layers })
-      return new Store({ root: opts.root, driver, layers, images, references, distribution, containers })
+      const imageHome = join(opts.root, 'image', driver.name)
+      const debris = [
+        ...(driver.sweptOnOpen ?? []).map((subject) => ({ subject, what: `${driver.name} probe scratch of a process that died` })),
+        ...debrisOfRecovery(layers.lastRecovery, layers.paths.tmp),
+        ...(await sweepDebris(opts.root, [imageHome, join(imageHome, 'imagedb', 'content', 'sha256')], layers.lock)),
+      ]
+      return new Store({ root: opts.root, driver, layers, images, references, distribution, containers, debris })
     } catch (err) {
       await driver.cleanup().catch(() => {})
       throw err
@@ -125,6 +137,8 @@ export class Store {
   async check(opts: StoreCheckOptions = {}): Promise<CheckProblem[]> {
     const repair = opts.repair === true
     const problems: CheckProblem[] = []
+    // What dead processes left, removed when this store was opened.
+    for (const d of this.debris) problems.push({ kind: 'debris', subject: d.subject, message: `Left by a process that died: ${d.what}`, repaired: 'removed when the store was opened' })
     // The driver's own records first (devicemapper: the pool against its metadata files).
     for (const p of (await this.driver.check?.()) ?? []) problems.push({ kind: 'driver', subject: p.subject, message: p.message })
     problems.push(...(await this.layers.check({ repair })))
@@ -142,6 +156,7 @@ export class Store {
 
 export type { CheckProblem }
 export { ROOT_DIR_MODE, prepareRoot } from './root.js'
+export { SCRATCH_DIR, scratchDir, type DebrisItem } from './debris.js'
 export {
   MIGRATION_DIR,
   MIGRATION_JOURNAL,

@@ -5,19 +5,20 @@
  *  - a gzip- or zstd-compressed archive file is decompressed once into a
  *    temp file (`docker save | gzip > x.tar.gz` is a common way to ship);
  *  - a stream (stdin) is decompressed if it needs to be and spooled once.
- * The temp file lives in a fresh directory under `tmpDir`, which the CLI
+ * The temp file lives in a fresh owned directory (src/fs/owned.ts) under `tmpDir`, which the CLI
  * points at the data root (`<root>/tmp`) so a big image does not fill a
  * small /tmp; close() removes it. Compression is told by magic bytes, as
  * everywhere in strata (bzip2 and xz are refused with NOT_SUPPORTED).
  */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { detectCompression, openDecompressed, type Compression } from '../archive/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
+import { makeOwnedDir, type OwnedDir } from '../fs/index.js'
 
 export interface SpoolOptions {
   /** Where temp copies go (a fresh `strata-spool-*` directory inside); default os.tmpdir(). */
@@ -67,15 +68,20 @@ export async function spoolTar(input: string | Readable, opts: SpoolOptions = {}
   return spoolStream(input, opts)
 }
 
+/** The name prefix of spool directories; Store.open sweeps those whose owner died (src/store/debris.ts). */
+export const SPOOL_PREFIX = 'strata-spool-'
+
 async function spoolStream(source: Readable, opts: SpoolOptions): Promise<SpooledTar> {
-  let dir: string
+  let owned: OwnedDir
   try {
-    dir = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'strata-spool-'))
+    // Owned by this process (flock + pid and start time in the name), so a kill -9 leaves nothing the next open keeps.
+    owned = makeOwnedDir(opts.tmpDir ?? tmpdir(), SPOOL_PREFIX)
   } catch (err) {
     source.destroy()
     throw err
   }
-  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true })
+  const dir = owned.path
+  const remove = (): Promise<void> => owned.remove()
   try {
     const { compression, stream } = await openDecompressed(source)
     const path = join(dir, 'archive.tar')

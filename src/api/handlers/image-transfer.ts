@@ -12,12 +12,13 @@
  * with nobody reading its progress (see types.ts).
  */
 import { createReadStream } from 'node:fs'
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { pullImage, pushImage, type Credentials } from '../../transport/registry/index.js'
 import { imageEvent } from '../../events/index.js'
 import { StrataError } from '../../errors/index.js'
+import { makeOwnedDir } from '../../fs/index.js'
 import { familiarString, parseReference, referenceString, withDefaultTag, type Reference } from '../../image/index.js'
 import { importRootfs, loadImages, openImageDestination, openImageSource, saveImages, type LayerProgress, type Platform } from '../../transport/index.js'
 import { ApiError } from '../errors.js'
@@ -227,9 +228,10 @@ export async function loadImagesHandler(ctx: RequestContext): Promise<void> {
 export async function saveImagesHandler(ctx: RequestContext): Promise<void> {
   const names = ctx.params.name !== undefined ? [ctx.params.name] : ctx.query.getAll('names').filter((n) => n !== '')
   if (names.length === 0) throw new ApiError(400, 'no images to save: give them with names=')
-  const spool = await mkdtemp(join(await scratchDir(ctx), 'save-'))
+  // Owned by this process (src/fs/owned.ts): a killed server leaves nothing the next open keeps.
+  const spool = makeOwnedDir(await scratchDir(ctx), 'save-')
   try {
-    const path = join(spool, 'image.tar')
+    const path = join(spool.path, 'image.tar')
     await saveImages(ctx.store, names, openImageDestination(path, 'docker-archive'))
     for (const name of names) {
       const id = await ctx.store.findImage(name).catch(() => undefined)
@@ -246,7 +248,7 @@ export async function saveImagesHandler(ctx: RequestContext): Promise<void> {
   } catch (err) {
     writeError(ctx.res, err)
   } finally {
-    await rm(spool, { recursive: true, force: true })
+    await spool.remove()
   }
 }
 

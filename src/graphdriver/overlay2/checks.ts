@@ -6,11 +6,11 @@
  * version numbers.
  */
 import { existsSync } from 'node:fs'
-import { closeSync, openSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { makeOwnedDir, sweepOwnedEntries } from '../../fs/index.js'
 import { dirname, join, resolve } from 'node:path'
 import { isErrno } from '../../errors/index.js'
-import { FS_MAGIC, MNT_DETACH, lgetxattr, lsetxattr, mount, mountNewApi, statfs, tryFlock, umount2 } from '../../sys/index.js'
+import { FS_MAGIC, MNT_DETACH, lgetxattr, lsetxattr, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
 import { cachedCheck } from './check-cache.js'
 import { mountPointsUnder } from './mounts.js'
 import type { ProbeResult } from '../types.js'
@@ -136,75 +136,70 @@ export async function tryOverlayMount(dir: string): Promise<void> {
   })
 }
 
-/** Names of the scratch dirs the checks make (dockerd's names), inside the dir they test. */
+/** Names of the scratch dirs the checks make (dockerd's prefixes), inside the dir they test. */
 const SUPPORT_CHECK_PREFIX = 'check-overlayfs-support'
 const OPAQUE_CHECK_PREFIX = 'opaque-bug-check'
-const SCRATCH_RE = /^(check-overlayfs-support|opaque-bug-check)[A-Za-z0-9]{6}$/
+/**
+ * dockerd's names end in Go's TempDir random digits; strata's in its
+ * owner tag (`<pid>.<start>-<8 hex>`, src/fs/owned.ts).
+ */
+const SCRATCH_RE = /^(check-overlayfs-support|opaque-bug-check|supports-dtype-check-)([A-Za-z0-9]{6,10}|\d+\.\d+-[0-9a-f]{8})$/
 /** Whether `name` in the home is one of the checks' scratch dirs (never a layer). */
 export function isScratchDirName(name: string): boolean {
   return SCRATCH_RE.test(name)
 }
 
-/** A scratch dir younger than this may be one whose maker has not locked it yet. */
-const SCRATCH_GRACE_MS = 60_000
+/**
+ * dockerd does not lock its scratch dirs, so one without strata's owner
+ * tag counts as dead only when unlocked and older than this. strata's own
+ * are told by flock and owner tag alone, never by age.
+ */
+const DOCKERD_SCRATCH_GRACE_MS = 60_000
 
 /**
- * Runs `fn` on a fresh scratch dir in `dir`, holding a flock on it so that
- * removeStaleScratchDirs in another process leaves it alone, and removes
- * it afterwards (unmounting anything `fn` left mounted under it).
+ * Runs `fn` on a fresh scratch dir in `dir`, owned by this process (flock
+ * and owner tag, src/fs/owned.ts) so that removeStaleScratchDirs in another
+ * process leaves it alone, and removes it afterwards (unmounting anything
+ * `fn` left mounted under it).
  */
 async function withScratchDir<T>(dir: string, prefix: string, fn: (td: string) => Promise<T>): Promise<T> {
-  const td = await mkdtemp(join(dir, prefix))
-  const fd = openSync(td, 'r')
+  const owned = makeOwnedDir(dir, prefix)
   try {
-    tryFlock(fd, 'exclusive', td)
-    return await fn(td)
+    return await fn(owned.path)
   } finally {
-    for (const mp of await mountPointsUnder(td)) {
-      try {
-        umount2(mp, MNT_DETACH)
-      } catch {
-        // gone already
-      }
+    await unmountUnder(owned.path)
+    await owned.remove()
+  }
+}
+
+async function unmountUnder(td: string): Promise<void> {
+  for (const mp of await mountPointsUnder(td)) {
+    try {
+      umount2(mp, MNT_DETACH)
+    } catch {
+      // gone already
     }
-    await rm(td, { recursive: true, force: true })
-    closeSync(fd)
   }
 }
 
 /**
  * Removes the checks' scratch dirs a killed process left in `dir` (with
- * whatever it left mounted in them): those nobody holds a lock on and that
- * are older than a minute. Returns the names removed.
+ * whatever it left mounted in them): strata's whose owner is dead, and
+ * dockerd's that nobody locks and that are older than a minute. Returns
+ * the paths removed.
  */
 export async function removeStaleScratchDirs(dir: string): Promise<string[]> {
-  const removed: string[] = []
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch {
-    return removed
-  }
-  for (const name of names) {
-    if (!SCRATCH_RE.test(name)) continue
-    const td = join(dir, name)
-    let fd: number
-    try {
-      if (Date.now() - (await stat(td)).mtimeMs < SCRATCH_GRACE_MS) continue
-      fd = openSync(td, 'r')
-    } catch {
-      continue
-    }
-    try {
-      if (!tryFlock(fd, 'exclusive', td)) continue
-      for (const mp of await mountPointsUnder(td)) umount2(mp, MNT_DETACH)
-      await rm(td, { recursive: true, force: true })
-      removed.push(name)
-    } finally {
-      closeSync(fd)
-    }
-  }
-  return removed
+  return sweepOwnedEntries(dir, {
+    match: (name) => SCRATCH_RE.test(name),
+    untagged: async (path) => {
+      try {
+        return Date.now() - (await stat(path)).mtimeMs >= DOCKERD_SCRATCH_GRACE_MS
+      } catch {
+        return false
+      }
+    },
+    beforeRemove: unmountUnder,
+  })
 }
 
 /**

@@ -101,6 +101,7 @@ interface DriverState {
   indexOff: boolean
   api: MountApiChoice
   nativeDiffProblem: string | undefined
+  swept: string[]
 }
 
 /** Results of the native-diff check per filesystem home, like dockerd's once-per-process useNaiveDiff. */
@@ -198,6 +199,8 @@ export class Overlay2Driver implements GraphDriver {
   readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
   /** One operation per layer at a time. */
   readonly #locks = new KeyedLock()
+  /** Check scratch dirs of dead processes that open() removed. */
+  readonly sweptOnOpen: readonly string[]
   /** dockerd's naiveDiff: for diffs against another layer than the parent, over this driver's own get/put. */
   readonly #naive: GraphDriver
 
@@ -209,6 +212,7 @@ export class Overlay2Driver implements GraphDriver {
     this.#indexOff = state.indexOff
     this.#api = state.api
     this.#nativeDiffProblem = state.nativeDiffProblem
+    this.sweptOnOpen = state.swept
     this.#naive = withNaiveDiff(this)
   }
 
@@ -237,11 +241,12 @@ export class Overlay2Driver implements GraphDriver {
       }
     }
     const realHome = await realpath(home)
+    // Scratch dirs of checks a killed process left behind, in the home and
+    // in the root (where a fresh root's probe ran); live ones are owned (checks.ts).
+    const swept = [...(await removeStaleScratchDirs(resolve(opts.root))), ...(await removeStaleScratchDirs(realHome))]
     let problem: string | undefined
     if (nativeDiffChecked.has(realHome)) problem = nativeDiffChecked.get(realHome)
     else {
-      // Scratch dirs of checks a killed process left behind (locked while in use).
-      await removeStaleScratchDirs(realHome)
       // Kept for the boot (check-cache.ts): dockerd checks once per daemon start, strata per command otherwise.
       problem = await cachedCheck('native-diff', realHome, () => nativeDiffProblem(realHome), () => true)
       nativeDiffChecked.set(realHome, problem)
@@ -253,6 +258,7 @@ export class Overlay2Driver implements GraphDriver {
       indexOff: kernelKnowsIndexOption(),
       api,
       nativeDiffProblem: problem,
+      swept,
     })
   }
 

@@ -5,7 +5,8 @@
  * then misbehaves silently, which is why dockerd refuses such a backing
  * filesystem.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
+import { makeOwnedDir } from '../../fs/index.js'
 import { join } from 'node:path'
 import { DT_UNKNOWN, rawDirentTypes } from '../../sys/index.js'
 
@@ -14,11 +15,13 @@ import { DT_UNKNOWN, rawDirentTypes } from '../../sys/index.js'
  * entries: creates a scratch dir with one file in `dir` and reads it back.
  */
 export function supportsDType(dir: string): boolean {
-  const scratch = mkdtempSync(join(dir, 'supports-dtype-check-'))
+  // Owned (src/fs/owned.ts): a process killed here leaves a dir the next open removes.
+  const owned = makeOwnedDir(dir, 'supports-dtype-check-')
+  const scratch = owned.path
   try {
     writeFileSync(join(scratch, 'file'), '')
     return (rawDirentTypes(scratch).get('file') ?? DT_UNKNOWN) !== DT_UNKNOWN
   } finally {
-    rmSync(scratch, { recursive: true, force: true })
+    owned.removeSync()
   }
 }
