@@ -59,67 +59,78 @@ async function contentProblem(ctx: StoreContext, info: LayerInfo): Promise<{ mes
   }
 }
 
-export async function checkStore(ctx: StoreContext, opts: CheckOptions = {}): Promise<CheckProblem[]> {
-  const problems: CheckProblem[] = []
+/** What the phases of one check share: the problems found, the layers condemned, every layer's parent as read. */
+interface CheckRun {
+  problems: CheckProblem[]
   /** Layers to remove on repair, with the problem that condemned them (if they have their own). */
-  const bad = new Map<ChainID, CheckProblem | undefined>()
-  const parents = new Map<ChainID, ChainID | null | undefined>()
+  bad: Map<ChainID, CheckProblem | undefined>
+  parents: Map<ChainID, ChainID | null | undefined>
+}
 
-  const layerNames = (await listDir(ctx.paths.sha256)).filter((n) => HEX64_RE.test(n))
-  const present = new Set(layerNames.map((n) => parseDigest(n)))
+/** Records a problem of layer `chain`; `condemns`: the layer cannot be trusted (repair removes it). */
+function report(run: CheckRun, chain: ChainID, kind: CheckProblem['kind'], message: string, condemns = true): void {
+  const p: CheckProblem = { kind, subject: chain, message }
+  run.problems.push(p)
+  if (condemns) run.bad.set(chain, p)
+}
+
+export async function checkStore(ctx: StoreContext, opts: CheckOptions = {}): Promise<CheckProblem[]> {
+  const run: CheckRun = { problems: [], bad: new Map(), parents: new Map() }
+  const present = new Set((await listDir(ctx.paths.sha256)).filter((n) => HEX64_RE.test(n)).map((n) => parseDigest(n)))
+  const infos = await checkLayerMetadata(ctx, run, present)
+  await checkLayerData(ctx, run, present, infos)
+  const doomed = layersAboveBad(run)
+  const doomedMounts = await checkMounts(ctx, run, present, opts.repair === true ? doomed : new Set())
+  if (opts.repair !== true) return run.problems
+  await repairMounts(ctx, doomedMounts)
+  await repairLayers(ctx, run, doomed)
+  return run.problems
+}
+
+/** Phase 1, layer metadata: every layer's files read, and its chainID following from parent and diff. */
+async function checkLayerMetadata(ctx: StoreContext, run: CheckRun, present: Set<ChainID>): Promise<Map<ChainID, LayerInfo>> {
   const infos = new Map<ChainID, LayerInfo>()
-
   for (const chain of present) {
     const dir = ctx.paths.layerDir(chain)
-    parents.set(chain, await readParentIfAny(dir).catch(() => undefined))
+    run.parents.set(chain, await readParentIfAny(dir).catch(() => undefined))
     let info: LayerInfo
     try {
       info = await readLayerInfo(dir, chain)
     } catch (err) {
       if (isStrataError(err, 'NOT_FOUND')) continue // deleted meanwhile
-      const p: CheckProblem = { kind: 'layer-metadata', subject: chain, message: msg(err) }
-      problems.push(p)
-      bad.set(chain, p)
+      report(run, chain, 'layer-metadata', msg(err))
       continue
     }
     const expected = childChainId(info.parent, info.diffId)
     if (expected !== chain) {
-      const p: CheckProblem = { kind: 'layer-metadata', subject: chain, message: `Layer ${chain}: its parent and diff files give the chainID ${expected}` }
-      problems.push(p)
-      bad.set(chain, p)
+      report(run, chain, 'layer-metadata', `Layer ${chain}: its parent and diff files give the chainID ${expected}`)
       continue
     }
     infos.set(chain, info)
   }
+  return infos
+}
 
+/** Phase 2, layer data: the parent exists, the driver has the cache-id, the export hashes to the diffID. */
+async function checkLayerData(ctx: StoreContext, run: CheckRun, present: Set<ChainID>, infos: Map<ChainID, LayerInfo>): Promise<void> {
   for (const [chain, info] of infos) {
     if (info.parent !== null && !present.has(info.parent)) {
-      const p: CheckProblem = { kind: 'layer-missing-parent', subject: chain, message: `Layer ${chain}: its parent ${info.parent} does not exist` }
-      problems.push(p)
-      bad.set(chain, p)
+      report(run, chain, 'layer-missing-parent', `Layer ${chain}: its parent ${info.parent} does not exist`)
       continue
     }
     if (!(await ctx.driver.exists(info.cacheId))) {
-      const p: CheckProblem = {
-        kind: 'layer-missing-driver-data',
-        subject: chain,
-        message: `Layer ${chain}: the ${ctx.driver.name} driver has no layer ${info.cacheId}`,
-      }
-      problems.push(p)
-      bad.set(chain, p)
+      report(run, chain, 'layer-missing-driver-data', `Layer ${chain}: the ${ctx.driver.name} driver has no layer ${info.cacheId}`)
       continue
     }
     const content = await contentProblem(ctx, info)
-    if (content !== undefined) {
-      const p: CheckProblem = { kind: 'layer-content', subject: chain, message: `Layer ${chain}: ${content.message}` }
-      problems.push(p)
-      if (!content.trusted) bad.set(chain, p)
-    }
+    if (content !== undefined) report(run, chain, 'layer-content', `Layer ${chain}: ${content.message}`, !content.trusted)
   }
+}
 
-  // Everything above a bad layer goes with it.
+/** Phase 3: the bad layers and everything above them (their content is defined on top of a bad one). */
+function layersAboveBad(run: CheckRun): Set<ChainID> {
   const children = new Map<ChainID, ChainID[]>()
-  for (const [chain, parent] of parents) {
+  for (const [chain, parent] of run.parents) {
     if (parent) children.set(parent, [...(children.get(parent) ?? []), chain])
   }
   const doomed = new Set<ChainID>()
@@ -128,44 +139,44 @@ export async function checkStore(ctx: StoreContext, opts: CheckOptions = {}): Pr
     doomed.add(chain)
     for (const c of children.get(chain) ?? []) visit(c)
   }
-  for (const chain of bad.keys()) visit(chain)
+  for (const chain of run.bad.keys()) visit(chain)
+  return doomed
+}
 
-  // Mounts.
+/** Phase 4, mounts: the record reads, its layer exists (and is not doomed), its driver layers exist. Returns the mounts to remove on repair. */
+async function checkMounts(ctx: StoreContext, run: CheckRun, present: Set<ChainID>, doomed: Set<ChainID>): Promise<Map<string, CheckProblem>> {
   const doomedMounts = new Map<string, CheckProblem>()
+  const condemn = (p: CheckProblem): void => {
+    run.problems.push(p)
+    doomedMounts.set(p.subject, p)
+  }
   for (const name of await listDir(ctx.paths.mounts)) {
     let info: MountInfo
     try {
       info = await readMountRecord(join(ctx.paths.mounts, name), name)
     } catch (err) {
-      if (isStrataError(err, 'NOT_FOUND')) continue
-      const p: CheckProblem = { kind: 'mount-metadata', subject: name, message: msg(err) }
-      problems.push(p)
-      doomedMounts.set(name, p)
+      if (!isStrataError(err, 'NOT_FOUND')) condemn({ kind: 'mount-metadata', subject: name, message: msg(err) })
       continue
     }
     if (info.parent !== null && !present.has(info.parent)) {
-      const p: CheckProblem = { kind: 'mount-missing-parent', subject: name, message: `Mount "${name}": its layer ${info.parent} does not exist` }
-      problems.push(p)
-      doomedMounts.set(name, p)
+      condemn({ kind: 'mount-missing-parent', subject: name, message: `Mount "${name}": its layer ${info.parent} does not exist` })
       continue
     }
     const missing: string[] = []
     for (const id of [info.mountId, info.initId]) if (id !== null && !(await ctx.driver.exists(id))) missing.push(id)
     if (missing.length > 0) {
-      const p: CheckProblem = { kind: 'mount-metadata', subject: name, message: `Mount "${name}": the ${ctx.driver.name} driver has no layer ${missing.join(', ')}` }
-      problems.push(p)
-      doomedMounts.set(name, p)
+      condemn({ kind: 'mount-metadata', subject: name, message: `Mount "${name}": the ${ctx.driver.name} driver has no layer ${missing.join(', ')}` })
       continue
     }
-    if (opts.repair === true && info.parent !== null && doomed.has(info.parent)) {
-      const p: CheckProblem = { kind: 'mount-missing-parent', subject: name, message: `Mount "${name}": its layer ${info.parent} cannot be trusted` }
-      problems.push(p)
-      doomedMounts.set(name, p)
+    if (info.parent !== null && doomed.has(info.parent)) {
+      condemn({ kind: 'mount-missing-parent', subject: name, message: `Mount "${name}": its layer ${info.parent} cannot be trusted` })
     }
   }
+  return doomedMounts
+}
 
-  if (opts.repair !== true) return problems
-
+/** Phase 5 (repair): the condemned mounts removed. */
+async function repairMounts(ctx: StoreContext, doomedMounts: Map<string, CheckProblem>): Promise<void> {
   for (const [name, p] of doomedMounts) {
     try {
       await removeMount(ctx, name, { force: true, collect: false })
@@ -174,11 +185,14 @@ export async function checkStore(ctx: StoreContext, opts: CheckOptions = {}): Pr
       p.message += ` (repair failed: ${msg(err)})`
     }
   }
+}
 
-  // Children before parents: deepest first.
+/** Phase 6 (repair): the doomed layers removed, children before parents; each bad layer's problem says what went. */
+async function repairLayers(ctx: StoreContext, run: CheckRun, doomed: Set<ChainID>): Promise<void> {
+  const { parents } = run
   const depth = (chain: ChainID): number => {
     let d = 0
-    for (let c: ChainID | null | undefined = parents.get(chain); c && d <= present.size; c = parents.get(c)) d++
+    for (let c: ChainID | null | undefined = parents.get(chain); c && d <= parents.size; c = parents.get(c)) d++
     return d
   }
   const order = [...doomed].sort((a, b) => depth(b) - depth(a))
@@ -192,18 +206,16 @@ export async function checkStore(ctx: StoreContext, opts: CheckOptions = {}): Pr
       failedLayers.set(chain, msg(err))
     }
   }
-  for (const [chain, p] of bad) {
+  for (const [chain, p] of run.bad) {
     if (p === undefined) continue
-    const above = [...doomed].filter((c) => c !== chain && isAbove(parents, c, chain))
     const fail = failedLayers.get(chain)
     if (fail !== undefined) {
       p.message += ` (repair failed: ${fail})`
       continue
     }
-    const gone = above.filter((c) => removed.includes(c))
+    const gone = [...doomed].filter((c) => c !== chain && isAbove(parents, c, chain) && removed.includes(c))
     p.repaired = gone.length === 0 ? `removed layer ${chain}` : `removed layer ${chain} and the ${gone.length} layer(s) above it: ${gone.join(', ')}`
   }
-  return problems
 }
 
 function isAbove(parents: Map<ChainID, ChainID | null | undefined>, chain: ChainID, ancestor: ChainID): boolean {

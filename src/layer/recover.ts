@@ -50,68 +50,103 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err)
 }
 
+/** What the phases of one recovery share. */
+interface Recovery {
+  ctx: StoreContext
+  report: RecoveryReport
+  /** Driver ids something on disk or alive refers to: never removed. */
+  kept: Set<string>
+  /** Driver ids whose owning directory a live process holds: their mounts are not stale. */
+  inUse: Set<string>
+  /** RW layers mounted through mount() (mount-count > 0). */
+  counted: Set<string>
+}
+
+/** Work a dead process left: a transaction dir or a `-removing` layer dir, and the driver layers it names. */
+interface DeadWork {
+  dir: string
+  ids: string[]
+}
+
+function fail(r: Recovery, subject: string, err: unknown): void {
+  r.report.failures.push({ subject, message: message(err) })
+}
+
 /** Call under the data-root lock. */
 export async function recoverUnderLock(ctx: StoreContext): Promise<RecoveryReport> {
-  const report: RecoveryReport = { transactions: [], removedLayers: [], removedMounts: [], unmounted: [], driverLayers: [], failures: [] }
-  const fail = (subject: string, err: unknown): void => {
-    report.failures.push({ subject, message: message(err) })
+  const r: Recovery = {
+    ctx,
+    report: { transactions: [], removedLayers: [], removedMounts: [], unmounted: [], driverLayers: [], failures: [] },
+    kept: new Set(),
+    inUse: new Set(),
+    counted: new Set(),
   }
-  /** Driver ids something on disk or alive refers to: never removed. */
-  const kept = new Set<string>()
-  /** Driver ids whose owning directory a live process holds: their mounts are not stale. */
-  const inUse = new Set<string>()
-  /** RW layers mounted through mount() (mount-count > 0). */
-  const counted = new Set<string>()
+  const deadTx = await scanTransactions(r)
+  const deadRemoving = await scanLayers(r)
+  await scanMountRecords(r)
+  await releaseStaleMounts(r)
+  const failedIds = await removeUnreferencedDriverLayers(r, [...deadTx, ...deadRemoving])
+  await removeDeadTransactions(r, deadTx, failedIds)
+  await finishDeletions(r, deadRemoving, failedIds)
+  return r.report
+}
 
-  // Transactions.
-  const deadTx: Array<{ dir: string; ids: string[] }> = []
-  for (const name of await listDir(ctx.paths.tmp)) {
-    const dir = join(ctx.paths.tmp, name)
+/** Transactions (`tmp/*`): a held one keeps its driver layers (and they are in use); the others are dead. */
+async function scanTransactions(r: Recovery): Promise<DeadWork[]> {
+  const dead: DeadWork[] = []
+  for (const name of await listDir(r.ctx.paths.tmp)) {
+    const dir = join(r.ctx.paths.tmp, name)
     const ids = await driverIdsIn(dir).catch(() => [] as string[])
     if (DirLock.isHeld(dir)) {
       for (const id of ids) {
-        kept.add(id)
-        inUse.add(id)
+        r.kept.add(id)
+        r.inUse.add(id)
       }
     } else {
-      deadTx.push({ dir, ids })
+      dead.push({ dir, ids })
     }
   }
+  return dead
+}
 
-  // Layers, and deletions in progress.
-  const deadRemoving: Array<{ dir: string; chain: ChainID; ids: string[] }> = []
-  for (const name of await listDir(ctx.paths.sha256)) {
-    const dir = join(ctx.paths.sha256, name)
+/** Layers keep their cache-ids; a `-removing` dir nobody holds is a deletion that died midway. */
+async function scanLayers(r: Recovery): Promise<Array<DeadWork & { chain: ChainID }>> {
+  const dead: Array<DeadWork & { chain: ChainID }> = []
+  for (const name of await listDir(r.ctx.paths.sha256)) {
+    const dir = join(r.ctx.paths.sha256, name)
     const removing = REMOVING_RE.exec(name)
     if (!HEX64_RE.test(name) && removing === null) continue
     const id = await readCacheIdIfAny(dir).catch(() => undefined)
     const held = DirLock.isHeld(dir)
     if (removing === null || held) {
-      if (id !== undefined) kept.add(id)
-      if (id !== undefined && held) inUse.add(id)
+      if (id !== undefined) r.kept.add(id)
+      if (id !== undefined && held) r.inUse.add(id)
     } else {
-      deadRemoving.push({ dir, chain: parseDigest(removing[1]!), ids: id === undefined ? [] : [id] })
+      dead.push({ dir, chain: parseDigest(removing[1]!), ids: id === undefined ? [] : [id] })
     }
   }
+  return dead
+}
 
-  // Mount records.
-  for (const name of await listDir(ctx.paths.mounts)) {
-    const dir = join(ctx.paths.mounts, name)
+/** Mount records keep their driver layers; a record without a usable mount-id is removed, and every record's dead temp files swept. */
+async function scanMountRecords(r: Recovery): Promise<void> {
+  for (const name of await listDir(r.ctx.paths.mounts)) {
+    const dir = join(r.ctx.paths.mounts, name)
     const held = DirLock.isHeld(dir)
     // A mount-count replace that died before its rename.
-    await sweepTempFiles(dir).catch((err: unknown) => fail(`mount ${name}`, err))
+    await sweepTempFiles(dir).catch((err: unknown) => fail(r, `mount ${name}`, err))
     try {
       const info = await readMountRecord(dir, name)
       for (const id of [info.mountId, info.initId]) {
         if (id === null) continue
-        kept.add(id)
-        if (held) inUse.add(id)
+        r.kept.add(id)
+        if (held) r.inUse.add(id)
       }
-      if (info.mountCount > 0) counted.add(info.mountId)
+      if (info.mountCount > 0) r.counted.add(info.mountId)
       continue
     } catch (err) {
       if (!isStrataError(err, 'CORRUPT')) {
-        fail(`mount ${name}`, err)
+        fail(r, `mount ${name}`, err)
         continue
       }
     }
@@ -119,69 +154,82 @@ export async function recoverUnderLock(ctx: StoreContext): Promise<RecoveryRepor
     const ids = await driverIdsIn(dir).catch(() => [] as string[])
     const mountIdText = await readTextIfExists(join(dir, MOUNT_FILES.mountId)).catch(() => undefined)
     if (mountIdText !== undefined && ids.includes(mountIdText.trim())) {
-      for (const id of ids) kept.add(id)
+      for (const id of ids) r.kept.add(id)
       continue
     }
     try {
       await rm(dir, { recursive: true, force: true })
-      report.removedMounts.push(name)
+      r.report.removedMounts.push(name)
     } catch (err) {
-      fail(`mount ${name}`, err)
+      fail(r, `mount ${name}`, err)
     }
   }
+}
 
-  // 1. Stale mounts.
+/** 1. Stale mounts: mounted, but no counted record owns them and no live user holds them. */
+async function releaseStaleMounts(r: Recovery): Promise<void> {
   let mounted: string[] = []
   try {
-    mounted = await ctx.driver.mountedLayers()
+    mounted = await r.ctx.driver.mountedLayers()
   } catch (err) {
-    fail('mounted layers', err)
+    fail(r, 'mounted layers', err)
   }
   for (const id of mounted) {
-    if (counted.has(id) || inUse.has(id)) continue
+    if (r.counted.has(id) || r.inUse.has(id)) continue
     try {
-      await ctx.driver.put(id, { persistent: true })
-      report.unmounted.push(id)
+      await r.ctx.driver.put(id, { persistent: true })
+      r.report.unmounted.push(id)
     } catch (err) {
-      fail(`mount of driver layer ${id}`, err)
+      fail(r, `mount of driver layer ${id}`, err)
     }
   }
+}
 
-  // 2, 3 and 5 in one batch: removal order among them is sorted out by retries.
+/**
+ * 2, 3 and 5 in one batch: the driver layers of dead work and those nothing
+ * refers to (removal order among them is sorted out by retries). Returns
+ * the ids that could not be removed.
+ */
+async function removeUnreferencedDriverLayers(r: Recovery, dead: DeadWork[]): Promise<Set<string>> {
   const doomed = new Set<string>()
-  for (const t of deadTx) for (const id of t.ids) if (!kept.has(id)) doomed.add(id)
-  for (const r of deadRemoving) for (const id of r.ids) if (!kept.has(id)) doomed.add(id)
+  for (const w of dead) for (const id of w.ids) if (!r.kept.has(id)) doomed.add(id)
   let onDisk: string[] | undefined
   try {
-    onDisk = await listDriverLayerIds(ctx.driver)
+    onDisk = await listDriverLayerIds(r.ctx.driver)
   } catch (err) {
-    fail('driver layers', err)
+    fail(r, 'driver layers', err)
   }
-  for (const id of onDisk ?? []) if (!kept.has(id)) doomed.add(id)
+  for (const id of onDisk ?? []) if (!r.kept.has(id)) doomed.add(id)
 
-  const outcome = await removeDriverLayers(ctx.driver, doomed)
-  const failedIds = new Set(outcome.failed.map((f) => f.id))
-  for (const f of outcome.failed) fail(`driver layer ${f.id}`, f.error)
+  const outcome = await removeDriverLayers(r.ctx.driver, doomed)
+  for (const f of outcome.failed) fail(r, `driver layer ${f.id}`, f.error)
   const existed = new Set(onDisk ?? [])
-  report.driverLayers.push(...outcome.removed.filter((id) => onDisk === undefined || existed.has(id)))
+  r.report.driverLayers.push(...outcome.removed.filter((id) => onDisk === undefined || existed.has(id)))
+  return new Set(outcome.failed.map((f) => f.id))
+}
 
+/** 2. Dead transactions' directories, once their driver layers are gone. */
+async function removeDeadTransactions(r: Recovery, deadTx: DeadWork[], failedIds: Set<string>): Promise<void> {
   for (const t of deadTx) {
     if (t.ids.some((id) => failedIds.has(id))) continue
     try {
       await rm(t.dir, { recursive: true, force: true })
-      report.transactions.push(basename(t.dir))
+      r.report.transactions.push(basename(t.dir))
     } catch (err) {
-      fail(`transaction ${t.dir}`, err)
+      fail(r, `transaction ${t.dir}`, err)
     }
   }
-  for (const r of deadRemoving) {
-    if (r.ids.some((id) => failedIds.has(id))) continue
+}
+
+/** 3. Deletions that died midway, finished once their driver layer is gone. */
+async function finishDeletions(r: Recovery, deadRemoving: Array<DeadWork & { chain: ChainID }>, failedIds: Set<string>): Promise<void> {
+  for (const d of deadRemoving) {
+    if (d.ids.some((id) => failedIds.has(id))) continue
     try {
-      await rm(r.dir, { recursive: true, force: true })
-      report.removedLayers.push(r.chain)
+      await rm(d.dir, { recursive: true, force: true })
+      r.report.removedLayers.push(d.chain)
     } catch (err) {
-      fail(`layer ${r.chain} being removed`, err)
+      fail(r, `layer ${d.chain} being removed`, err)
     }
   }
-  return report
 }
