@@ -360,6 +360,14 @@ for (const driverName of DRIVERS) {
       await assert.rejects(env.store.register(failing, base.chainId), /network went away/)
       assert.deepEqual(await snapshotRoot(env.root), before, 'after a source error')
 
+      // A source that fails while register() still looks up the parent (before it reads the
+      // source): the error is the registration's, not an uncaught exception that kills the process.
+      const failsAtOnce = new Readable({ read() {} })
+      const pending = env.store.register(failsAtOnce, base.chainId)
+      failsAtOnce.destroy(new Error('failed during the parent lookup'))
+      await assert.rejects(pending, /failed during the parent lookup/)
+      assert.deepEqual(await snapshotRoot(env.root), before, 'after a source that failed during the parent lookup')
+
       // Sources that failed, or were closed, before register() got them: an error, not a wait forever.
       for (const withProgress of [false, true]) {
         const failedEarly = new Readable({ read() {} })

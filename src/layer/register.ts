@@ -58,6 +58,20 @@ export function childChainId(parent: ChainID | null, diffId: Digest): ChainID {
 }
 
 export async function registerLayer(ctx: StoreContext, source: Readable, parent: ChainID | null, opts: RegisterOptions = {}): Promise<RegisterResult> {
+  // Until the apply attaches its own listeners (after the parent lookup,
+  // which may take a while on a busy machine), an error the source emits
+  // would have no listener and kill the process as an uncaught exception.
+  // It stays on the stream (source.errored) and the apply reports it.
+  const holdErrors = (): void => {}
+  source.on('error', holdErrors)
+  try {
+    return await registerLayerHeld(ctx, source, parent, opts)
+  } finally {
+    source.off('error', holdErrors)
+  }
+}
+
+async function registerLayerHeld(ctx: StoreContext, source: Readable, parent: ChainID | null, opts: RegisterOptions): Promise<RegisterResult> {
   // docker load's shortcut: a layer we already have is not read again.
   if (opts.expectedDiffId !== undefined) {
     const known = childChainId(parent, opts.expectedDiffId)
