@@ -24,6 +24,7 @@ import {
   MNT_DETACH,
   mknod,
   mount,
+  mountAsync,
   mountNewApi,
   renameat2,
   RENAME_EXCHANGE,
@@ -33,6 +34,7 @@ import {
   statfs,
   SysError,
   umount2,
+  umount2Async,
   type Timespec,
 } from '../src/sys/index.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
@@ -365,6 +367,36 @@ test('mount tmpfs on a temp dir and umount2 it', (t) => {
   }
   assert.throws(() => umount2(target), sysError('EINVAL', 'umount2', target))
   assert.throws(() => mount('tmpfs', join(dir, 'missing'), 'tmpfs', 0, null), sysError('ENOENT', 'mount', join(dir, 'missing')))
+})
+
+test('mountAsync/umount2Async: on the thread pool, each failure with its own errno even when they overlap', async (t) => {
+  if (!requireRoot(t)) return
+  const dir = scratch(t, 'async')
+  const target = join(dir, 'mnt')
+  mkdirSync(target)
+  try {
+    await mountAsync('tmpfs', target, 'tmpfs', 0, 'size=1m,mode=0700')
+    assert.ok(isMounted(target))
+    assert.equal(statfs(target).type, FS_MAGIC.tmpfs)
+    // Started together, finishing in any order: ENOENT for the missing path, EINVAL for a dir that is no mount point.
+    const results = await Promise.allSettled([
+      umount2Async(join(dir, 'missing')),
+      umount2Async(dir),
+      mountAsync('tmpfs', join(dir, 'missing'), 'tmpfs', 0, null),
+      umount2Async(join(dir, 'missing')),
+      umount2Async(dir),
+    ])
+    const reasons = results.map((r) => (r.status === 'rejected' ? r.reason : assert.fail('every call must fail')))
+    assert.ok(sysError('ENOENT', 'umount2', join(dir, 'missing'))(reasons[0]))
+    assert.ok(sysError('EINVAL', 'umount2', dir)(reasons[1]))
+    assert.ok(sysError('ENOENT', 'mount', join(dir, 'missing'))(reasons[2]))
+    assert.ok(sysError('ENOENT', 'umount2', join(dir, 'missing'))(reasons[3]))
+    assert.ok(sysError('EINVAL', 'umount2', dir)(reasons[4]))
+    await umount2Async(target)
+    assert.equal(isMounted(target), false)
+  } finally {
+    unmount(target)
+  }
 })
 
 /** Lower directories l0..l(n-1): each holds its own file and a shared one whose content names the layer. */

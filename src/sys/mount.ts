@@ -27,6 +27,43 @@ export function umount2(target: string, flags = 0): void {
   check(umount2C(target, flags), 'umount2', target)
 }
 
+/**
+ * Runs a libc call on libuv's thread pool (koffi's .async) and resolves
+ * with its return value, or rejects with the SysError. koffi sets errno to
+ * the call's own while its callback runs, so it is read there.
+ *
+ * Why: an unmount can wait for the kernel (an overlay's sync of its upper
+ * filesystem, RCU grace periods) for milliseconds to seconds; called
+ * synchronously it stops the whole event loop, which in `strata serve`
+ * stalls every other request (bench/api.ts: docker create 2.12× dockerd,
+ * most of it in the init layer's umount2).
+ */
+function callAsync(fn: { async: (...args: unknown[]) => void }, args: unknown[], syscall: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, (err: unknown, ret: number | bigint) => {
+      if (err !== null && err !== undefined) {
+        reject(err as Error)
+        return
+      }
+      try {
+        resolve(check(ret, syscall, path))
+      } catch (e) {
+        reject(e as Error)
+      }
+    })
+  })
+}
+
+/** mount(2) on the thread pool: the event loop runs meanwhile (see callAsync). */
+export async function mountAsync(source: string, target: string, fstype: string | null, flags: number, data: string | null): Promise<void> {
+  await callAsync(mountC, [source, target, fstype, flags, data], 'mount', target)
+}
+
+/** umount2(2) on the thread pool: the event loop runs meanwhile (see callAsync). */
+export async function umount2Async(target: string, flags = 0): Promise<void> {
+  await callAsync(umount2C, [target, flags], 'umount2', target)
+}
+
 // Syscall numbers of the new mount API are the same on every architecture
 // (they were allocated after the tables were unified at 424).
 const SYS_move_mount = 429

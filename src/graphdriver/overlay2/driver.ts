@@ -38,7 +38,7 @@ import { isMainThread } from 'node:worker_threads'
 import { applyLayerOffThread, changesNaive, exportOverlayUpper, type Change } from '../../archive/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
-import { MNT_DETACH, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
+import { MNT_DETACH, mount, mountAsync, mountNewApi, statfs, umount2Async } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import { RefCounter } from '../refcount.js'
 import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
@@ -119,10 +119,14 @@ async function writeFileMode(path: string, content: string, mode: number): Promi
   await chmod(path, mode)
 }
 
-/** umount2(MNT_DETACH), treating "not mounted" (EINVAL) and "gone" (ENOENT) as done. */
-function detach(path: string): void {
+/**
+ * umount2(MNT_DETACH), treating "not mounted" (EINVAL) and "gone" (ENOENT)
+ * as done; on the thread pool, so a slow unmount does not stop the event
+ * loop (src/sys mount.ts, umount2Async).
+ */
+async function detachAsync(path: string): Promise<void> {
   try {
-    umount2(path, MNT_DETACH)
+    await umount2Async(path, MNT_DETACH)
   } catch (err) {
     if (!isErrno(err, 'EINVAL', 'ENOENT')) throw err
   }
@@ -572,7 +576,7 @@ export class Overlay2Driver implements GraphDriver {
       if (!isErrno(err, 'EEXIST')) throw err
     }
     try {
-      this.#mount(plan, merged)
+      await this.#mount(plan, merged)
     } catch (err) {
       await rmdirQuietly(merged)
       const how = plan.api === 'new' ? 'the new mount API' : 'mount(2)'
@@ -588,7 +592,7 @@ export class Overlay2Driver implements GraphDriver {
   async #unmountLayer(id: string): Promise<void> {
     const merged = join(this.#dir(id), MERGED_DIR)
     try {
-      detach(merged)
+      await detachAsync(merged)
     } catch (err) {
       throw new StrataError('SYSCALL', `Unmounting layer "${id}" at "${merged}" failed: ${(err as Error).message}`, { cause: err })
     }
@@ -602,16 +606,18 @@ export class Overlay2Driver implements GraphDriver {
   /**
    * Performs a mount plan on `target`. A relative legacy plan is what
    * dockerd's mountFrom does in a re-exec'd child: chdir into the home,
-   * mount, come back. The whole sequence is synchronous, so no other
-   * JavaScript runs while the working directory is the home.
+   * mount, come back. That sequence is synchronous, so no other
+   * JavaScript runs while the working directory is the home; an absolute
+   * legacy plan mounts on the thread pool instead.
    */
-  #mount(plan: MountPlan, target: string): void {
+  async #mount(plan: MountPlan, target: string): Promise<void> {
     if (plan.api === 'new') {
       mountNewApi('overlay', target, plan.options)
       return
     }
     if (!plan.relative) {
-      mount('overlay', target, 'overlay', 0, plan.data)
+      // On the thread pool: the event loop runs while the kernel mounts.
+      await mountAsync('overlay', target, 'overlay', 0, plan.data)
       return
     }
     const previous = process.cwd()
