@@ -73,6 +73,12 @@ export interface DriverSuiteOptions {
   /** Case ids (SUITE_CASES) this driver cannot pass by design, each skipped with that reason. */
   skip?: string[]
   /**
+   * Runs only these cases; the others are skipped with `reason` (a focused
+   * run where the full suite is too slow for every `npm test`, as in the
+   * emulated VM; the reason says where the rest runs).
+   */
+  only?: { cases: readonly SuiteCase[]; reason: string }
+  /**
    * Which size the driver's applyDiff/applyLayer and diffSize report (see
    * LayerApplyResult in types.ts): 'content' (default), the bytes of the
    * regular files a tar carries (vfs, btrfs: the tar's entry sizes);
@@ -398,6 +404,7 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
   for (const s of skip) {
     if (!(SUITE_CASES as readonly string[]).includes(s)) throw new Error(`driverConformance(${name}): unknown case "${s}" in skip (known: ${SUITE_CASES.join(', ')})`)
   }
+  const only = opts.only === undefined ? undefined : new Set<string>(opts.only.cases)
   const isRoot = process.getuid?.() === 0
   const suiteSkip = !isRoot && !process.env.CI ? 'needs root' : false
 
@@ -424,7 +431,8 @@ export function driverConformance(name: string, setup: () => Promise<DriverSuite
     })
 
     const tcase = (id: SuiteCase, title: string, fn: (t: TestContext) => Promise<void>): void => {
-      test(`${title} [${id}]`, { skip: skip.has(id) ? `the ${name} driver cannot do this by design` : false }, fn)
+      const why = skip.has(id) ? `the ${name} driver cannot do this by design` : only !== undefined && !only.has(id) ? opts.only!.reason : false
+      test(`${title} [${id}]`, { skip: why }, fn)
     }
 
     tcase('create-empty', 'an empty base layer is an empty 0755 root:root directory', async () => {

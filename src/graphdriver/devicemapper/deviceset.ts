@@ -266,6 +266,18 @@ export class DeviceSet {
 
   /** Creates the loop-lvm pool from `devicemapper/{data,metadata}` (made sparse if missing). True when a file was new. */
   #createLoopPool(): boolean {
+    // A root that has devices lost its pool if a loop file is gone: making a fresh empty one would leave
+    // every device's metadata pointing at nothing (dockerd would do it and fail later, device by device).
+    if (this.lookup('') !== undefined) {
+      for (const file of [this.layout.dataFile, this.layout.metadataFile]) {
+        if (!pathExists(file)) {
+          throw new StrataError('NOT_FOUND', `The thin pool "${this.poolName}" of this data root is missing: its loop file "${file}" does not exist, but "${this.layout.metadataDir}" records devices in it`, {
+            hint: 'restore the loop file, or remove the devicemapper/ directory to start an empty store',
+            details: { pool: this.poolName, path: file },
+          })
+        }
+      }
+    }
     ensureDir(this.layout.loopbackDir, LOOPBACK_DIR_MODE)
     const newData = ensureImage(this.layout.dataFile, this.options.loopDataSize)
     const newMeta = ensureImage(this.layout.metadataFile, this.options.loopMetadataSize)
@@ -1002,6 +1014,16 @@ export class DeviceSet {
   }
 }
 
+
+function pathExists(path: string): boolean {
+  try {
+    statSync(path)
+    return true
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false
+    throw err
+  }
+}
 
 /** mkdir with exactly `mode` when it has to create it (an existing dir keeps its mode). */
 function ensureDir(path: string, mode: number): void {
