@@ -57,7 +57,7 @@ export async function migrateBench(work: string, log: (m: string) => void): Prom
       },
       [
         {
-          name: 'docker save | docker load (dockerd 20.10 → dockerd 20.10 on overlay2)',
+          name: 'docker save piped into docker load (dockerd 20.10 → dockerd 20.10 on overlay2)',
           prepare: async () => {
             await to.docker(['rmi', '-f', image.tag]).catch(() => {})
             await sh('sync')
