@@ -31,6 +31,8 @@ import { finishApply, type ApplyOptions, type ApplyResult } from './apply.js'
 import { deserializeError, serializeError, type WorkerReply, type WorkerRequest } from './apply-protocol.js'
 
 const WORKER_URL = new URL('./apply-worker.js', import.meta.url)
+/** Bytes of source sent to the worker per message (see pull). */
+const CHUNK = 1 << 20
 
 const idle: Worker[] = []
 let nextId = 1
@@ -117,17 +119,43 @@ export function applyLayerOffThread(target: string, source: Readable, opts: Appl
         post({ t: 'end', id })
         return
       }
-      let bytes: Uint8Array
+      // Source chunks are small (64 KiB from a file stream): gathered into
+      // one message of about CHUNK bytes, so the threads exchange a sixteenth
+      // of the messages (each a wake-up of the other thread), and the copy
+      // that a transfer needs anyway is made once, into the gathered buffer.
+      // The worker reads ahead (READ_AHEAD in apply-worker.ts), so it works
+      // on one gathered chunk while the next is read.
+      const parts: Uint8Array[] = []
+      let size = 0
+      let ended = false
       try {
-        bytes = toBytes(r.value)
+        for (;;) {
+          const bytes = toBytes(r.value)
+          sourceHash.update(bytes as Buffer)
+          parts.push(bytes)
+          size += bytes.length
+          if (size >= CHUNK) break
+          r = await it.next()
+          if (settled) return
+          if (r.done === true) {
+            ended = true
+            break
+          }
+        }
       } catch (err) {
+        if (settled) return
         sourceError = err
         post({ t: 'abort', id, error: serializeError(err) })
         return
       }
-      sourceHash.update(bytes as Buffer)
-      const copy = new Uint8Array(bytes)
-      post({ t: 'chunk', id, data: copy }, [copy.buffer as ArrayBuffer])
+      const gathered = new Uint8Array(size)
+      let at = 0
+      for (const p of parts) {
+        gathered.set(p, at)
+        at += p.length
+      }
+      post({ t: 'chunk', id, data: gathered }, [gathered.buffer as ArrayBuffer])
+      if (ended) post({ t: 'end', id })
     }
     const onMessage = (msg: WorkerReply): void => {
       if (msg.id !== id) return
