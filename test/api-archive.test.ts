@@ -112,7 +112,8 @@ test('archive attacks: symlinks in the container pointing at the host stay in th
   assert.equal((await httpUnix(s.socket, 'HEAD', q('/tmp/up/shadow'))).status, 404)
   const hostname = await httpUnix(s.socket, 'GET', q('/escape/etc/hostname'))
   assert.equal(hostname.status, 200)
-  assert.equal((await run('tar', ['-xO'], { input: hostname.body })).stdout.toString().trim(), id.slice(0, 12))
+  // A created container's /etc/hostname is the init layer's empty file (dockerd binds the real one only while it runs).
+  assert.match((await run('tar', ['-tv'], { input: hostname.body })).stdout.toString(), /^-rwxr-xr-x .* 0 .* hostname\n$/)
   // The link itself: its stat names its target resolved in the container; following it finds nothing.
   const link = await httpUnix(s.socket, 'HEAD', q('/shadowlink'))
   assert.equal(link.status, 200)

@@ -12,10 +12,12 @@ import { isStrataError } from '../src/errors/index.js'
 
 const IMAGE = { Env: ['PATH=/bin', 'A=1'], Entrypoint: ['/entry'], Cmd: ['default'], WorkingDir: '/w', Labels: { a: 'x' } }
 
-test('merge: a given Cmd keeps the image Entrypoint; Env merged by key; Labels merged', () => {
+test("merge: a given Cmd keeps the image Entrypoint; Env in dockerd's order (the caller's, then the image's other keys); Labels merged", () => {
   const c = mergeContainerConfig(IMAGE, { cmd: ['mine'], env: ['A=2', 'B=3'], labels: { b: 'y' } }, 'img', 'abcdef123456')
   assert.deepEqual(commandOf(c), { path: '/entry', args: ['mine'] })
-  assert.deepEqual(c.Env, ['PATH=/bin', 'A=2', 'B=3'])
+  assert.deepEqual(c.Env, ['A=2', 'B=3', 'PATH=/bin'], 'as docker inspect shows for docker create -e A=2 -e B=3')
+  assert.equal(mergeContainerConfig({}, { cmd: ['x'] }, 'img', 'h').Env, null, 'no Env anywhere: null, as dockerd')
+  assert.deepEqual(mergeContainerConfig(IMAGE, { env: [] }, 'img', 'h').Env, IMAGE.Env)
   assert.deepEqual(c.Labels, { a: 'x', b: 'y' })
   assert.equal(c.WorkingDir, '/w')
   assert.equal(c.Hostname, 'abcdef123456')

@@ -81,12 +81,17 @@ async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
   assert.ok((await store.containers.usingImage(env.imageId)).length > 0, 'the image is in use by the container')
   await assert.rejects(createContainer(store, IMAGE_TAG, { name: 'walk', cmd: ['true'] }), codeIs('ALREADY_EXISTS'), 'names are unique')
 
-  // The init layer has real content, and diff does not list it.
+  // The init layer has dockerd's empty files; their content is in the container's directory (bound over them at run), and diff lists neither.
   const rootfs = await mountContainer(store, 'walk')
-  assert.equal(await readFile(join(rootfs, 'etc/hostname'), 'utf8'), `${c.id.slice(0, 12)}\n`)
-  assert.match(await readFile(join(rootfs, 'etc/hosts'), 'utf8'), /^127\.0\.0\.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n[^]*ff02::2\tip6-allrouters\n$/)
-  assert.equal(((await lstat(join(rootfs, 'etc/hosts'))).mode & 0o777).toString(8), '644')
-  assert.match(await readFile(join(rootfs, 'etc/resolv.conf'), 'utf8'), /nameserver /)
+  const dir = join(env.root, 'containers', c.id)
+  for (const f of ['hostname', 'hosts', 'resolv.conf']) {
+    assert.equal(await readFile(join(rootfs, 'etc', f), 'utf8'), '', `the init layer's /etc/${f} is empty`)
+    assert.equal(((await lstat(join(rootfs, 'etc', f))).mode & 0o777).toString(8), '755')
+  }
+  assert.equal(await readFile(join(dir, 'hostname'), 'utf8'), `${c.id.slice(0, 12)}\n`)
+  assert.match(await readFile(join(dir, 'hosts'), 'utf8'), /^127\.0\.0\.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n[^]*ff02::2\tip6-allrouters\n$/)
+  assert.equal(((await lstat(join(dir, 'hosts'))).mode & 0o777).toString(8), '644')
+  assert.match(await readFile(join(dir, 'resolv.conf'), 'utf8'), /nameserver /)
   assert.equal(await readlink(join(rootfs, 'etc/mtab')), '/proc/mounts')
   await unmountContainer(store, 'walk')
   assert.deepEqual(await containerChanges(store, 'walk'), [], 'a new container has no changes')
@@ -127,12 +132,13 @@ async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
     assert.equal(await readFile(join(childRoot, 'data/two'), 'utf8'), 'two\n')
     assert.deepEqual(await readdir(join(childRoot, 'home')), ['x'])
     await assert.rejects(lstat(join(childRoot, 'etc/passwd')), { code: 'ENOENT' })
-    assert.equal(await readFile(join(childRoot, 'etc/hostname'), 'utf8'), `${child.id.slice(0, 12)}\n`, 'the child has its own hostname')
+    assert.equal(await readFile(join(env.root, 'containers', child.id, 'hostname'), 'utf8'), `${child.id.slice(0, 12)}\n`, 'the child has its own hostname')
+    assert.equal(await readFile(join(childRoot, 'etc/hostname'), 'utf8'), '', 'the parent\'s hostname was not committed')
   } finally {
     await unmountContainer(store, child.id)
   }
 
-  // Export: the merged tree with the init files, without what was deleted.
+  // Export: the merged tree with the init layer's empty files (as docker export), without what was deleted.
   const names = new Map<string, string>()
   for await (const entry of readTar(await exportContainer(store, 'walk'))) {
     const chunks: Buffer[] = []
@@ -140,7 +146,7 @@ async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
     names.set(entry.header.name.replace(/\/$/, ''), Buffer.concat(chunks).toString())
   }
   assert.equal(names.get('data/new'), 'hello\n')
-  assert.equal(names.get('etc/hostname'), `${c.id.slice(0, 12)}\n`)
+  assert.equal(names.get('etc/hostname'), '')
   assert.ok(names.has('.dockerenv') && names.has('bin/busybox') && names.has('home/x'))
   assert.ok(!names.has('data/one') && !names.has('home/new') && !names.has('etc/passwd'))
   assert.ok(![...names.keys()].some((n) => n.includes('.wh.')), 'no whiteouts in an export')

@@ -34,6 +34,7 @@ import type { CommandResult } from './output.js'
 import { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, type ContainerRowPayload, renderList } from './list-formats.js'
 import { DOCKER_FUNCS, quote, Template } from '../format/index.js'
 import { withStore } from './store.js'
+import { strataVersion } from './version.js'
 import { humanDuration } from '../containerdb/index.js'
 
 const CREATE_OPTIONS = `Options:
@@ -120,7 +121,7 @@ export const CONTAINER_HELP = `Usage: strata container COMMAND
 Manage containers.
 
 Commands:
-  create, run, start, ls (ps), mount, umount, diff, commit, export, rm
+  create, run, start, ls (ps), inspect, mount, umount, diff, commit, export, rm
 `
 
 function help(verb: string, args: string[]): string | undefined {
@@ -133,6 +134,7 @@ export async function containerCommand(args: string[], global: GlobalOptions): P
   const alias: Record<string, string> = { ls: 'ps', list: 'ps', remove: 'rm', unmount: 'umount' }
   const name = verb === undefined ? undefined : (alias[verb] ?? verb)
   if (name === undefined || name === '--help' || name === '-h') return CONTAINER_HELP
+  if (name === 'inspect') return (await import('./inspect.js')).inspectCommand(rest, global, 'container')
   if (!(name in CONTAINER_HELPS)) throw new UnknownCommandError(verb!, 'container')
   return containerVerb(name, rest, global)
 }
@@ -411,6 +413,7 @@ async function commit(args: string[], global: GlobalOptions): Promise<CommandRes
   const [ref, reference] = positionals as [string, string | undefined]
   const result = await withStore(global, (store) =>
     commitContainer(store, ref, {
+      dockerVersion: strataVersion(),
       ...(reference === undefined ? {} : { reference }),
       ...(values.author === undefined ? {} : { author: values.author }),
       ...(values.message === undefined ? {} : { message: values.message }),

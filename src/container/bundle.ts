@@ -4,7 +4,9 @@
  * (daemon/oci_linux.go's defaults): the process from Entrypoint + Cmd,
  * Env with a default PATH and HOSTNAME, the working dir, a numeric user;
  * Docker's default capabilities, masked and read-only /proc paths, and
- * mounts (proc, /dev tmpfs, devpts, sysfs read-only, mqueue, /dev/shm).
+ * mounts (proc, /dev tmpfs, devpts, sysfs read-only, mqueue, /dev/shm),
+ * then the container's resolv.conf, hostname and hosts bound over the init
+ * layer's empty ones (see init-files.ts).
  *
  * Differences, on purpose:
  * - rlimits NOFILE and NPROC 1024:1024, since root here lacks
@@ -12,8 +14,6 @@
  *   --default-ulimit);
  * - a new network namespace with only loopback (runc brings lo up), as
  *   docker's "none" network gives;
- * - /etc/hostname, /etc/hosts, /etc/resolv.conf are not bind-mounted: the
- *   init layer already holds their content (see init-files.ts);
  * - no seccomp profile and no AppArmor.
  */
 import { constants } from 'node:fs'
@@ -43,7 +43,7 @@ const DEFAULT_CAPS = [
   'CAP_AUDIT_WRITE',
 ]
 
-const MASKED_PATHS = [
+export const MASKED_PATHS = [
   '/proc/asound',
   '/proc/acpi',
   '/proc/kcore',
@@ -56,7 +56,7 @@ const MASKED_PATHS = [
   '/sys/firmware',
 ]
 
-const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
 
 export interface ProcessUser {
   uid: number
@@ -130,7 +130,7 @@ export async function resolveUser(rootfs: string, user: string): Promise<Process
 }
 
 /** The config.json of a bundle whose root is `rootfs`. */
-export function runtimeSpec(config: ContainerConfig, rootfs: string, hostname: string, user: ProcessUser): Record<string, unknown> {
+export function runtimeSpec(config: ContainerConfig, rootfs: string, hostname: string, user: ProcessUser, binds: ReadonlyArray<{ source: string; destination: string }> = []): Record<string, unknown> {
   const { path, args } = commandOf(config)
   let env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${hostname}`], config.Env ?? [])
   if (!env.some((e) => e.startsWith('HOME='))) env = [...env, `HOME=${user.home}`]
@@ -160,6 +160,7 @@ export function runtimeSpec(config: ContainerConfig, rootfs: string, hostname: s
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
       { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      ...binds.map((b) => ({ destination: b.destination, type: 'bind', source: b.source, options: ['rbind', 'rprivate'] })),
     ],
     linux: {
       namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }],

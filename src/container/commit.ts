@@ -17,7 +17,8 @@
  * entry is marked empty_layer. The layer registered meanwhile is released
  * and so collected again, as dockerd's deferred ReleaseAndLog does.
  */
-import { applyChanges, topChainId, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js'
+import { StrataError } from '../errors/index.js'
+import { applyChanges, parseReference, referenceString, topChainId, withDefaultTag, type ContainerConfig, type HistoryEntry, type ImageConfig } from '../image/index.js'
 import { nowNs, formatRfc3339Nano } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import { orderContainerConfig } from './config.js'
@@ -26,12 +27,16 @@ import type { CommitOptions, CommitResult } from './types.js'
 /** sha256 of an empty tar (two zero blocks): layer.DigestSHA256EmptyTar. */
 export const EMPTY_LAYER_DIFF_ID = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef'
 
-/** The child config's bytes, in image.Image's JSON field order. */
-function childConfigBytes(parent: ImageConfig, fields: { created: string; containerId: string; containerConfig: ContainerConfig; config: ContainerConfig; author: string | undefined; diffIds: string[]; history: HistoryEntry[] }): Buffer {
+/**
+ * The child config's bytes as dockerd writes them: image.Image.MarshalJSON
+ * goes through a map, so the top-level keys come out sorted.
+ */
+function childConfigBytes(parent: ImageConfig, fields: { created: string; containerId: string; containerConfig: ContainerConfig; config: ContainerConfig; author: string | undefined; dockerVersion: string | undefined; diffIds: string[]; history: HistoryEntry[] }): Buffer {
   const out: Record<string, unknown> = {}
   out.created = fields.created
   out.container = fields.containerId
   out.container_config = fields.containerConfig
+  if (fields.dockerVersion !== undefined && fields.dockerVersion !== '') out.docker_version = fields.dockerVersion
   if (fields.author !== undefined && fields.author !== '') out.author = fields.author
   out.config = fields.config
   out.architecture = parent.architecture ?? process.arch.replace('x64', 'amd64')
@@ -41,7 +46,16 @@ function childConfigBytes(parent: ImageConfig, fields: { created: string; contai
   out.history = fields.history
   if (parent['os.version'] !== undefined && parent['os.version'] !== '') out['os.version'] = parent['os.version']
   if (parent['os.features'] !== undefined && parent['os.features'].length > 0) out['os.features'] = parent['os.features']
-  return Buffer.from(JSON.stringify(out))
+  const sorted: Record<string, unknown> = {}
+  for (const k of Object.keys(out).sort()) sorted[k] = out[k]
+  return Buffer.from(JSON.stringify(sorted))
+}
+
+/** REPOSITORY[:TAG] as commit takes it (tag `latest` by default); INVALID_ARGUMENT with docker's words otherwise. */
+function commitReference(s: string): string {
+  const ref = parseReference(s)
+  if (ref.digest !== undefined) throw new StrataError('INVALID_ARGUMENT', `invalid reference format: cannot commit to a digest reference "${s}"`)
+  return referenceString(withDefaultTag(ref))
 }
 
 /**
@@ -50,6 +64,8 @@ function childConfigBytes(parent: ImageConfig, fields: { created: string; contai
  * would pause it first).
  */
 export async function commitContainer(store: Store, ref: string, opts: CommitOptions = {}): Promise<CommitResult> {
+  // The reference is checked before any work: a bad one must not leave an untagged image behind.
+  const reference = opts.reference === undefined ? undefined : commitReference(opts.reference)
   const c = await store.containers.get(ref)
   const parent = await store.images.get(c.record.Image)
   const config = orderContainerConfig(applyChanges(opts.changes ?? [], c.record.Config))
@@ -70,12 +86,13 @@ export async function commitContainer(store: Store, ref: string, opts: CommitOpt
       containerConfig: c.record.Config,
       config,
       author: opts.author,
+      dockerVersion: opts.dockerVersion,
       diffIds: addedLayer ? [...parent.config.rootfs.diff_ids, layer.diffId] : [...parent.config.rootfs.diff_ids],
       history: [...(parent.config.history ?? []), entry],
     })
     const { id } = await store.images.create(raw, { parent: parent.id })
-    if (opts.reference !== undefined) {
-      await store.references.addTag(opts.reference, id, { force: true })
+    if (reference !== undefined) {
+      await store.references.addTag(reference, id, { force: true })
       await store.images.setLastUpdated(id)
     }
     return { imageId: id, diffId: layer.diffId, addedLayer }

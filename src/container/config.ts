@@ -1,8 +1,9 @@
 /**
  * A container's Config from its image's, as dockerd 20.10's daemon/create.go
  * merges them (daemon.merge): the caller's values win, the image fills
- * what the caller left empty. Env is merged by key (the image's order, the
- * caller's values, then the caller's new keys); a given Cmd keeps the
+ * what the caller left empty. Env: the caller's entries as given, then the
+ * image's whose key the caller did not set (the image's alone, null
+ * included, when the caller gave none); a given Cmd keeps the
  * image's Entrypoint, a given Entrypoint drops the image's Cmd unless a Cmd
  * is given too; Labels merge with the caller winning.
  *
@@ -16,6 +17,13 @@ import type { CreateContainerOptions } from './types.js'
 function envKey(kv: string): string {
   const i = kv.indexOf('=')
   return i < 0 ? kv : kv.slice(0, i)
+}
+
+/** daemon.merge's Env: `user` as given, then each `image` entry whose key `user` lacks; `image` itself when `user` is empty. */
+export function createEnv(image: readonly string[] | null | undefined, user: readonly string[]): string[] | null {
+  if (user.length === 0) return image === undefined || image === null ? null : [...image]
+  const keys = new Set(user.map(envKey))
+  return [...user, ...(image ?? []).filter((kv) => !keys.has(envKey(kv)))]
 }
 
 /** `base` with `over` applied by key: keys already in base keep their place. */
@@ -54,7 +62,7 @@ export function mergeContainerConfig(image: ContainerConfig | null | undefined, 
     Tty: false,
     OpenStdin: false,
     StdinOnce: false,
-    Env: mergeEnv(img.Env ?? [], opts.env ?? []),
+    Env: createEnv(img.Env, opts.env ?? []),
     Cmd: cmd,
     Image: imageRef,
     Volumes: img.Volumes ?? null,

@@ -17,7 +17,7 @@ import { topChainId } from '../image/index.js'
 import { HOSTCONFIG_FILE, newContainerId, newState, shortContainerId, type Container, type ContainerRecord } from '../containerdb/index.js'
 import type { Store } from '../store/index.js'
 import { commandOf, mergeContainerConfig } from './config.js'
-import { writeInitFiles } from './init-files.js'
+import { initFileContents } from './init-files.js'
 import type { CreateContainerOptions } from './types.js'
 
 /** hostconfig.json: docker's HostConfig for a container with no network, volumes or limits set. */
@@ -72,7 +72,7 @@ export async function createContainer(store: Store, imageRef: string, opts: Crea
   let mounted = false
   let published = false
   try {
-    await store.layers.createMount(id, topChainId(image.config), { initContent: (rootfs) => writeInitFiles(rootfs, hostname) })
+    await store.layers.createMount(id, topChainId(image.config))
     mounted = true
     const record: ContainerRecord = {
       StreamConfig: {},
@@ -101,6 +101,7 @@ export async function createContainer(store: Store, imageRef: string, opts: Crea
       ResolvConfPath: '',
     }
     await draft.writeFile(HOSTCONFIG_FILE, JSON.stringify(hostConfig()), 0o644)
+    for (const [file, content] of Object.entries(await initFileContents(hostname))) await draft.writeFile(file, content, 0o644)
     const name = await draft.publish(record, opts.name)
     published = true
     return { id, name, record, running: false }

@@ -1,12 +1,11 @@
 /**
  * The content of a container's /etc/hostname, /etc/hosts and
- * /etc/resolv.conf. dockerd leaves them empty in the init layer and
- * bind-mounts files from the container's directory over them at start;
- * strata has no daemon to keep those files, so it writes the content into
- * the init layer itself, once, at create (through the layer store's
- * initContent hook: the init layer is writable only then). The files are below the RW
- * layer, so `diff` does not list them and `commit` does not carry them
- * (as with docker), while `export` and `run` see them.
+ * /etc/resolv.conf. As dockerd: the init layer keeps them empty (0755),
+ * so `export` and `commit` carry empty files; the content lives in the
+ * container's directory (containers/<id>/hostname, hosts, resolv.conf,
+ * written at create) and is bind-mounted over them when the container
+ * runs (bundle.ts), so a process inside sees it and may change it without
+ * touching its layer.
  *
  * The content is what dockerd writes for a container on the "none"
  * network: the hostname with a newline; the standard localhost lines of
@@ -14,13 +13,9 @@
  * address to name, and dockerd writes none either); the host's
  * resolv.conf with localhost nameservers removed (they cannot be reached
  * from another network namespace) and Google's public servers when none is
- * left, as libnetwork's resolvconf.FilterResolvDNS does. Mode 0644, what a
- * process in a docker container sees on these files (the init layer's
- * empty ones are 0755, hidden under dockerd's bind mounts).
+ * left, as libnetwork's resolvconf.FilterResolvDNS does. Mode 0644.
  */
-import { constants } from 'node:fs'
-import { open, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readFile } from 'node:fs/promises'
 import { isErrno } from '../errors/index.js'
 
 /** libnetwork's default lines (etchosts.defaultContent). */
@@ -78,20 +73,10 @@ async function hostResolvConf(): Promise<string> {
   return main
 }
 
-/** Overwrites an init file in place. O_NOFOLLOW: the init layer made it a plain file, a symlink here is not ours to follow. */
-async function writeInitFile(path: string, content: string): Promise<void> {
-  const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)
-  try {
-    await fh.writeFile(content)
-    await fh.chmod(0o644)
-  } finally {
-    await fh.close()
-  }
-}
+/** The files of a container's directory bind-mounted over /etc/hostname, /etc/hosts and /etc/resolv.conf, by their name there. */
+export const INIT_FILES = { hostname: '/etc/hostname', hosts: '/etc/hosts', 'resolv.conf': '/etc/resolv.conf' } as const
 
-/** Writes the three files into a mounted init layer (CreateMountOptions.initContent). */
-export async function writeInitFiles(rootfs: string, hostname: string): Promise<void> {
-  await writeInitFile(join(rootfs, 'etc/hostname'), `${hostname}\n`)
-  await writeInitFile(join(rootfs, 'etc/hosts'), hostsContent())
-  await writeInitFile(join(rootfs, 'etc/resolv.conf'), filterResolvConf(await hostResolvConf()))
+/** The three files' content, by their name in the container's directory. */
+export async function initFileContents(hostname: string): Promise<Record<keyof typeof INIT_FILES, string>> {
+  return { hostname: `${hostname}\n`, hosts: hostsContent(), 'resolv.conf': filterResolvConf(await hostResolvConf()) }
 }

@@ -12,6 +12,7 @@ import type { Store } from '../store/index.js'
 import { HOSTCONFIG_FILE } from '../containerdb/index.js'
 import { stateName } from '../containerdb/index.js'
 import { type Container } from '../containerdb/index.js'
+import { MASKED_PATHS, READONLY_PATHS } from './bundle.js'
 
 /** docker's types.ContainerJSON (the fields strata fills, in dockerd's order). */
 export interface ContainerInspect {
@@ -55,6 +56,33 @@ export const NONE_ENDPOINT = {
   GlobalIPv6PrefixLen: 0,
   MacAddress: '',
   DriverOpts: null,
+}
+
+/**
+ * Every field of docker's container.HostConfig in Go's order, with the
+ * value dockerd 20.10 shows for a container the docker 20.10 CLI created with no options: what
+ * hostconfig.json lacks reads as this, so inspect shows the whole struct
+ * as dockerd marshals it.
+ */
+const HOST_CONFIG_DEFAULTS: Record<string, unknown> = {
+  Binds: null, ContainerIDFile: '', LogConfig: { Type: 'json-file', Config: {} }, NetworkMode: 'default', PortBindings: {},
+  RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, VolumeDriver: '', VolumesFrom: null, CapAdd: null, CapDrop: null,
+  CgroupnsMode: 'host', Dns: [], DnsOptions: [], DnsSearch: [], ExtraHosts: null, GroupAdd: null, IpcMode: 'private', Cgroup: '', Links: null,
+  OomScoreAdj: 0, PidMode: '', Privileged: false, PublishAllPorts: false, ReadonlyRootfs: false, SecurityOpt: null, UTSMode: '', UsernsMode: '',
+  ShmSize: 67108864, Runtime: 'runc', ConsoleSize: [0, 0], Isolation: '', CpuShares: 0, Memory: 0, NanoCpus: 0, CgroupParent: '', BlkioWeight: 0,
+  BlkioWeightDevice: [], BlkioDeviceReadBps: null, BlkioDeviceWriteBps: null, BlkioDeviceReadIOps: null, BlkioDeviceWriteIOps: null, CpuPeriod: 0,
+  CpuQuota: 0, CpuRealtimePeriod: 0, CpuRealtimeRuntime: 0, CpusetCpus: '', CpusetMems: '', Devices: [], DeviceCgroupRules: null,
+  DeviceRequests: null, KernelMemory: 0, KernelMemoryTCP: 0, MemoryReservation: 0, MemorySwap: 0, MemorySwappiness: null, OomKillDisable: false,
+  PidsLimit: null, Ulimits: null, CpuCount: 0, CpuPercent: 0, IOMaximumIOps: 0, IOMaximumBandwidth: 0,
+  MaskedPaths: MASKED_PATHS, ReadonlyPaths: READONLY_PATHS,
+}
+
+/** The stored HostConfig laid over docker's whole struct, in its order; keys docker lacks at the end. */
+function fullHostConfig(stored: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(HOST_CONFIG_DEFAULTS)) out[k] = Object.hasOwn(stored, k) ? stored[k] : v
+  for (const [k, v] of Object.entries(stored)) if (!Object.hasOwn(out, k)) out[k] = v
+  return out
 }
 
 /** hostconfig.json as written at create; `{}` when missing or unreadable (a record from an older strata). */
@@ -125,7 +153,7 @@ export async function inspectContainer(store: Store, ref: string): Promise<Conta
     ProcessLabel: r.ProcessLabel,
     AppArmorProfile: r.AppArmorProfile,
     ExecIDs: null,
-    HostConfig: hostConfig,
+    HostConfig: fullHostConfig(hostConfig),
     GraphDriver: { Data: data, Name: r.Driver },
     Mounts: [],
     Config: r.Config as Record<string, unknown>,

@@ -184,13 +184,20 @@ export async function listContainers(store: Store, opts: ListContainersOptions =
     if (!labels.every((l) => Object.hasOwn(own, l.key) && (l.value === undefined || own[l.key] === l.value))) continue
     if (before.some((t) => !(c.record.Created < t))) continue
     if (since.some((t) => !(c.record.Created > t))) continue
-    if (opts.size === true) {
-      s.SizeRw = await rwSize(store, c.id)
-      s.SizeRootFs = s.SizeRw + (await imageBytes(store, c.record.Image))
-    }
+    if (opts.size === true) Object.assign(s, await sizesOf(store, c))
     out.push(s)
   }
   return out
+}
+
+/** docker's SizeRw (the read-write layer's changes) and SizeRootFs (those plus the image's layers) of a container (ID, prefix or name). */
+export async function containerSizes(store: Store, ref: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
+  return sizesOf(store, await store.containers.get(ref))
+}
+
+async function sizesOf(store: Store, c: Container): Promise<{ SizeRw: number; SizeRootFs: number }> {
+  const rw = await rwSize(store, c.id)
+  return { SizeRw: rw, SizeRootFs: rw + (await imageBytes(store, c.record.Image)) }
 }
 
 /** The container's read-write layer's bytes; 0 when its layer is gone (a remove that died midway). */

@@ -19,6 +19,8 @@ import { StrataError, isStrataError } from '../errors/index.js'
 import { nowNs, formatRfc3339Nano } from '../fs/index.js'
 import type { Store } from '../store/index.js'
 import { resolveUser, runtimeSpec } from './bundle.js'
+import { INIT_FILES } from './init-files.js'
+import { existsSync } from 'node:fs'
 import { shortContainerId } from '../containerdb/index.js'
 import type { RunOptions } from './types.js'
 
@@ -44,6 +46,16 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   return 255
 }
 
+/** The container directory's hostname, hosts and resolv.conf to bind over /etc (dockerd's order: resolv.conf, hostname, hosts); none for a container from before they were kept there. */
+async function initFileBinds(dir: string): Promise<Array<{ source: string; destination: string }>> {
+  const out: Array<{ source: string; destination: string }> = []
+  for (const file of ['resolv.conf', 'hostname', 'hosts'] as const) {
+    const source = join(dir, file)
+    if (existsSync(source)) out.push({ source, destination: INIT_FILES[file] })
+  }
+  return out
+}
+
 /**
  * Starts an existing container with runc and waits for it (docker start -a).
  * Returns the exit code. IN_USE when it is running already.
@@ -57,7 +69,7 @@ export async function startContainer(store: Store, ref: string, opts: RunOptions
   let started = false
   try {
     const user = await resolveUser(rootfs, c.record.Config.User ?? '')
-    const spec = runtimeSpec(c.record.Config, rootfs, shortContainerId(c.id), user)
+    const spec = runtimeSpec(c.record.Config, rootfs, shortContainerId(c.id), user, await initFileBinds(store.containers.path(c.id)))
     await rm(bundle, { recursive: true, force: true })
     await mkdir(bundle, { mode: 0o700 })
     await writeFile(join(bundle, 'config.json'), JSON.stringify(spec))

@@ -45,6 +45,8 @@ export interface CommitOptions {
   author?: string
   /** Dockerfile instructions applied to the config, as `docker commit --change` takes them (src/image applyChanges). */
   changes?: string[]
+  /** The config's `docker_version` (dockerd writes its own version); omitted when not given. */
+  dockerVersion?: string
 }
 
 export interface CommitResult {

@@ -6,7 +6,7 @@
  * (a missing Config is `<nil>`), and the JSON tags `{{json .}}` follows.
  * Payloads are the JSON objects the Engine API returns (strata's inspect).
  */
-import { BOOL, INT, INT64, mapOf, namedType, pointerTo, sliceOf, STRING, structOf } from './go-types.js'
+import { ANY, ANY_USE_NUMBER, BOOL, INT, INT64, mapOf, namedType, pointerTo, sliceOf, STRING, structOf } from './go-types.js'
 import { TIME } from './go-time.js'
 import type { GoType, StructField } from './types.js'
 import { intOf, valueOf } from './value.js'
@@ -141,4 +141,61 @@ export const IMAGE_INSPECT = structOf(
     field('Metadata', IMAGE_METADATA),
   ],
   'types.ImageInspect',
+)
+
+/** types.ContainerState. */
+export const CONTAINER_STATE = structOf(
+  [
+    field('Status', STRING),
+    field('Running', BOOL),
+    field('Paused', BOOL),
+    field('Restarting', BOOL),
+    field('OOMKilled', BOOL),
+    field('Dead', BOOL),
+    field('Pid', INT),
+    field('ExitCode', INT),
+    field('Error', STRING),
+    field('StartedAt', STRING),
+    field('FinishedAt', STRING),
+    field('Health', pointerTo(structOf([field('Status', STRING), field('FailingStreak', INT), field('Log', sliceOf(ANY))], 'types.Health')), { omitempty: true }),
+  ],
+  'types.ContainerState',
+)
+
+/**
+ * types.ContainerJSON, what `docker container inspect` decodes: the
+ * fields of its embedded ContainerJSONBase, then Mounts, Config and
+ * NetworkSettings. HostConfig, Mounts and NetworkSettings are typed as
+ * interface{} here (their JSON objects as maps): templates reach their
+ * fields the same way, only printing a whole one differs from docker.
+ */
+export const CONTAINER_INSPECT = structOf(
+  [
+    field('ID', STRING, { json: 'Id' }),
+    field('Created', STRING),
+    field('Path', STRING),
+    field('Args', sliceOf(STRING)),
+    field('State', pointerTo(CONTAINER_STATE)),
+    field('Image', STRING),
+    field('ResolvConfPath', STRING),
+    field('HostnamePath', STRING),
+    field('HostsPath', STRING),
+    field('LogPath', STRING),
+    field('Name', STRING),
+    field('RestartCount', INT),
+    field('Driver', STRING),
+    field('Platform', STRING),
+    field('MountLabel', STRING),
+    field('ProcessLabel', STRING),
+    field('AppArmorProfile', STRING),
+    field('ExecIDs', sliceOf(STRING)),
+    field('HostConfig', ANY_USE_NUMBER),
+    field('GraphDriver', GRAPH_DRIVER_DATA),
+    field('SizeRw', pointerTo(INT64), { omitempty: true }),
+    field('SizeRootFs', pointerTo(INT64), { omitempty: true }),
+    field('Mounts', sliceOf(ANY_USE_NUMBER)),
+    field('Config', pointerTo(CONTAINER_CONFIG)),
+    field('NetworkSettings', ANY_USE_NUMBER),
+  ],
+  'types.ContainerJSON',
 )

@@ -45,4 +45,4 @@ export { tabwrite, DOCKER_TABWRITER, type TabwriterOptions } from './tabwriter.j
 export { dockerRowType, dockerFinalFormat, formatDockerList, isTableFormat, parseDockerTemplate, SUB_HEADER_CONTEXT, type DockerListFormat } from './docker-table.js'
 export { displayWidth } from './tabwriter.js'
 export { inspectWithTemplate, type InspectElement, type InspectResult } from './docker-inspect.js'
-export { CONTAINER_CONFIG, DURATION, durationString, GRAPH_DRIVER_DATA, HEALTH_CONFIG, IMAGE_INSPECT, IMAGE_METADATA, PORT, PORT_SET, ROOT_FS, STR_SLICE } from './docker-types.js'
+export { CONTAINER_CONFIG, CONTAINER_INSPECT, CONTAINER_STATE, DURATION, durationString, GRAPH_DRIVER_DATA, HEALTH_CONFIG, IMAGE_INSPECT, IMAGE_METADATA, PORT, PORT_SET, ROOT_FS, STR_SLICE } from './docker-types.js'

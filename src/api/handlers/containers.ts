@@ -24,6 +24,7 @@ import { ApiError, notImplemented } from '../errors.js'
 import { boolParam, intParam, parseFilters, readJsonBody, readJsonObject, type Filters } from '../request.js'
 import { writeEmpty, writeJson } from '../response.js'
 import type { RequestContext } from '../types.js'
+import { strataVersion } from '../server-version.js'
 
 /** Whether a JSON value is what a client sends for "not set". */
 function isUnset(v: unknown): boolean {
@@ -214,6 +215,7 @@ export async function commitHandler(ctx: RequestContext): Promise<void> {
   const author = ctx.query.get('author') ?? ''
   const changes = ctx.query.getAll('changes').filter((x) => x !== '')
   const result = await commitContainer(ctx.store, c.id, {
+    dockerVersion: strataVersion(),
     ...(reference === undefined ? {} : { reference }),
     ...(comment === '' ? {} : { message: comment }),
     ...(author === '' ? {} : { author }),
