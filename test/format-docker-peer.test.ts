@@ -263,7 +263,10 @@ test('docker inspect -f, images, history and system df --format print what strat
     const missing = await ours(['inspect', '-f', '{{.Os}}', IMAGE, 'nosuch:1'])
     assert.equal(missing.code, 1)
     assert.equal(missing.stdout, 'linux\n')
-    assert.equal(missing.stderr, 'Error: No such image: nosuch:1\n')
+    // docker inspect looks for any kind of object; image inspect for an image.
+    assert.equal(missing.stderr, docker(['inspect', '-f', '{{.Os}}', IMAGE, 'nosuch:1']).stderr)
+    assert.equal(missing.stderr, 'Error: No such object: nosuch:1\n')
+    assert.equal((await ours(['image', 'inspect', 'nosuch:1'])).stderr, 'Error: No such image: nosuch:1\n')
     const noAges = (r: Ran): Ran => ({ ...r, stdout: r.stdout.replace(/(Less than a second|About an? \w+|\d+ \w+) ago/g, 'AGO') })
     for (const tmpl of IMAGES_TEMPLATES.filter((x) => !x.includes('Containers') && !x.includes('SharedSize') && x !== 'json' && !x.includes('json .'))) {
       assert.deepEqual(noAges(await ours(['images', '--format', tmpl, 'strata-fmt'])), noAges(docker(['images', '--format', tmpl, 'strata-fmt'])), `strata images --format ${JSON.stringify(tmpl)}`)

@@ -56,7 +56,7 @@ export async function imageCommand(args: string[], global: GlobalOptions): Promi
     case 'list':
       return imagesCommand(rest, global)
     case 'inspect':
-      return inspectCommand(rest, global)
+      return inspectCommand(rest, global, 'image')
     case 'history':
       return historyCommand(rest, global)
     case 'layers':
