@@ -31,7 +31,7 @@ import { finishApply, type ApplyOptions, type ApplyResult } from './apply.js'
 import { deserializeError, serializeError, type WorkerReply, type WorkerRequest } from './apply-protocol.js'
 
 const WORKER_URL = new URL('./apply-worker.js', import.meta.url)
-/** Bytes of source sent to the worker per message (see pull). */
+/** Bytes of source sent to the worker per message (see #pull). */
 const CHUNK = 1 << 20
 
 const idle: Worker[] = []
@@ -62,160 +62,206 @@ function toBytes(chunk: unknown): Uint8Array {
 }
 
 export function applyLayerOffThread(target: string, source: Readable, opts: ApplyOptions): Promise<ApplyResult> {
-  const worker = takeWorker()
-  const id = nextId++
-  const it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>
-  // The iterator listens only from its first next(), which waits for the
-  // worker's first pull (a new worker takes tens of ms to start): until
-  // then, this keeps a source error from being an uncaught exception. The
-  // error itself reaches the apply through next(), which rethrows it.
-  source.on('error', () => {})
-  return new Promise<ApplyResult>((resolve, reject) => {
-    let settled = false
-    /** The source's own error, rethrown as is rather than as the worker's copy. */
-    let sourceError: unknown
-    let pumping: Promise<void> = Promise.resolve()
-    const sourceHash = new Digester()
-
-    const post = (msg: WorkerRequest, transfer?: ArrayBuffer[]): void => {
-      worker.postMessage(msg, transfer)
-    }
-    /**
-     * Settles the apply. Called once the worker is idle again (it replied
-     * 'done' or 'failed') or dead (`workerDied`): an idle worker goes back
-     * to the pool, failure or not, so that no ref'd worker keeps the
-     * process alive after a failed apply.
-     */
-    const finish = (err: unknown, result?: ApplyResult, workerDied = false): void => {
-      if (settled) return
-      settled = true
-      worker.off('message', onMessage)
-      worker.off('error', onError)
-      worker.off('exit', onExit)
-      if (workerDied) void worker.terminate()
-      else giveBack(worker)
-      if (err === undefined) {
-        resolve(result!)
-        return
-      }
-      // Nothing reads `source` any more: release it (an fd, a socket).
-      source.destroy()
-      void it.return?.().catch(() => {})
-      reject(err)
-    }
-    const pull = async (): Promise<void> => {
-      if (settled) return
-      let r: IteratorResult<unknown>
-      try {
-        r = await it.next()
-      } catch (err) {
-        if (settled) return
-        sourceError = err
-        post({ t: 'abort', id, error: serializeError(err) })
-        return
-      }
-      if (settled) return
-      if (r.done === true) {
-        post({ t: 'end', id })
-        return
-      }
-      // Source chunks are small (64 KiB from a file stream): gathered into
-      // one message of about CHUNK bytes, so the threads exchange a sixteenth
-      // of the messages (each a wake-up of the other thread), and the copy
-      // that a transfer needs anyway is made once, into the gathered buffer.
-      // The worker reads ahead (READ_AHEAD in apply-worker.ts), so it works
-      // on one gathered chunk while the next is read.
-      const parts: Uint8Array[] = []
-      let size = 0
-      let ended = false
-      try {
-        for (;;) {
-          const bytes = toBytes(r.value)
-          sourceHash.update(bytes as Buffer)
-          parts.push(bytes)
-          size += bytes.length
-          if (size >= CHUNK) break
-          r = await it.next()
-          if (settled) return
-          if (r.done === true) {
-            ended = true
-            break
-          }
-        }
-      } catch (err) {
-        if (settled) return
-        sourceError = err
-        post({ t: 'abort', id, error: serializeError(err) })
-        return
-      }
-      const gathered = new Uint8Array(size)
-      let at = 0
-      for (const p of parts) {
-        gathered.set(p, at)
-        at += p.length
-      }
-      post({ t: 'chunk', id, data: gathered }, [gathered.buffer as ArrayBuffer])
-      if (ended) post({ t: 'end', id })
-    }
-    const onMessage = (msg: WorkerReply): void => {
-      if (msg.id !== id) return
-      switch (msg.t) {
-        case 'pull':
-          pumping = pumping.then(pull)
-          break
-        case 'lines':
-          try {
-            // Lines are JSON, so "\n" occurs only at their ends.
-            let from = 0
-            for (;;) {
-              const nl = msg.lines.indexOf('\n', from)
-              if (nl < 0) break
-              opts.tarSplit!(msg.lines.slice(from, nl + 1))
-              from = nl + 1
-            }
-          } catch (err) {
-            // The sink failed: stop the worker's source, report the sink's error.
-            sourceError ??= err
-            post({ t: 'abort', id, error: serializeError(err) })
-          }
-          break
-        case 'done': {
-          if (sourceError !== undefined) {
-            finish(sourceError)
-            break
-          }
-          let result: ApplyResult
-          try {
-            result = finishApply(msg.result, sourceHash.digest(), sourceHash.size, opts.expectedDiffId)
-          } catch (err) {
-            finish(err)
-            break
-          }
-          finish(undefined, result)
-          break
-        }
-        case 'failed':
-          finish(sourceError ?? deserializeError(msg.error))
-          break
-      }
-    }
-    const onError = (err: Error): void => {
-      // An uncaught error kills the worker: it is not given back.
-      finish(new StrataError('SYSCALL', `Applying a layer to "${target}" failed in its worker thread: ${err.message}`, { cause: err }), undefined, true)
-    }
-    const onExit = (code: number): void => {
-      finish(new StrataError('SYSCALL', `The worker thread applying a layer to "${target}" exited (code ${code}) before it finished`), undefined, true)
-    }
-    worker.on('message', onMessage)
-    worker.on('error', onError)
-    worker.on('exit', onExit)
-    post({
-      t: 'start',
-      id,
-      target,
-      whiteouts: opts.whiteouts,
-      tarSplit: opts.tarSplit !== undefined,
-    })
-  })
+  return new OffThreadApply(target, source, opts).result
 }
 
+/**
+ * One apply on one worker: `start` hands the worker its task, `#pull`
+ * feeds it a chunk whenever it asks, `#forwardLines` passes its tar-split
+ * lines on, `#onDone` checks its result against the source's hash, and
+ * `#finish` settles once, giving the worker back (or dropping a dead one).
+ */
+class OffThreadApply {
+  readonly result: Promise<ApplyResult>
+  readonly #target: string
+  readonly #source: Readable
+  readonly #opts: ApplyOptions
+  readonly #worker = takeWorker()
+  readonly #id = nextId++
+  readonly #it: AsyncIterator<unknown>
+  readonly #sourceHash = new Digester()
+  #resolve!: (r: ApplyResult) => void
+  #reject!: (err: unknown) => void
+  #settled = false
+  /** The source's own error (or the tar-split sink's), rethrown as is rather than as the worker's copy. */
+  #sourceError: unknown
+  /** Pulls run one after the other, in the order the worker asked. */
+  #pumping: Promise<void> = Promise.resolve()
+  readonly #onMessage = (msg: WorkerReply): void => this.#message(msg)
+  readonly #onError = (err: Error): void => {
+    // An uncaught error kills the worker: it is not given back.
+    this.#finish(new StrataError('SYSCALL', `Applying a layer to "${this.#target}" failed in its worker thread: ${err.message}`, { cause: err }), undefined, true)
+  }
+  readonly #onExit = (code: number): void => {
+    this.#finish(new StrataError('SYSCALL', `The worker thread applying a layer to "${this.#target}" exited (code ${code}) before it finished`), undefined, true)
+  }
+
+  constructor(target: string, source: Readable, opts: ApplyOptions) {
+    this.#target = target
+    this.#source = source
+    this.#opts = opts
+    this.#it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>
+    // The iterator listens only from its first next(), which waits for the
+    // worker's first pull (a new worker takes tens of ms to start): until
+    // then, this keeps a source error from being an uncaught exception. The
+    // error itself reaches the apply through next(), which rethrows it.
+    source.on('error', () => {})
+    this.result = new Promise<ApplyResult>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    try {
+      this.#start()
+    } catch (err) {
+      this.#finish(err)
+    }
+  }
+
+  #post(msg: WorkerRequest, transfer?: ArrayBuffer[]): void {
+    this.#worker.postMessage(msg, transfer)
+  }
+
+  #start(): void {
+    this.#worker.on('message', this.#onMessage)
+    this.#worker.on('error', this.#onError)
+    this.#worker.on('exit', this.#onExit)
+    this.#post({ t: 'start', id: this.#id, target: this.#target, whiteouts: this.#opts.whiteouts, tarSplit: this.#opts.tarSplit !== undefined })
+  }
+
+  #message(msg: WorkerReply): void {
+    if (msg.id !== this.#id) return
+    switch (msg.t) {
+      case 'pull':
+        this.#pumping = this.#pumping.then(() => this.#pull())
+        break
+      case 'lines':
+        this.#forwardLines(msg.lines)
+        break
+      case 'done':
+        this.#onDone(msg.result)
+        break
+      case 'failed':
+        this.#finish(this.#sourceError ?? deserializeError(msg.error))
+        break
+    }
+  }
+
+  /** Stops the worker's source: it fails with `err`, which the apply then reports. */
+  #abort(err: unknown): void {
+    this.#post({ t: 'abort', id: this.#id, error: serializeError(err) })
+  }
+
+  /** The next ~CHUNK bytes of the source to the worker, or its end. */
+  async #pull(): Promise<void> {
+    if (this.#settled) return
+    let r: IteratorResult<unknown>
+    try {
+      r = await this.#it.next()
+    } catch (err) {
+      if (this.#settled) return
+      this.#sourceError = err
+      this.#abort(err)
+      return
+    }
+    if (this.#settled) return
+    if (r.done === true) {
+      this.#post({ t: 'end', id: this.#id })
+      return
+    }
+    // Source chunks are small (64 KiB from a file stream): gathered into
+    // one message of about CHUNK bytes, so the threads exchange a sixteenth
+    // of the messages (each a wake-up of the other thread), and the copy
+    // that a transfer needs anyway is made once, into the gathered buffer.
+    // The worker reads ahead (READ_AHEAD in apply-worker.ts), so it works
+    // on one gathered chunk while the next is read.
+    const parts: Uint8Array[] = []
+    let size = 0
+    let ended = false
+    try {
+      for (;;) {
+        const bytes = toBytes(r.value)
+        this.#sourceHash.update(bytes as Buffer)
+        parts.push(bytes)
+        size += bytes.length
+        if (size >= CHUNK) break
+        r = await this.#it.next()
+        if (this.#settled) return
+        if (r.done === true) {
+          ended = true
+          break
+        }
+      }
+    } catch (err) {
+      if (this.#settled) return
+      this.#sourceError = err
+      this.#abort(err)
+      return
+    }
+    const gathered = new Uint8Array(size)
+    let at = 0
+    for (const p of parts) {
+      gathered.set(p, at)
+      at += p.length
+    }
+    this.#post({ t: 'chunk', id: this.#id, data: gathered }, [gathered.buffer as ArrayBuffer])
+    if (ended) this.#post({ t: 'end', id: this.#id })
+  }
+
+  /** A batch of tar-split lines to the caller's sink, one line at a time. */
+  #forwardLines(lines: string): void {
+    try {
+      // Lines are JSON, so "\n" occurs only at their ends.
+      let from = 0
+      for (;;) {
+        const nl = lines.indexOf('\n', from)
+        if (nl < 0) break
+        this.#opts.tarSplit!(lines.slice(from, nl + 1))
+        from = nl + 1
+      }
+    } catch (err) {
+      // The sink failed: stop the worker's source, report the sink's error.
+      this.#sourceError ??= err
+      this.#abort(err)
+    }
+  }
+
+  /** The worker applied the whole tar: its result, with the source's digest and size, checked against the expected diffID. */
+  #onDone(workerResult: Extract<WorkerReply, { t: 'done' }>['result']): void {
+    if (this.#sourceError !== undefined) {
+      this.#finish(this.#sourceError)
+      return
+    }
+    let result: ApplyResult
+    try {
+      result = finishApply(workerResult, this.#sourceHash.digest(), this.#sourceHash.size, this.#opts.expectedDiffId)
+    } catch (err) {
+      this.#finish(err)
+      return
+    }
+    this.#finish(undefined, result)
+  }
+
+  /**
+   * Settles the apply. Called once the worker is idle again (it replied
+   * 'done' or 'failed') or dead (`workerDied`): an idle worker goes back
+   * to the pool, failure or not, so that no ref'd worker keeps the
+   * process alive after a failed apply.
+   */
+  #finish(err: unknown, result?: ApplyResult, workerDied = false): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#worker.off('message', this.#onMessage)
+    this.#worker.off('error', this.#onError)
+    this.#worker.off('exit', this.#onExit)
+    if (workerDied) void this.#worker.terminate()
+    else giveBack(this.#worker)
+    if (err === undefined) {
+      this.#resolve(result!)
+      return
+    }
+    // Nothing reads `source` any more: release it (an fd, a socket).
+    this.#source.destroy()
+    void this.#it.return?.().catch(() => {})
+    this.#reject(err)
+  }
+}

@@ -168,131 +168,187 @@ async function registerConcurrently(
   concurrency: number,
   results: RegisterResult[],
 ): Promise<void> {
-  const n = layers.length
   const chains: ChainID[] = []
   let c = parent
   for (const l of layers) chains.push((c = childChainId(c, l.expectedDiffId!)))
+  await takeExistingPrefix(ctx, chains, opts, results)
+  const start = results.length
+  if (start === layers.length) return
+  // The driver layer the first new one goes on (held: a found layer by its result's handle, the parent by the caller's).
+  const baseCacheId = start > 0 ? results[start - 1]!.layer.cacheId : parentCacheId
+  const run = new ConcurrentRun(ctx, layers, chains, parent, start, baseCacheId, concurrency)
+  try {
+    await run.prepare()
+    run.startApplies()
+    await run.commitInOrder(opts, results)
+  } catch (err) {
+    throw await run.abort(err)
+  }
+}
 
-  // Layers that exist: a prefix.
-  while (results.length < n) {
+/** Layers that exist, a prefix of the chain: taken as they are (a handle each), their sources never opened. */
+async function takeExistingPrefix(ctx: StoreContext, chains: readonly ChainID[], opts: RegisterChainOptions, results: RegisterResult[]): Promise<void> {
+  while (results.length < chains.length) {
     const i = results.length
     let layer: Handle
     try {
       layer = await getHandle(ctx, chains[i]!)
     } catch (err) {
-      if (isStrataError(err, 'NOT_FOUND')) break
+      if (isStrataError(err, 'NOT_FOUND')) return
       throw err
     }
     const result: RegisterResult = { layer, created: false, digest: layer.diffId, compressedSize: 0, compression: 'none', sourceRead: false }
     results.push(result)
     opts.onLayer?.(i, result)
   }
-  const start = results.length
-  if (start === n) return
+}
 
-  // The driver layer the first new one goes on (held: a found layer by its result's handle, the parent by the caller's).
-  const baseCacheId = start > 0 ? results[start - 1]!.layer.cacheId : parentCacheId
+/** At most `size` holders at once; waiters are let in in the order they came. */
+class Slots {
+  #free: number
+  readonly #waiters: Array<() => void> = []
 
-  const pending: Array<PendingLayer | undefined> = new Array(n)
-  const applies: Array<Promise<unknown>> = []
-  const sources = new Set<Readable>()
-  let failed = false
+  constructor(size: number) {
+    this.#free = size
+  }
+
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--
+      return
+    }
+    await new Promise<void>((resolve) => this.#waiters.push(resolve))
+  }
+
+  release(): void {
+    const wake = this.#waiters.shift()
+    if (wake !== undefined) wake()
+    else this.#free++
+  }
+}
+
+/** The layers start.. of one concurrent registration, through its three phases (see the header) or its abort. */
+class ConcurrentRun {
+  readonly #ctx: StoreContext
+  readonly #layers: readonly ChainLayerSource[]
+  readonly #chains: readonly ChainID[]
+  readonly #parent: ChainID | null
+  readonly #start: number
+  readonly #baseCacheId: string | null
+  readonly #slots: Slots
+  readonly #pending: Array<PendingLayer | undefined>
+  /** Per layer index: its apply, settled once it is done (observed in order by the commits). */
+  readonly #applies: Array<Promise<void>>
+  readonly #sources = new Set<Readable>()
+  #failed = false
   /** The error that started a failure (later ones are its consequences: sources destroyed by stop). */
-  let firstError: unknown
-  const cleanup: unknown[] = []
-  try {
-    // 1. Transactions and driver layers, bottom-up.
-    for (let i = start; i < n; i++) {
-      const parentCacheId = i === start ? baseCacheId : pending[i - 1]!.cacheId
-      pending[i] = await preparePending(ctx, i === 0 ? parent : chains[i - 1]!, parentCacheId)
-    }
+  #firstError: unknown
+  readonly #cleanup: unknown[] = []
 
-    // 2. Applies, up to `concurrency` at once, lowest first.
-    const stop = (): void => {
-      if (failed) return
-      failed = true
-      for (const s of sources) s.destroy()
+  constructor(ctx: StoreContext, layers: readonly ChainLayerSource[], chains: readonly ChainID[], parent: ChainID | null, start: number, baseCacheId: string | null, concurrency: number) {
+    this.#ctx = ctx
+    this.#layers = layers
+    this.#chains = chains
+    this.#parent = parent
+    this.#start = start
+    this.#baseCacheId = baseCacheId
+    this.#slots = new Slots(concurrency)
+    this.#pending = new Array(layers.length)
+    this.#applies = new Array(layers.length)
+  }
+
+  /** The driver layer layer `i` goes on. */
+  #belowCacheId(i: number): string | null {
+    return i === this.#start ? this.#baseCacheId : this.#pending[i - 1]!.cacheId
+  }
+
+  /** 1. Transactions and driver layers, bottom-up. */
+  async prepare(): Promise<void> {
+    for (let i = this.#start; i < this.#layers.length; i++) {
+      this.#pending[i] = await preparePending(this.#ctx, i === 0 ? this.#parent : this.#chains[i - 1]!, this.#belowCacheId(i))
     }
-    let next = start
-    const applied: Array<Promise<void>> = new Array(n)
-    const slots: Array<() => void> = []
-    let running = 0
-    const acquire = async (): Promise<void> => {
-      if (running < concurrency) {
-        running++
-        return
+  }
+
+  /** 2. Applies, up to `concurrency` at once, lowest first. */
+  startApplies(): void {
+    for (let i = this.#start; i < this.#layers.length; i++) {
+      const p = this.#applyOne(i)
+      p.catch(() => {}) // observed by the commits, in order
+      this.#applies[i] = p
+    }
+  }
+
+  #stop(): void {
+    if (this.#failed) return
+    this.#failed = true
+    for (const s of this.#sources) s.destroy()
+  }
+
+  async #applyOne(i: number): Promise<void> {
+    // Read now: the commits clear pending[i - 1] once that layer is committed, which may happen while this one waits for a slot or its source.
+    const parentCacheId = this.#belowCacheId(i)
+    await this.#slots.acquire()
+    try {
+      if (this.#failed) throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
+      const source = await this.#layers[i]!.open()
+      if (this.#failed) {
+        source.destroy()
+        throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
       }
-      await new Promise<void>((resolve) => slots.push(resolve))
-    }
-    const releaseSlot = (): void => {
-      const wake = slots.shift()
-      if (wake !== undefined) wake()
-      else running--
-    }
-    const applyOne = async (i: number): Promise<void> => {
-      // Read now: the commit loop clears pending[i - 1] once that layer is committed, which may happen while this one waits for a slot or its source.
-      const parentCacheId = i === start ? baseCacheId : pending[i - 1]!.cacheId
-      await acquire()
+      this.#sources.add(source)
       try {
-        if (failed) throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
-        const source = await layers[i]!.open()
-        if (failed) {
-          source.destroy()
-          throw new StrataError('INVALID_ARGUMENT', 'registerChain: cancelled after another layer failed')
-        }
-        sources.add(source)
-        try {
-          await applyPending(ctx, pending[i]!, parentCacheId, source, registerOptions(layers[i]!))
-        } finally {
-          sources.delete(source)
-        }
-      } catch (err) {
-        if (!failed) firstError = err
-        stop()
-        throw err
+        await applyPending(this.#ctx, this.#pending[i]!, parentCacheId, source, registerOptions(this.#layers[i]!))
       } finally {
-        releaseSlot()
+        this.#sources.delete(source)
       }
+    } catch (err) {
+      if (!this.#failed) this.#firstError = err
+      this.#stop()
+      throw err
+    } finally {
+      this.#slots.release()
     }
-    for (; next < n; next++) {
-      const p = applyOne(next)
-      p.catch(() => {}) // observed below, in order
-      applied[next] = p
-      applies.push(p)
-    }
+  }
 
-    // 3. Commits, bottom-up, each as soon as it and those below are applied.
-    for (let i = start; i < n; i++) {
-      await applied[i]
-      const outcome = await commitPending(ctx, pending[i]!)
+  /** 3. Commits, bottom-up, each as soon as it and those below are applied. */
+  async commitInOrder(opts: RegisterChainOptions, results: RegisterResult[]): Promise<void> {
+    for (let i = this.#start; i < this.#layers.length; i++) {
+      await this.#applies[i]
+      const outcome = await commitPending(this.#ctx, this.#pending[i]!)
       if (outcome.kind === 'created') {
-        pending[i] = undefined
+        this.#pending[i] = undefined
         results.push(outcome.result)
         opts.onLayer?.(i, outcome.result)
         continue
       }
-      // Someone else registered this chainID meanwhile: theirs stays, ours (and what sits on it) goes.
-      const facts = sourceFacts(pending[i]!.applied!)
-      stop()
-      await Promise.allSettled(applies)
-      await abandonFrom(ctx, pending, i, cleanup)
-      if (cleanup.length > 0) {
-        await outcome.layer.release().catch(() => {})
-        throw cleanup[0]
-      }
-      const theirs: RegisterResult = { layer: outcome.layer, created: false, ...facts }
-      results.push(theirs)
-      opts.onLayer?.(i, theirs)
-      await registerOneByOne(ctx, layers, i + 1, chains[i]!, opts, results)
+      await this.#takeTheirs(i, outcome.layer, opts, results)
       return
     }
-  } catch (err) {
-    failed = true
-    for (const s of sources) s.destroy()
-    // No worker may still be writing into a layer we are about to remove.
-    await Promise.allSettled(applies)
-    await abandonFrom(ctx, pending, start, cleanup)
-    throw withCleanupFailures(firstError ?? err, cleanup)
+  }
+
+  /** Someone else registered layer `i`'s chainID meanwhile: theirs stays, ours (and what sits on it) goes; the layers above go on theirs, one by one. */
+  async #takeTheirs(i: number, theirLayer: Handle, opts: RegisterChainOptions, results: RegisterResult[]): Promise<void> {
+    const facts = sourceFacts(this.#pending[i]!.applied!)
+    this.#stop()
+    await Promise.allSettled(this.#applies)
+    await abandonFrom(this.#ctx, this.#pending, i, this.#cleanup)
+    if (this.#cleanup.length > 0) {
+      await theirLayer.release().catch(() => {})
+      throw this.#cleanup[0]
+    }
+    const theirs: RegisterResult = { layer: theirLayer, created: false, ...facts }
+    results.push(theirs)
+    opts.onLayer?.(i, theirs)
+    await registerOneByOne(this.#ctx, this.#layers, i + 1, this.#chains[i]!, opts, results)
+  }
+
+  /** After a failure: sources destroyed, every apply awaited (no worker may still write into a layer about to go), the pending layers undone. Returns the error to throw. */
+  async abort(err: unknown): Promise<unknown> {
+    this.#failed = true
+    for (const s of this.#sources) s.destroy()
+    await Promise.allSettled(this.#applies)
+    await abandonFrom(this.#ctx, this.#pending, this.#start, this.#cleanup)
+    return withCleanupFailures(this.#firstError ?? err, this.#cleanup)
   }
 }
 
