@@ -102,6 +102,13 @@ function noSuchImage(id: string): StrataError {
   return new StrataError('NOT_FOUND', `No such image: ${id}`, { details: { id } })
 }
 
+/** An image check does not trust, with its problem and (when it lacks its top layer) that layer. */
+interface UntrustedImage {
+  id: ImageID
+  problem: CheckProblem
+  top?: ChainID
+}
+
 export class ImageStore {
   /** `<root>/image/<driver>`. */
   readonly imageRoot: string
@@ -395,9 +402,18 @@ export class ImageStore {
     const problems: CheckProblem[] = []
     const repair = opts.repair === true
     const ids = await this.list()
-    const present = new Set<string>(ids)
-    const untrusted: Array<{ id: ImageID; problem: CheckProblem; top?: ChainID }> = []
+    const untrusted = await this.#checkImages(ids, problems)
+    const metaNames = await this.#checkMetadata(new Set<string>(ids), repair, problems)
+    if (repair) {
+      await this.#sweepTempFiles(metaNames, problems)
+      await this.#removeUntrusted(untrusted)
+    }
+    return problems
+  }
 
+  /** Check, images: content hashes to the ID and is a valid config, the top layer exists. Returns the images not to trust. */
+  async #checkImages(ids: ImageID[], problems: CheckProblem[]): Promise<UntrustedImage[]> {
+    const untrusted: UntrustedImage[] = []
     for (const id of ids) {
       let image: Image
       try {
@@ -412,17 +428,16 @@ export class ImageStore {
       }
       const top = topChainId(image.config)
       if (top !== null && !(await this.#hasLayer(top))) {
-        const problem: CheckProblem = {
-          kind: 'image-missing-layer',
-          subject: id,
-          message: `Image ${id} needs layer ${top}, which is not in the layer store`,
-        }
+        const problem: CheckProblem = { kind: 'image-missing-layer', subject: id, message: `Image ${id} needs layer ${top}, which is not in the layer store` }
         problems.push(problem)
         untrusted.push({ id, problem, top })
       }
     }
+    return untrusted
+  }
 
-    // Parent links and orphan metadata.
+  /** Check, metadata: parent links name existing images, metadata dirs have content (repaired: removed). Returns the metadata dir names. */
+  async #checkMetadata(present: Set<string>, repair: boolean, problems: CheckProblem[]): Promise<string[]> {
     let metaNames: string[] = []
     try {
       metaNames = await readdir(this.#metadataDir)
@@ -430,70 +445,78 @@ export class ImageStore {
       if (!isErrno(err, 'ENOENT')) throw err
     }
     for (const name of metaNames) {
-      const dir = join(this.#metadataDir, name)
       if (!HEX_RE.test(name) || !present.has(`sha256:${name}`)) {
-        if (isTempName(name)) continue
-        const problem: CheckProblem = { kind: 'image-config', subject: dir, message: `Image metadata "${dir}" has no image content` }
-        if (repair) {
-          await this.#layers.lock.withLock(async () => {
-            if (HEX_RE.test(name) && (await this.#contentExists(`sha256:${name}` as ImageID))) return
-            await rm(dir, { recursive: true, force: true })
-            problem.repaired = 'removed the metadata directory'
-          })
-        }
-        problems.push(problem)
+        if (!isTempName(name)) problems.push(await this.#orphanMetadata(name, repair))
         continue
       }
-      const id = `sha256:${name}` as ImageID
-      const parent = await this.#readMetadata(id, 'parent')
-      if (parent === undefined) continue
-      const valid = isDigest(parent)
-      if (valid && present.has(parent)) continue
-      const problem: CheckProblem = {
-        kind: 'image-config',
-        subject: id,
-        message: valid
-          ? `Image ${id} names parent ${parent}, which does not exist`
-          : `Image ${id} has a malformed parent file (${JSON.stringify(parent.slice(0, 80))})`,
-      }
-      if (repair) {
-        await this.#layers.lock.withLock(async () => {
-          if ((await this.#readMetadata(id, 'parent')) !== parent) return
-          if (valid && (await this.#contentExists(parent))) return
-          await rm(join(dir, 'parent'), { force: true })
-          problem.repaired = 'removed the parent link'
-        })
-      }
-      problems.push(problem)
+      const problem = await this.#checkParentLink(`sha256:${name}` as ImageID, present, repair)
+      if (problem !== undefined) problems.push(problem)
     }
+    return metaNames
+  }
 
-    // Leftovers of interrupted atomic writes. All writes run under the lock, so under it none is in progress.
+  /** A metadata dir without image content; repaired: removed, unless the content appeared meanwhile. */
+  async #orphanMetadata(name: string, repair: boolean): Promise<CheckProblem> {
+    const dir = join(this.#metadataDir, name)
+    const problem: CheckProblem = { kind: 'image-config', subject: dir, message: `Image metadata "${dir}" has no image content` }
     if (repair) {
       await this.#layers.lock.withLock(async () => {
-        for (const dir of [this.#contentDir, ...metaNames.map((n) => join(this.#metadataDir, n))]) {
-          for (const path of await sweepTempFiles(dir)) {
-            problems.push({ kind: 'image-config', subject: path, message: `Leftover temp file "${path}"`, repaired: 'removed' })
-          }
-        }
+        if (HEX_RE.test(name) && (await this.#contentExists(`sha256:${name}` as ImageID))) return
+        await rm(dir, { recursive: true, force: true })
+        problem.repaired = 'removed the metadata directory'
       })
     }
+    return problem
+  }
 
-    if (repair) {
-      for (const { id, problem, top } of untrusted) {
-        // A layer registered meanwhile makes the image whole again (asked outside the lock: the layer store takes it).
-        if (top !== undefined && (await this.#hasLayer(top))) continue
-        await this.#layers.lock.withLock(async () => {
-          // Re-verify under the lock: content is content-addressed, so a file that hashes right now was rewritten correctly.
-          const raw = await readIfExists(this.contentPath(id))
-          if (raw === undefined) return
-          if (problem.kind === 'image-config' && sha256Of(raw) === id && parsesAsConfig(raw)) return
-          for (const child of await this.children(id)) await rm(join(this.metadataPath(child), 'parent'), { force: true })
-          await this.#removeImageFiles(id)
-          problem.repaired = 'removed the image'
-        })
-      }
+  /** An image's parent link, when it names no image or is malformed; repaired: removed, unless it changed or its parent appeared meanwhile. */
+  async #checkParentLink(id: ImageID, present: Set<string>, repair: boolean): Promise<CheckProblem | undefined> {
+    const parent = await this.#readMetadata(id, 'parent')
+    if (parent === undefined) return undefined
+    const valid = isDigest(parent)
+    if (valid && present.has(parent)) return undefined
+    const problem: CheckProblem = {
+      kind: 'image-config',
+      subject: id,
+      message: valid ? `Image ${id} names parent ${parent}, which does not exist` : `Image ${id} has a malformed parent file (${JSON.stringify(parent.slice(0, 80))})`,
     }
-    return problems
+    if (repair) {
+      await this.#layers.lock.withLock(async () => {
+        if ((await this.#readMetadata(id, 'parent')) !== parent) return
+        if (valid && (await this.#contentExists(parent))) return
+        await rm(join(this.metadataPath(id), 'parent'), { force: true })
+        problem.repaired = 'removed the parent link'
+      })
+    }
+    return problem
+  }
+
+  /** Repair: leftovers of interrupted atomic writes. All writes run under the lock, so under it none is in progress. */
+  async #sweepTempFiles(metaNames: string[], problems: CheckProblem[]): Promise<void> {
+    await this.#layers.lock.withLock(async () => {
+      for (const dir of [this.#contentDir, ...metaNames.map((n) => join(this.#metadataDir, n))]) {
+        for (const path of await sweepTempFiles(dir)) {
+          problems.push({ kind: 'image-config', subject: path, message: `Leftover temp file "${path}"`, repaired: 'removed' })
+        }
+      }
+    })
+  }
+
+  /** Repair: the untrusted images removed (their children's parent links with them, as dockerd's Delete does), unless they became whole meanwhile. */
+  async #removeUntrusted(untrusted: UntrustedImage[]): Promise<void> {
+    for (const { id, problem, top } of untrusted) {
+      // A layer registered meanwhile makes the image whole again (asked outside the lock: the layer store takes it).
+      if (top !== undefined && (await this.#hasLayer(top))) continue
+      await this.#layers.lock.withLock(async () => {
+        // Re-verify under the lock: content is content-addressed, so a file that hashes right now was rewritten correctly.
+        const raw = await readIfExists(this.contentPath(id))
+        if (raw === undefined) return
+        if (problem.kind === 'image-config' && sha256Of(raw) === id && parsesAsConfig(raw)) return
+        for (const child of await this.children(id)) await rm(join(this.metadataPath(child), 'parent'), { force: true })
+        await this.#removeImageFiles(id)
+        problem.repaired = 'removed the image'
+      })
+    }
   }
 
   async #hasLayer(chainId: ChainID): Promise<boolean> {
