@@ -186,100 +186,16 @@ async function undoLoad(store: Store, journal: LoadJournal): Promise<void> {
  * that pointed elsewhere as docker load does.
  */
 export async function loadImages(store: Store, source: ImageSource, opts: LoadOptions = {}): Promise<LoadResult> {
-  const images = await source.images()
   const progress = opts.onProgress
-
-  // 1. Check everything before changing anything.
-  const plans = images.map((image, i) => {
-    const label = imageLabel(image, i)
-    try {
-      const { config } = parseImageConfig(image.configBytes)
-      validateForCreate(config)
-      const os = imageOperatingSystem(config)
-      if (os.toLowerCase() !== process.platform) {
-        throw new StrataError('NOT_SUPPORTED', `its config is for operating system "${os}", which this host (${process.platform}) cannot run`)
-      }
-      if (config.rootfs.diff_ids.join() !== image.layers.map((l) => l.diffId).join()) {
-        throw new StrataError('CORRUPT', 'its layers do not match the diff_ids of its config')
-      }
-    } catch (err) {
-      throw withContext(err, `Cannot load ${label}`)
-    }
-    const tagged: Reference[] = []
-    const skippedNames: string[] = []
-    for (const name of image.names) {
-      const ref = loadableReference(name)
-      if (ref === undefined) skippedNames.push(name)
-      else if (!tagged.some((t) => referenceString(t) === referenceString(ref))) tagged.push(ref)
-    }
-    return { image, label, tagged, skippedNames }
-  })
+  const plans = (await source.images()).map(planLoad)
   for (const [i, { image }] of plans.entries()) {
     image.layers.forEach((l, j) => progress?.({ image: i, layer: j, diffId: l.diffId, phase: 'waiting', current: 0, ...(l.size === undefined ? {} : { total: l.size }) }))
   }
-
   const journal: LoadJournal = { handles: [], createdImages: [], tags: [] }
-  const loaded: LoadedImage[] = []
+  let loaded: LoadedImage[]
   try {
-    // 2. Layers, image by image (a layer an earlier image registered is found, not read again).
-    const counts: Array<{ created: number; existing: number }> = []
-    for (const [i, { image, label }] of plans.entries()) {
-      const count = { created: 0, existing: 0 }
-      counts.push(count)
-      if (image.layers.length === 0) continue
-      let results
-      try {
-        results = await store.layers.registerChain(
-          image.layers.map((l, j) => ({
-            open: () => l.open(),
-            expectedDiffId: l.diffId,
-            ...(progress === undefined
-              ? {}
-              : { onProgress: (n: number) => progress({ image: i, layer: j, diffId: l.diffId, phase: 'copying', current: n, ...(l.size === undefined ? {} : { total: l.size }) }) }),
-          })),
-          null,
-          {
-            onLayer: (j, r) => {
-              const l = image.layers[j]!
-              if (r.sourceRead) progress?.({ image: i, layer: j, diffId: l.diffId, phase: 'done', current: r.compressedSize, total: r.compressedSize })
-              else progress?.({ image: i, layer: j, diffId: l.diffId, phase: 'exists', current: 0 })
-            },
-          },
-        )
-      } catch (err) {
-        throw withContext(err, `Cannot load ${label}`)
-      }
-      for (const r of results) {
-        journal.handles.push(r.layer)
-        if (r.created) count.created++
-        else count.existing++
-      }
-    }
-
-    // 3. Images, then tags.
-    for (const [i, { image, label, tagged, skippedNames }] of plans.entries()) {
-      let id: ImageID
-      try {
-        const created = await store.images.create(image.configBytes)
-        id = created.id
-        if (created.created) journal.createdImages.push(id)
-        for (const ref of tagged) {
-          const previous = await store.references.get(ref)
-          if (previous === id) continue
-          await store.references.addTag(ref, id, { force: true })
-          journal.tags.push({ ref, previous })
-        }
-      } catch (err) {
-        throw withContext(err, `Cannot load ${label}`)
-      }
-      loaded.push({
-        id,
-        tagged: tagged.map(referenceString),
-        skippedNames,
-        layersCreated: counts[i]!.created,
-        layersExisting: counts[i]!.existing,
-      })
-    }
+    const counts = await registerLayers(store, plans, journal, progress)
+    loaded = await createImagesAndTags(store, plans, counts, journal)
   } catch (err) {
     await undoLoad(store, journal)
     throw err
@@ -287,6 +203,106 @@ export async function loadImages(store: Store, source: ImageSource, opts: LoadOp
   // The images refer to their layers on disk now; the handles only kept them alive until then.
   for (const h of journal.handles) await h.release()
   return { images: loaded }
+}
+
+/** One image of a load: what it is called in messages and the names it will be tagged with. */
+interface LoadPlan {
+  image: SourceImage
+  label: string
+  tagged: Reference[]
+  skippedNames: string[]
+}
+
+interface LayerCounts {
+  created: number
+  existing: number
+}
+
+/** 1. Check everything before changing anything: a config this host can create, layers that match its diff_ids, the names to tag. */
+function planLoad(image: SourceImage, i: number): LoadPlan {
+  const label = imageLabel(image, i)
+  try {
+    const { config } = parseImageConfig(image.configBytes)
+    validateForCreate(config)
+    const os = imageOperatingSystem(config)
+    if (os.toLowerCase() !== process.platform) {
+      throw new StrataError('NOT_SUPPORTED', `its config is for operating system "${os}", which this host (${process.platform}) cannot run`)
+    }
+    if (config.rootfs.diff_ids.join() !== image.layers.map((l) => l.diffId).join()) {
+      throw new StrataError('CORRUPT', 'its layers do not match the diff_ids of its config')
+    }
+  } catch (err) {
+    throw withContext(err, `Cannot load ${label}`)
+  }
+  const tagged: Reference[] = []
+  const skippedNames: string[] = []
+  for (const name of image.names) {
+    const ref = loadableReference(name)
+    if (ref === undefined) skippedNames.push(name)
+    else if (!tagged.some((t) => referenceString(t) === referenceString(ref))) tagged.push(ref)
+  }
+  return { image, label, tagged, skippedNames }
+}
+
+/** 2. Layers, image by image (a layer an earlier image registered is found, not read again); their handles go in the journal. */
+async function registerLayers(store: Store, plans: LoadPlan[], journal: LoadJournal, progress: LoadOptions['onProgress']): Promise<LayerCounts[]> {
+  const counts: LayerCounts[] = []
+  for (const [i, { image, label }] of plans.entries()) {
+    const count = { created: 0, existing: 0 }
+    counts.push(count)
+    if (image.layers.length === 0) continue
+    let results
+    try {
+      results = await store.layers.registerChain(
+        image.layers.map((l, j) => ({
+          open: () => l.open(),
+          expectedDiffId: l.diffId,
+          ...(progress === undefined
+            ? {}
+            : { onProgress: (n: number) => progress({ image: i, layer: j, diffId: l.diffId, phase: 'copying', current: n, ...(l.size === undefined ? {} : { total: l.size }) }) }),
+        })),
+        null,
+        {
+          onLayer: (j, r) => {
+            const l = image.layers[j]!
+            if (r.sourceRead) progress?.({ image: i, layer: j, diffId: l.diffId, phase: 'done', current: r.compressedSize, total: r.compressedSize })
+            else progress?.({ image: i, layer: j, diffId: l.diffId, phase: 'exists', current: 0 })
+          },
+        },
+      )
+    } catch (err) {
+      throw withContext(err, `Cannot load ${label}`)
+    }
+    for (const r of results) {
+      journal.handles.push(r.layer)
+      if (r.created) count.created++
+      else count.existing++
+    }
+  }
+  return counts
+}
+
+/** 3. Images, then their tags (a tag that pointed elsewhere moves, as docker load does); what changed goes in the journal. */
+async function createImagesAndTags(store: Store, plans: LoadPlan[], counts: LayerCounts[], journal: LoadJournal): Promise<LoadedImage[]> {
+  const loaded: LoadedImage[] = []
+  for (const [i, { image, label, tagged, skippedNames }] of plans.entries()) {
+    let id: ImageID
+    try {
+      const created = await store.images.create(image.configBytes)
+      id = created.id
+      if (created.created) journal.createdImages.push(id)
+      for (const ref of tagged) {
+        const previous = await store.references.get(ref)
+        if (previous === id) continue
+        await store.references.addTag(ref, id, { force: true })
+        journal.tags.push({ ref, previous })
+      }
+    } catch (err) {
+      throw withContext(err, `Cannot load ${label}`)
+    }
+    loaded.push({ id, tagged: tagged.map(referenceString), skippedNames, layersCreated: counts[i]!.created, layersExisting: counts[i]!.existing })
+  }
+  return loaded
 }
 
 // ---------------------------------------------------------------------------
