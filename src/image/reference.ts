@@ -403,6 +403,21 @@ export class ReferenceStore {
         bad.push({ name, key, value, problem })
       }
     }
+    // An rmi beside check removes the tags and then the image: a tag read
+    // before and an image missing after is no problem. Re-checked under the lock.
+    if (bad.some((b) => b.problem.message.endsWith('does not exist'))) {
+      await this.#lock.withLock(async () => {
+        const repos = await this.#load()
+        for (let i = bad.length - 1; i >= 0; i--) {
+          const b = bad[i]!
+          if (!b.problem.message.endsWith('does not exist')) continue
+          const repo = repos.get(b.name)
+          if (repo !== undefined && repo !== null && repo.get(b.key) === b.value && !(await opts.imageExists(b.value as ImageID))) continue
+          bad.splice(i, 1)
+          problems.splice(problems.indexOf(b.problem), 1)
+        }
+      })
+    }
     if (opts.repair === true && bad.length > 0) {
       await this.#lock.withLock(async () => {
         const repos = await this.#load()

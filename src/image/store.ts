@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { chainId, digestHex, isDigest, parseDigest, sha256Of } from '../digest/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import type { ChainID, CheckProblem, LayerHandle } from '../layer/index.js'
-import { atomicWriteFile, formatRfc3339Nano, fsyncPath, isTempName, nowNs, readIfExists, sweepTempFiles, type StoreLock } from '../fs/index.js'
+import { atomicWriteFile, formatRfc3339Nano, fsyncPath, isTempName, nowNs, pathExists, readIfExists, sweepTempFiles, type StoreLock } from '../fs/index.js'
 import {
   imageOperatingSystem,
   parseImageConfig,
@@ -403,6 +403,7 @@ export class ImageStore {
     const repair = opts.repair === true
     const ids = await this.list()
     const untrusted = await this.#checkImages(ids, problems)
+    await this.#confirmMissingLayers(untrusted, problems)
     const metaNames = await this.#checkMetadata(new Set<string>(ids), repair, problems)
     if (repair) {
       await this.#sweepTempFiles(metaNames, problems)
@@ -436,6 +437,26 @@ export class ImageStore {
     return untrusted
   }
 
+  /**
+   * Check, images missing their layer, re-checked under the lock: an rmi
+   * beside check removes the image and then its layers, so an image found
+   * without its layer is a problem only if it is still there, still
+   * without it.
+   */
+  async #confirmMissingLayers(untrusted: UntrustedImage[], problems: CheckProblem[]): Promise<void> {
+    const has = this.#layers.has?.bind(this.#layers)
+    if (has === undefined || !untrusted.some((u) => u.top !== undefined)) return
+    await this.#layers.lock.withLock(async () => {
+      for (let i = untrusted.length - 1; i >= 0; i--) {
+        const u = untrusted[i]!
+        if (u.top === undefined) continue
+        if ((await this.#contentExists(u.id)) && !(await has(u.top))) continue
+        untrusted.splice(i, 1)
+        problems.splice(problems.indexOf(u.problem), 1)
+      }
+    })
+  }
+
   /** Check, metadata: parent links name existing images, metadata dirs have content (repaired: removed). Returns the metadata dir names. */
   async #checkMetadata(present: Set<string>, repair: boolean, problems: CheckProblem[]): Promise<string[]> {
     let metaNames: string[] = []
@@ -446,7 +467,10 @@ export class ImageStore {
     }
     for (const name of metaNames) {
       if (!HEX_RE.test(name) || !present.has(`sha256:${name}`)) {
-        if (!isTempName(name)) problems.push(await this.#orphanMetadata(name, repair))
+        if (isTempName(name)) continue
+        // An image created since the listing, or removed meanwhile (metadata goes first), is no problem.
+        if (HEX_RE.test(name) && ((await this.#contentExists(`sha256:${name}` as ImageID)) || !(await pathExists(join(this.#metadataDir, name))))) continue
+        problems.push(await this.#orphanMetadata(name, repair))
         continue
       }
       const problem = await this.#checkParentLink(`sha256:${name}` as ImageID, present, repair)
@@ -475,6 +499,8 @@ export class ImageStore {
     if (parent === undefined) return undefined
     const valid = isDigest(parent)
     if (valid && present.has(parent)) return undefined
+    // A parent created since the listing is no problem.
+    if (valid && (await this.#contentExists(parent))) return undefined
     const problem: CheckProblem = {
       kind: 'image-config',
       subject: id,

@@ -47,9 +47,22 @@ function deferred(): { promise: Promise<Verified>; resolve: (v: Verified) => voi
 /** Bytes an export rebuilds ahead of its reader. */
 const EXPORT_READ_AHEAD = 4 << 20
 
-export async function exportLayer(ctx: StoreContext, chain: ChainID): Promise<LayerExport> {
+/** A layer being exported: its metadata, and how to let go of it. */
+type Held = Pick<Handle, 'chainId' | 'diffId' | 'parent' | 'cacheId' | 'hasTarSplit' | 'release'>
+
+export interface ExportOptions {
+  /**
+   * Hold the layer while exporting (default true). check passes false: a
+   * hold would make a concurrent rmi's collection stop at this layer and
+   * leave it orphaned; check instead re-checks under the data-root lock
+   * that the layer still exists before it reports an export that failed.
+   */
+  hold?: boolean
+}
+
+export async function exportLayer(ctx: StoreContext, chain: ChainID, opts: ExportOptions = {}): Promise<LayerExport> {
   // A protective hold: reading a layer must not delete it when nothing else refers to it.
-  const handle = await getHandle(ctx, chain, false)
+  const handle: Held = opts.hold === false ? { ...(await readLayerInfo(ctx.paths.layerDir(chain), chain)), release: async () => {} } : await getHandle(ctx, chain, false)
   try {
     const verdict = deferred()
     const holds: Array<() => Promise<void>> = []
@@ -69,13 +82,13 @@ export async function exportLayer(ctx: StoreContext, chain: ChainID): Promise<La
 }
 
 /** Ends an export: settles `verified` if the consumer left early, then drops the handle. */
-async function finish(handle: Handle, verdict: ReturnType<typeof deferred>): Promise<void> {
+async function finish(handle: Held, verdict: ReturnType<typeof deferred>): Promise<void> {
   if (!verdict.settled()) verdict.reject(new StrataError('INVALID_ARGUMENT', `Export of layer ${handle.chainId} was abandoned before its end`))
   // The export itself is complete; a deletion that fails here is finished by recovery.
   await handle.release().catch(() => {})
 }
 
-async function fromTarSplit(ctx: StoreContext, handle: Handle, verdict: ReturnType<typeof deferred>, holds: Array<() => Promise<void>>): Promise<AsyncGenerator<Buffer>> {
+async function fromTarSplit(ctx: StoreContext, handle: Held, verdict: ReturnType<typeof deferred>, holds: Array<() => Promise<void>>): Promise<AsyncGenerator<Buffer>> {
   // Drivers that must mount a layer to read it (devicemapper) hold it mounted until the tar is rebuilt.
   const files = ctx.driver.holdDiffFiles !== undefined ? await ctx.driver.holdDiffFiles(handle.cacheId) : { dir: await ctx.driver.diffFilesDir(handle.cacheId), release: async () => {} }
   holds.push(files.release)
@@ -115,7 +128,7 @@ async function fromTarSplit(ctx: StoreContext, handle: Handle, verdict: ReturnTy
   })()
 }
 
-async function fromDriverDiff(ctx: StoreContext, handle: Handle, verdict: ReturnType<typeof deferred>): Promise<AsyncGenerator<Buffer>> {
+async function fromDriverDiff(ctx: StoreContext, handle: Held, verdict: ReturnType<typeof deferred>): Promise<AsyncGenerator<Buffer>> {
   // The handle keeps the parent too (it is this layer's parent on disk).
   const parentCacheId = handle.parent === null ? null : (await readLayerInfo(ctx.paths.layerDir(handle.parent), handle.parent)).cacheId
   const tar = await ctx.driver.diff(handle.cacheId, parentCacheId)

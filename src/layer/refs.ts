@@ -92,10 +92,21 @@ export class Handle implements LayerHandle {
 
   /** Drops the reference (a second call does nothing) and collects what nothing refers to any more. */
   async release(): Promise<void> {
-    if (this.#lock === undefined) return
-    this.#lock.close()
+    const lock = this.#lock
+    if (lock === undefined) return
     this.#lock = undefined
-    if (this.#collect) await collectGarbage(this.#ctx, this.chainId)
+    if (!this.#collect) {
+      lock.close()
+      return
+    }
+    // Let go under the data-root lock, in the same hold as the collection: released
+    // first, the layer would be unreferenced and unheld for a moment, and a check
+    // looking then would take it for an orphan.
+    const doomed = await this.#ctx.lock.withLock(() => {
+      lock.close()
+      return markUnreferenced(this.#ctx, this.chainId)
+    })
+    await deleteDoomed(this.#ctx, doomed)
   }
 
   toJSON(): LayerInfo {
@@ -148,6 +159,22 @@ class References {
     if (n > 1) this.#children.set(parent, n - 1)
     else this.#children.delete(parent)
   }
+}
+
+/**
+ * Layers nothing refers to (no image, no mount, no child layer) and no
+ * live process holds. Call under the data-root lock.
+ */
+export async function unreferencedLayers(ctx: StoreContext): Promise<ChainID[]> {
+  const refs = await References.scan(ctx)
+  const out: ChainID[] = []
+  for (const name of await listDir(ctx.paths.sha256)) {
+    if (!HEX64_RE.test(name)) continue
+    const chain = parseDigest(name)
+    if (refs.has(chain) || DirLock.isHeld(ctx.paths.layerDir(chain))) continue
+    out.push(chain)
+  }
+  return out
 }
 
 /** Sorted entries of `dir`; none when it is missing or not a directory. */

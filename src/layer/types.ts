@@ -162,6 +162,8 @@ export interface CheckProblem {
     | 'driver' // the graph driver's own records disagree (GraphDriver.check)
     | 'debris' // what a dead process left under the root (removed on open, src/store/debris.ts)
     | 'layer-orphan' // a layer no image, container or child layer refers to
+  /** 'warning': reported, not a failure (check exits 0 for warnings alone). */
+  severity?: 'warning'
   /** chainID, mount name, image ID or reference. */
   subject: string
   message: string
