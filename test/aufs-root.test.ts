@@ -21,7 +21,6 @@ import {
   createContainer,
   mountContainer,
   removeContainer,
-  startContainer,
   unmountContainer,
 } from '../src/container/index.js'
 import { sha256Of } from '../src/digest/index.js'
@@ -29,7 +28,7 @@ import { topChainId } from '../src/image/index.js'
 import { listImages, Store } from '../src/store/index.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
 import { CHANGE_SCRIPT, CHANGED_OUTPUT, makeDockerdAufsRoot, type ExportEntry } from './helpers/aufs-root.js'
-import { containerEnv } from './helpers/container-env.js'
+import { containerEnv, startToExit } from './helpers/container-env.js'
 import { IMAGE_TAG } from './helpers/docker-image.js'
 import { mountsAtOrUnder, requireDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
@@ -165,7 +164,8 @@ test('an aufs root as dockerd 20.10 wrote it opens in strata: images, layers wit
 
     // It runs, and finds its changes.
     let out = ''
-    const code = await startContainer(store, fx.changed.id, { stdio: 'pipe', onSpawn: (child) => child.stdout?.on('data', (b: Buffer) => (out += b.toString())) })
+    const { code, stdout } = await startToExit(store, fx.changed.id)
+    out += stdout
     assert.equal(code, 0)
     assert.equal(out, CHANGED_OUTPUT)
     assert.deepEqual(await store.driver.mountedLayers(), [], 'the run unmounted what it mounted')
@@ -182,9 +182,11 @@ test('a root strata wrote with -s aufs: containers run, diff and commit through 
   const env = await containerEnv(t, 'aufs', root)
   const { store } = env
   const c = await createContainer(store, IMAGE_TAG, { cmd: ['sh', '-c', CHANGE_SCRIPT] })
-  assert.equal(await startContainer(store, c.id, { stdio: 'pipe' }), 0)
+  assert.equal((await startToExit(store, c.id)).code, 0)
   let out = ''
-  assert.equal(await startContainer(store, c.id, { stdio: 'pipe', onSpawn: (child) => child.stdout?.on('data', (b: Buffer) => (out += b.toString())) }), 0)
+  const ran = await startToExit(store, c.id)
+  out += ran.stdout
+  assert.equal(ran.code, 0)
   assert.equal(out, CHANGED_OUTPUT)
   assert.deepEqual((await containerChanges(store, c.id)).map((ch) => `${ch.kind} ${ch.path}`), [
     'C /bin',

@@ -91,7 +91,10 @@ test('strata create/ps/start/diff/commit/mount/export/run/rm (vfs)', async (t) =
   // Usage errors exit as docker's (a wrong argument count 1, a flag it refuses 125); failed operations 1 with a message naming the culprit.
   assert.equal(strata('create').status, 1)
   assert.match(strata('create').stderr, /^"strata create" requires at least 1 argument\.\nSee 'strata create --help'\.\n\nUsage:  strata create /)
-  assert.equal(strata('start', 'c1').status, 125)
+  assert.equal(strata('start', '--attach=maybe', 'c1').status, 125)
+  const gone = strata('start', 'c1')
+  assert.equal(gone.status, 1)
+  assert.match(gone.stderr, /No such container: c1/)
   const missing = strata('rm', 'nope')
   assert.equal(missing.status, 1)
   assert.match(missing.stderr, /No such container: nope/)

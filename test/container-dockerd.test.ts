@@ -33,10 +33,10 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
 import { readTar } from '../src/archive/tar/index.js'
-import { commitContainer, containerChanges, createContainer, startContainer } from '../src/container/index.js'
+import { commitContainer, containerChanges, createContainer } from '../src/container/index.js'
 import type { Store } from '../src/store/index.js'
 import { lsetxattr, lutimens, type Timespec } from '../src/sys/index.js'
-import { containerEnv, loadImage } from './helpers/container-env.js'
+import { containerEnv, loadImage, startToExit } from './helpers/container-env.js'
 import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
 import { requireDockerd, startDockerd, type Dockerd } from './helpers/dockerd.js'
 import { CAP_NET_RAW_EP } from './helpers/fixtures.js'
@@ -212,7 +212,7 @@ async function strataSide(store: Store, driver: string, s: Scenario): Promise<Ou
   const c = await createContainer(store, DIFF_TAG, { cmd: ['sh', '-c', s.script] })
   const format = (changes: Array<{ kind: string; path: string }>): string[] => changes.map((ch) => `${ch.kind} ${ch.path}`)
   const before = format(await containerChanges(store, c.id))
-  assert.equal(await startContainer(store, c.id, { stdio: 'pipe' }), 0, `${s.name}: the script ran`)
+  assert.equal((await startToExit(store, c.id)).code, 0, `${s.name}: the script ran`)
   const { mountId } = await store.layers.getMount(c.id)
   const files = containerFiles(driver, join(store.root, driver), mountId)
   s.fromHost?.(files)
@@ -275,7 +275,8 @@ for (const driver of ['overlay2', 'vfs'] as const) {
     assert.match(dockerHostname, /^[a-f0-9]{12}\n$/, 'dockerd writes the short ID and a newline, as strata does')
     const probe = await createContainer(env.store, IMAGE_TAG, { cmd: ['sh', '-c', PROBE] })
     let strataProbe = ''
-    const code = await startContainer(env.store, probe.id, { stdio: 'pipe', onSpawn: (child) => child.stdout?.on('data', (b: Buffer) => (strataProbe += b.toString())) })
+    const { code, stdout } = await startToExit(env.store, probe.id)
+    strataProbe += stdout
     assert.equal(code, 0)
     assert.equal(strataProbe, dockerProbe, 'hosts, resolv.conf, env, file modes, limits and user as in a docker container')
   })

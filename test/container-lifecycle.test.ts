@@ -10,6 +10,7 @@
  * images in use are reported, and an image without a command is refused.
  */
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { lstat, mkdir, readFile, readdir, readlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
@@ -27,10 +28,11 @@ import {
 } from '../src/container/index.js'
 import { isStrataError } from '../src/errors/index.js'
 import { IMAGE_TAG } from './helpers/docker-image.js'
-import { containerEnv, type ContainerEnv } from './helpers/container-env.js'
+import { containerEnv, startToExit, type ContainerEnv } from './helpers/container-env.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { createLoopFs } from './helpers/loopfs.js'
-import { requireRoot, requireTool } from './helpers/peers.js'
+import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { isMonitorInfoAlive, readMonitorInfo } from '../src/containerdb/index.js'
 import { DirLock } from '../src/fs/index.js'
 
 const SCRIPT = 'echo hello > /data/new && rm /data/one && rm -rf /home && mkdir /home && echo x > /home/x && echo ran && exit 3'
@@ -49,18 +51,9 @@ function canRun(t: TestContext): boolean {
   return requireRoot(t) && requireTool(t, 'runc', 'busybox', 'tar') && requireDockerd(t)
 }
 
-/** Starts a container with its output captured; returns exit code and stdout. */
+/** Starts a container and follows it to its exit: exit code and output. */
 async function startCaptured(env: ContainerEnv, id: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const code = await startContainer(env.store, id, {
-    stdio: 'pipe',
-    onSpawn: (child) => {
-      child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()))
-      child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()))
-    },
-  })
-  return { code, stdout, stderr }
+  return startToExit(env.store, id)
 }
 
 async function walkThrough(t: TestContext, env: ContainerEnv): Promise<void> {
@@ -219,22 +212,26 @@ describe('container edge cases (vfs)', () => {
     assert.equal((await env.store.layers.getMount(b.id)).mountCount, 0)
   })
 
-  test('a running container: listed as running, start refused, rm refused, rm -f kills it (137)', async (t) => {
+  test('a running container: listed as running, a second start does nothing, rm refused, rm -f kills it and removes it', async (t) => {
     if (!canRun(t)) return
     const env = await containerEnv(t, 'vfs')
     const c = await createContainer(env.store, IMAGE_TAG, { name: 'sleeper', cmd: ['sleep', '60'] })
-    const running = startContainer(env.store, c.id, { stdio: 'pipe' })
-    // Until the run ends, whatever happens below.
-    t.after(() => running.catch(() => {}))
-    for (let i = 0; i < 100 && !(await env.store.containers.get(c.id)).running; i++) await new Promise((r) => setTimeout(r, 50))
+    // startContainer returns once the process runs: no polling for it.
+    const started = await startContainer(env.store, c.id)
+    assert.equal(started.alreadyRunning, false)
+    assert.ok(started.pid > 0)
     const listed = await env.store.containers.list()
     assert.equal(listed.length, 1)
-    assert.equal(listed[0]!.running, true, 'running while runc runs it')
-    assert.ok(listed[0]!.record.State.Pid > 0)
-    await assert.rejects(startContainer(env.store, c.id), codeIs('IN_USE'))
+    assert.equal(listed[0]!.running, true, 'running while its monitor runs it')
+    assert.equal(listed[0]!.record.State.Pid, started.pid, 'State.Pid is the container init, as dockerd records it')
+    assert.deepEqual(await startContainer(env.store, c.id), { id: c.id, alreadyRunning: true, pid: started.pid })
     await assert.rejects(removeContainer(env.store, 'sleeper'), codeIs('IN_USE'))
+    // rm -f: killed, its monitor records the exit and unmounts, then record and layer go.
+    const monitor = readMonitorInfo(env.root, c.id)!
     await removeContainer(env.store, 'sleeper', { force: true })
-    assert.equal(await running, 137, 'killed by SIGKILL')
+    assert.equal(existsSync(`/proc/${started.pid}`), false, 'the process is gone')
+    assert.equal(isMonitorInfoAlive(monitor), false, 'the monitor is gone')
+    assert.ok((await run('runc', ['state', c.id]).catch((e: unknown) => e)) instanceof Error, 'no runc state left')
     assert.deepEqual(await env.store.containers.list(), [])
     assert.deepEqual(await env.store.layers.listMounts(), [])
   })

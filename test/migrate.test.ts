@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { createContainer, mountContainer, startContainer, unmountContainer } from '../src/container/index.js'
+import { createContainer, mountContainer, unmountContainer } from '../src/container/index.js'
 import { END_OF_ARCHIVE, encodeHeader, padding } from '../src/archive/tar/index.js'
 import { sha256Of, type Digest } from '../src/digest/index.js'
 import { isStrataError, type StrataErrorCode } from '../src/errors/index.js'
@@ -25,7 +25,8 @@ import { cleanupMigration, migrateDataRoot, migrationStatus, type MigrateProgres
 import { listImages, Store } from '../src/store/index.js'
 import { MNT_DETACH, mount, umount2 } from '../src/sys/index.js'
 import { CHANGE_SCRIPT, CHANGED_OUTPUT } from './helpers/aufs-root.js'
-import { loadImage } from './helpers/container-env.js'
+import { loadImage, startToExit } from './helpers/container-env.js'
+import { bootId, processStartTime } from '../src/containerdb/index.js'
 import { IMAGE_TAG, readDockerArchive, threeLayerArchive } from './helpers/docker-image.js'
 import { mountsAtOrUnder } from './helpers/dockerd.js'
 import { makeImage } from './helpers/image-fixtures.js'
@@ -107,7 +108,7 @@ async function rootWithContainers(t: TestContext, driver: string, base?: string)
   try {
     await loadImage(store, image)
     const changed = await createContainer(store, IMAGE_TAG, { name: 'changed', cmd: ['sh', '-c', CHANGE_SCRIPT] })
-    assert.equal(await startContainer(store, changed.id, { stdio: 'pipe' }), 0)
+    assert.equal((await startToExit(store, changed.id)).code, 0)
     await createContainer(store, IMAGE_TAG, { name: 'fresh', cmd: ['cat', '/data/one'] })
     return { root, changed: changed.id, before: await factsOf(store) }
   } finally {
@@ -141,7 +142,9 @@ async function assertMigrated(root: string, to: string, before: Facts, changed: 
     }
     assert.deepEqual(await store.check(), [])
     let out = ''
-    assert.equal(await startContainer(store, changed, { stdio: 'pipe', onSpawn: (child) => child.stdout?.on('data', (b: Buffer) => (out += b.toString())) }), 0)
+    const ran = await startToExit(store, changed)
+    out += ran.stdout
+    assert.equal(ran.code, 0)
     assert.equal(out, CHANGED_OUTPUT, 'the container runs on the new driver and finds its changes')
   } finally {
     await run('runc', ['delete', '--force', changed]).catch(() => {})
@@ -216,7 +219,7 @@ describe('strata migrate: plans, refusals, crashes', () => {
   test('refused: a running container, a mounted one, the same driver, an unknown one, a target tree in the way, two drivers\' trees', async (t) => {
     if (!needs(t)) return
     const { root, changed } = await rootWithContainers(t, 'aufs')
-    // A container whose runc process is alive: its record says Running, and the PID's command line names it.
+    // A container whose monitor is alive: its record says Running, and its monitor file names a live process (PID, start time, boot).
     const sleeper = spawn('sh', ['-c', 'sleep 60', changed], { stdio: 'ignore' })
     t.after(() => sleeper.kill('SIGKILL'))
     const config = join(root, 'containers', changed, 'config.v2.json')
@@ -225,8 +228,11 @@ describe('strata migrate: plans, refusals, crashes', () => {
     running.State.Running = true
     running.State.Pid = sleeper.pid!
     await writeFile(config, JSON.stringify(running))
+    const monitorFile = join(root, 'containers', changed, 'strata-monitor.json')
+    await writeFile(monitorFile, JSON.stringify({ pid: sleeper.pid!, startTime: processStartTime(sleeper.pid!), bootId: bootId() }))
     await expectError(migrateDataRoot({ root, to: 'overlay2' }), 'IN_USE', 'containers run', 'changed')
     await writeFile(config, original)
+    await rm(monitorFile)
     sleeper.kill('SIGKILL')
 
     const store = await Store.open({ root })

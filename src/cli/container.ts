@@ -16,18 +16,19 @@ import {
   listContainers,
   type ContainerSummary,
   mountContainer,
+  parseRestartPolicy,
   removeContainer,
-  runContainer,
   startContainer,
   unmountContainer,
   type CreateContainerOptions,
 } from '../container/index.js'
+import { PROCESS_HELPS, processVerb, startAttached } from './container-process.js'
 import { StrataError } from '../errors/index.js'
 import { goTimeString } from '../fs/index.js'
 import { ellipsis, humanSizeWithPrecision } from './docker-format.js'
 import { FILTER_FLAG, parseFilterFlags } from './filters.js'
 import { checkArgCount, intFlag, parseFlags } from './args.js'
-import { FlagError, UnknownCommandError, UsageError } from './errors.js'
+import { FlagError, UnknownCommandError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { writeOutput } from './io.js'
 import type { CommandResult } from './output.js'
@@ -54,22 +55,26 @@ ${CREATE_OPTIONS}
 `,
   run: `Usage: strata run [OPTIONS] IMAGE [COMMAND] [ARG...]
 
-Create a container and run it with runc in the foreground; exit with its status.
-No network is set up: the container gets its own network namespace with only loopback.
+Create a container and run it with runc (a monitor process per container), attached
+unless -d; exit with its status. No network is set up: the container gets its own
+network namespace with only loopback.
 
 ${CREATE_OPTIONS}
+  -d, --detach               Run container in background and print container ID
+  -i, --interactive          Keep STDIN open
+      --restart POLICY       no, on-failure[:max-retries], always, unless-stopped
+                             (applied by the monitor while the host runs; nothing restarts after a reboot)
       --rm                   Remove the container when it exits
 `,
-  start: `Usage: strata start -a CONTAINER
-
-Run an existing container with runc in the foreground (attached); exit with its status.
-`,
+  ...PROCESS_HELPS,
   ps: `Usage: strata ps [OPTIONS]
 
 List containers (running ones only, unless -a).
 
 Options:
   -a, --all             Show all containers
+  -f, --filter FILTER   Filter output based on conditions provided (status=created|restarting|running|
+                        removing|paused|exited|dead, name=, id=, label=)
   -q, --quiet           Only display container IDs
   -f, --filter KEY=VAL  Keep what matches (repeatable): id=, name= (a regexp), status=,
                         ancestor=IMAGE, label=KEY[=VALUE], exited=CODE, before=, since=
@@ -112,7 +117,7 @@ Write a container's filesystem as a tar archive (to stdout without -o).
 Remove containers (their layers and records).
 
 Options:
-  -f, --force   Remove even when mounted or running (killing it)
+  -f, --force   Remove even when mounted or running (killing it and waiting for its exit)
 `,
 }
 
@@ -121,7 +126,8 @@ export const CONTAINER_HELP = `Usage: strata container COMMAND
 Manage containers.
 
 Commands:
-  create, run, start, ls (ps), inspect, mount, umount, diff, commit, export, rm
+  create, run, start, stop, kill, wait, logs, restart, pause, unpause, exec, top,
+  ls (ps), inspect, mount, umount, diff, commit, export, rm
 `
 
 function help(verb: string, args: string[]): string | undefined {
@@ -141,7 +147,7 @@ export async function containerCommand(args: string[], global: GlobalOptions): P
 
 /** Dispatches one of the verbs in CONTAINER_HELPS. */
 export async function containerVerb(verb: string, args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const h = help(verb, verb === 'create' || verb === 'run' ? args.slice(0, Math.max(0, firstPositional(args))) : args)
+  const h = help(verb, verb === 'create' || verb === 'run' ? args.slice(0, Math.max(0, firstPositional(args))) : verb === 'exec' || verb === 'top' ? args.slice(0, 1) : args)
   if (h !== undefined) return h
   switch (verb) {
     case 'create':
@@ -149,7 +155,16 @@ export async function containerVerb(verb: string, args: string[], global: Global
     case 'run':
       return run(args, global)
     case 'start':
-      return start(args, global)
+    case 'stop':
+    case 'kill':
+    case 'wait':
+    case 'logs':
+    case 'restart':
+    case 'pause':
+    case 'unpause':
+    case 'exec':
+    case 'top':
+      return processVerb(verb, args, global)
     case 'ps':
       return ps(args, global)
     case 'mount':
@@ -182,6 +197,16 @@ const VALUE_FLAGS: Record<string, string> = {
   '--entrypoint': 'entrypoint',
   '-l': 'label',
   '--label': 'label',
+  '--restart': 'restart',
+}
+
+/** create/run booleans: which verbs take them. */
+const BOOL_FLAGS: Record<string, { key: 'rm' | 'detach' | 'interactive'; verbs: string[] }> = {
+  '--rm': { key: 'rm', verbs: ['run'] },
+  '-d': { key: 'detach', verbs: ['run'] },
+  '--detach': { key: 'detach', verbs: ['run'] },
+  '-i': { key: 'interactive', verbs: ['run', 'create'] },
+  '--interactive': { key: 'interactive', verbs: ['run', 'create'] },
 }
 
 /** Index of the first argument that is not an option or an option's value (args.length when none). */
@@ -199,13 +224,14 @@ interface CreateArgs {
   image: string
   opts: CreateContainerOptions
   rm: boolean
+  detach: boolean
 }
 
 function parseCreate(verb: string, args: string[]): CreateArgs {
   const opts: CreateContainerOptions = {}
   const env: string[] = []
   const labels: Record<string, string> = {}
-  let rm = false
+  const bools = { rm: false, detach: false, interactive: false }
   let i = 0
   for (; i < args.length; i++) {
     const arg = args[i]!
@@ -216,8 +242,9 @@ function parseCreate(verb: string, args: string[]): CreateArgs {
     if (!arg.startsWith('-') || arg === '-') break
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1
     const flag = eq > 0 ? arg.slice(0, eq) : arg
-    if (flag === '--rm' && verb === 'run') {
-      rm = true
+    const bool = BOOL_FLAGS[flag]
+    if (bool !== undefined && bool.verbs.includes(verb)) {
+      bools[bool.key] = eq > 0 ? arg.slice(eq + 1) !== 'false' : true
       continue
     }
     const key = VALUE_FLAGS[flag]
@@ -251,14 +278,22 @@ function parseCreate(verb: string, args: string[]): CreateArgs {
         labels[at < 0 ? value : value.slice(0, at)] = at < 0 ? '' : value.slice(at + 1)
         break
       }
+      case 'restart':
+        opts.restartPolicy = parseRestartPolicy(value)
+        break
     }
   }
+  if (bools.interactive) opts.interactive = true
+  if (bools.detach) opts.detached = true
+  const policy = opts.restartPolicy?.Name ?? 'no'
+  // docker's CLI refuses this pair itself (exit 125).
+  if (bools.rm && policy !== 'no') throw new FlagError('Conflicting options: --restart and --rm')
   const [image, ...cmd] = args.slice(i)
   if (image === undefined) checkArgCount([], { min: 1 }, CONTAINER_HELPS[verb]!)
   if (cmd.length > 0) opts.cmd = cmd
   if (env.length > 0) opts.env = env
   if (Object.keys(labels).length > 0) opts.labels = labels
-  return { image, opts, rm }
+  return { image, opts, rm: bools.rm, detach: bools.detach }
 }
 
 async function create(args: string[], global: GlobalOptions): Promise<CommandResult> {
@@ -268,17 +303,25 @@ async function create(args: string[], global: GlobalOptions): Promise<CommandRes
 }
 
 async function run(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { image, opts, rm } = parseCreate('run', args)
-  const { exitCode } = await withStore(global, (store) => runContainer(store, image, { ...opts, rm, stdio: 'inherit' }))
-  return { stdout: '', exitCode }
-}
-
-async function start(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { values, positionals } = parseFlags(args, { attach: { type: 'boolean', short: 'a' } }, CONTAINER_HELPS.start!)
-  checkArgCount(positionals, { min: 1, max: 1 }, CONTAINER_HELPS.start!)
-  if (values.attach !== true) throw new UsageError('strata has no daemon to run a container in the background: use "start -a"')
-  const exitCode = await withStore(global, (store) => startContainer(store, positionals[0]!, { stdio: 'inherit' }))
-  return { stdout: '', exitCode }
+  const { image, opts, rm, detach } = parseCreate('run', args)
+  return withStore(global, async (store) => {
+    // A detached --rm container is removed by its monitor when it exits (AutoRemove, as dockerd).
+    const c = await createContainer(store, image, { ...opts, autoRemove: detach && rm })
+    if (detach) {
+      try {
+        await startContainer(store, c.id)
+      } catch (err) {
+        if (rm) await removeContainer(store, c.id, { force: true }).catch(() => {})
+        throw err
+      }
+      return `${c.id}\n`
+    }
+    try {
+      return await startAttached(store, c.id, opts.interactive === true)
+    } finally {
+      if (rm) await removeContainer(store, c.id, { force: true })
+    }
+  })
 }
 
 // ps

@@ -16,7 +16,7 @@ import type { VerbIO } from './progress.js'
 // modules of its own verb only (`strata ps` does not load the transports).
 
 /** The container verbs that also stand alone (`strata ps` = `strata container ps`); container.ts holds their help. */
-const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
+const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'stop', 'kill', 'wait', 'logs', 'restart', 'pause', 'unpause', 'exec', 'top', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
 
 const HELP = `Usage: strata COMMAND [ARGS...]
 
@@ -46,8 +46,16 @@ Commands:
 
 Containers (no daemon; run/start use runc in the foreground):
   create    Create a container from an image (prints its ID)
-  run       Create a container and run it (--rm)
-  start     Run an existing container (-a)
+  run       Create a container and run it (-d, -i, --rm, --restart)
+  start     Start containers in the background (-a: attached)
+  stop      Stop running containers (the stop signal, then SIGKILL)
+  kill      Send a signal to running containers (-s)
+  wait      Wait for containers to stop; print their exit codes
+  logs      Print a container's output (-f, --tail, -t, --since, --until)
+  restart   Restart containers
+  pause     Freeze a container's processes (unpause: thaw them)
+  exec      Run a command in a running container (-i, -t, -e, -w, -u)
+  top       List a container's processes
   ps        List containers (-a: all)
   mount     Mount a container's root filesystem (prints the path)
   umount    Undo one mount

@@ -12,6 +12,7 @@
  * which store.containers.recover() removes (run first by every create). A
  * failure removes the mounted layer again.
  */
+import { StrataError } from '../errors/index.js'
 import { formatRfc3339Nano, nowNs } from '../fs/index.js'
 import { topChainId } from '../image/index.js'
 import { HOSTCONFIG_FILE, newContainerId, newState, shortContainerId, type Container, type ContainerRecord } from '../containerdb/index.js'
@@ -20,16 +21,16 @@ import { commandOf, mergeContainerConfig } from './config.js'
 import { initFileContents } from './init-files.js'
 import type { CreateContainerOptions } from './types.js'
 
-/** hostconfig.json: docker's HostConfig for a container with no network, volumes or limits set. */
-function hostConfig(): Record<string, unknown> {
+/** hostconfig.json: docker's HostConfig for a container with no network, volumes or limits set; its output in a json-file log. */
+function hostConfig(opts: CreateContainerOptions): Record<string, unknown> {
   return {
     Binds: null,
     ContainerIDFile: '',
-    LogConfig: { Type: 'none', Config: {} },
+    LogConfig: { Type: 'json-file', Config: {} },
     NetworkMode: 'none',
     PortBindings: {},
-    RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
-    AutoRemove: false,
+    RestartPolicy: opts.restartPolicy ?? { Name: 'no', MaximumRetryCount: 0 },
+    AutoRemove: opts.autoRemove === true,
     VolumeDriver: '',
     VolumesFrom: null,
     CapAdd: null,
@@ -57,6 +58,11 @@ function hostConfig(): Record<string, unknown> {
  * or an image without a command when none is given.
  */
 export async function createContainer(store: Store, imageRef: string, opts: CreateContainerOptions = {}): Promise<Container> {
+  const policy = opts.restartPolicy?.Name ?? 'no'
+  if (opts.autoRemove === true && policy !== 'no' && policy !== '') {
+    // dockerd's words (daemon/container.go verifyContainerSettings).
+    throw new StrataError('INVALID_ARGUMENT', "can't create 'AutoRemove' container with restart policy")
+  }
   if (opts.name !== undefined) await store.containers.checkNameFree(opts.name)
   const imageId = await store.findImage(imageRef)
   const image = await store.images.get(imageId)
@@ -100,7 +106,7 @@ export async function createContainer(store: Store, imageRef: string, opts: Crea
       HostsPath: '',
       ResolvConfPath: '',
     }
-    await draft.writeFile(HOSTCONFIG_FILE, JSON.stringify(hostConfig()), 0o644)
+    await draft.writeFile(HOSTCONFIG_FILE, JSON.stringify(hostConfig(opts)), 0o644)
     for (const [file, content] of Object.entries(await initFileContents(hostname))) await draft.writeFile(file, content, 0o644)
     const name = await draft.publish(record, opts.name)
     published = true

@@ -1,14 +1,37 @@
 /**
  * src/container: the container verbs without a daemon: create,
- * mount/unmount, diff, export, commit, remove, inspect, and run/start via
- * runc. Records are src/containerdb's (`store.containers`: list, get,
+ * mount/unmount, diff, export, commit, remove, inspect; start, stop, kill,
+ * wait, logs, restart, pause through a monitor process per container
+ * (process.ts, monitor/) running it with runc. Records are src/containerdb's (`store.containers`: list, get,
  * update; state words); types.ts is the verbs' contract.
  */
 export type * from './types.js'
 export { createContainer } from './create.js'
 export { containerChanges, exportContainer, formatChangeLines, mountContainer, removeContainer, unmountContainer } from './lifecycle.js'
 export { commitContainer, EMPTY_LAYER_DIFF_ID } from './commit.js'
-export { startContainer } from './runtime.js'
+export {
+  DEFAULT_RUNTIME,
+  getContainer,
+  killContainer,
+  killRunc,
+  parseSignal,
+  pauseContainer,
+  reconcileContainer,
+  reconciledContainers,
+  restartContainer,
+  startContainer,
+  stopContainer,
+  waitContainer,
+  type StartOptions,
+  type StartResult,
+  type StopOptions,
+  type WaitOptions,
+  type WaitResult,
+} from './process.js'
+export { execContainer, parsePsOutput, topContainer, type ExecOptions, type TopResult } from './exec.js'
+export { attachContainer, type AttachOptions } from './attach.js'
+export { fixedNanoTime, logSize, parseLogLine, parseLogTime, readLogs, type LogEntry, type ReadLogsOptions } from './logs.js'
+export { parseRestartPolicy, type RestartPolicy } from './monitor/restart.js'
 export { runContainer, type RunContainerOptions, type RunContainerResult } from './run.js'
 export { runtimeSpec, resolveUser } from './bundle.js'
 export { filterResolvConf, hostsContent } from './init-files.js'

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream'
 import { sortChanges, exportOverlayUpper, type Change } from '../archive/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
 import type { Store } from '../store/index.js'
-import { killRunc } from './runtime.js'
+import { getContainer, killContainer, waitContainer } from './process.js'
 import type { RemoveContainerOptions } from './types.js'
 
 /** Mounts the container's rootfs (counted across processes) and returns its path. */
@@ -62,18 +62,24 @@ export async function exportContainer(store: Store, ref: string): Promise<Readab
 
 /**
  * Removes a container: its layer (IN_USE while mounted unless force), then
- * its record. A running container is refused unless force, which kills its
- * runc container first (docker rm -f).
+ * its record. A running container is refused unless force, which kills it
+ * and waits for its monitor to finish with it first (docker rm -f).
  */
 export async function removeContainer(store: Store, ref: string, opts: RemoveContainerOptions = {}): Promise<string> {
-  const c = await store.containers.get(ref)
+  const c = await getContainer(store, ref)
   if (c.running) {
     if (opts.force !== true) {
       throw new StrataError('IN_USE', `You cannot remove a running container ${c.id}. Stop the container before attempting removal or force remove`, {
         details: { id: c.id },
       })
     }
-    await killRunc(c.id)
+    try {
+      await killContainer(store, c.id, 'KILL')
+    } catch (err) {
+      // It stopped in between: fine.
+      if (!isStrataError(err, 'IN_USE')) throw err
+    }
+    await waitContainer(store, c.id)
   }
   try {
     await store.layers.removeMount(c.id, { force: opts.force === true })
@@ -81,6 +87,11 @@ export async function removeContainer(store: Store, ref: string, opts: RemoveCon
     // A record whose layer is already gone (a crash mid-removal) is still removed.
     if (!isStrataError(err, 'NOT_FOUND')) throw err
   }
-  await store.containers.remove(c.id)
+  try {
+    await store.containers.remove(c.id)
+  } catch (err) {
+    // Removed meanwhile (its monitor's --rm): what was asked.
+    if (!isStrataError(err, 'NOT_FOUND')) throw err
+  }
   return c.id
 }

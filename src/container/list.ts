@@ -23,6 +23,7 @@ import type { Store } from '../store/index.js'
 import { stateName, stateStatus, type Container } from '../containerdb/index.js'
 import type { ImageID } from '../image/index.js'
 import { chainIds } from '../digest/index.js'
+import { reconciledContainers } from './process.js'
 
 /** docker's types.Container (API 1.41 field names and order). */
 export interface ContainerSummary {
@@ -131,7 +132,8 @@ export async function listContainers(store: Store, opts: ListContainersOptions =
     if (!/^[+-]?\d+$/.test(v)) throw new StrataError('INVALID_ARGUMENT', `strconv.Atoi: parsing "${v}": invalid syntax`)
     return Number(v)
   })
-  const containers = await store.containers.list()
+  // A record whose monitor is gone is made true first (process.ts reconcileContainer).
+  const containers = await reconciledContainers(store)
   const find = (ref: string): Container => {
     const name = ref.replace(/^\//, '')
     const c = containers.find((x) => x.id === ref) ?? containers.find((x) => x.name === name) ?? containers.find((x) => x.id.startsWith(ref))

@@ -10,9 +10,11 @@
  *   /etc/hosts and /etc/resolv.conf content, and the RW layer.
  *
  * Lifecycle: create (a locked draft record, then the mounted layer, then
- * the record published: a record always has its layer) → start/run
- * (mount, runc, unmount) → commit / diff / export at any time → remove
- * (the layer, then the record).
+ * the record published: a record always has its layer) → start (mount,
+ * then a monitor process per container runs it with runc, records its
+ * state and output, unmounts when it exits: process.ts, monitor/) →
+ * stop / kill / wait / logs / exec while it runs → commit / diff / export
+ * at any time → remove (the layer, then the record).
  */
 import type { ImageID } from '../image/index.js'
 
@@ -29,6 +31,14 @@ export interface CreateContainerOptions {
   /** "uid[:gid]" or a name from the image's /etc/passwd. */
   user?: string
   labels?: Record<string, string>
+  /** Keep stdin open (docker -i): attaches feed it through the monitor. */
+  interactive?: boolean
+  /** Created for a detached run (docker run -d): no stream is attached (Config.Attach* false). */
+  detached?: boolean
+  /** hostconfig RestartPolicy, as --restart takes it (monitor/restart.ts parseRestartPolicy). */
+  restartPolicy?: import('./monitor/restart.js').RestartPolicy
+  /** hostconfig AutoRemove: the monitor removes the container when it exits (docker run --rm -d). */
+  autoRemove?: boolean
 }
 
 export interface RemoveContainerOptions {
@@ -57,11 +67,3 @@ export interface CommitResult {
   addedLayer: boolean
 }
 
-export interface RunOptions {
-  /** The child's stdio (default 'inherit': the container shares the caller's terminal streams). */
-  stdio?: 'inherit' | 'pipe'
-  /** Receives the child when stdio is 'pipe' (to read its output). */
-  onSpawn?: (child: import('node:child_process').ChildProcess) => void
-  /** The runc binary (default: "runc" on PATH). */
-  runtime?: string
-}

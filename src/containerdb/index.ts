@@ -14,7 +14,6 @@ export {
   CONTAINERS_DIR,
   containerDir,
   HOSTCONFIG_FILE,
-  isRuncAlive,
   listRecords,
   newContainerId,
   newState,
@@ -22,4 +21,5 @@ export {
   validateContainerName,
   writeRecord,
 } from './records.js'
+export { bootId, isMonitorAlive, isMonitorInfoAlive, MONITOR_FILE, monitorFilePath, processStartTime, readMonitorInfo, type MonitorInfo } from './monitor-file.js'
 export { humanDuration, stateName, stateStatus } from './state-text.js'

@@ -6,11 +6,11 @@
  * the only writer.
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import { GO_ZERO_TIME, TEMP_PREFIX, atomicWriteFile } from '../fs/index.js'
+import { isMonitorAlive } from './monitor-file.js'
 import type { Container, ContainerRecord, ContainerState } from './types.js'
 
 export const CONTAINERS_DIR = 'containers'
@@ -85,24 +85,17 @@ export function newState(): ContainerState {
   }
 }
 
-/** Whether `pid` is a live runc process for container `id` (guards against a stale record and PID reuse). */
-export function isRuncAlive(pid: number, id: string): boolean {
-  if (pid <= 0) return false
-  let cmdline: string
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
-  } catch {
-    return false
-  }
-  return cmdline.split('\0').includes(id)
-}
-
-export function toContainer(record: ContainerRecord): Container {
+/**
+ * A record as the store returns it. Running means the record says so and
+ * its monitor is alive (monitor-file.ts): a monitor that died (killed, a
+ * reboot) never leaves a container that looks running forever.
+ */
+export function toContainer(root: string, record: ContainerRecord): Container {
   return {
     id: record.ID,
     name: record.Name.replace(/^\//, ''),
     record,
-    running: record.State.Running && isRuncAlive(record.State.Pid, record.ID),
+    running: record.State.Running && isMonitorAlive(root, record.ID),
   }
 }
 

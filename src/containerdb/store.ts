@@ -97,7 +97,7 @@ export class ContainerStore {
   async list(): Promise<Container[]> {
     const records = await this.#records()
     records.sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0))
-    return records.map(toContainer)
+    return records.map((r) => toContainer(this.root, r))
   }
 
   /**
@@ -109,17 +109,17 @@ export class ContainerStore {
     if (ref === '') throw new StrataError('INVALID_ARGUMENT', 'No container name or ID given')
     if (CONTAINER_ID_RE.test(ref)) {
       try {
-        return toContainer(await readRecord(this.root, ref))
+        return toContainer(this.root, await readRecord(this.root, ref))
       } catch (err) {
         if (!isStrataError(err, 'NOT_FOUND')) throw err
       }
     }
     const records = await this.#records()
     const byName = records.find((r) => r.Name === `/${ref.replace(/^\//, '')}`)
-    if (byName !== undefined) return toContainer(byName)
+    if (byName !== undefined) return toContainer(this.root, byName)
     if (/^[a-f0-9]+$/.test(ref)) {
       const matches = records.filter((r) => r.ID.startsWith(ref))
-      if (matches.length === 1) return toContainer(matches[0]!)
+      if (matches.length === 1) return toContainer(this.root, matches[0]!)
       if (matches.length > 1) {
         throw new StrataError('INVALID_ARGUMENT', `Multiple IDs found with provided prefix: ${ref}`, { details: { ref } })
       }

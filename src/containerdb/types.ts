@@ -13,10 +13,13 @@
  * - A *draft* is a record being created: `containers/.tmp-<id>/`, flock'd
  *   (shared) by the creating process from before its mounted layer exists
  *   until it is published (renamed to `containers/<id>`) or abandoned.
- * - *Running* means a runc process started by a strata process is alive:
- *   the record holds that runc's PID, and a reader checks that the PID
- *   still names that runc (/proc/<pid>/cmdline holds the container ID), so
- *   a crashed runner never leaves a container that looks running forever.
+ * - *Running* means the container's monitor (src/container/monitor, one
+ *   process per started container, outliving the command that started it)
+ *   is alive and the record says Running: `containers/<id>/strata-monitor.json`
+ *   names the monitor by PID, start time and boot ID (monitor-file.ts),
+ *   so a monitor killed or lost in a reboot never leaves a container that
+ *   looks running forever. `State.Pid` is the container's init process on
+ *   the host, as dockerd records it.
  *
  * Rules:
  * - Every write replaces a file atomically (src/fs atomicWriteFile) under
@@ -42,7 +45,7 @@ export interface ContainerState {
   OOMKilled: boolean
   RemovalInProgress: boolean
   Dead: boolean
-  /** PID of the runc process running the container, 0 when not running. */
+  /** The container's init process (host PID), 0 when not running. */
   Pid: number
   ExitCode: number
   Error: string
@@ -92,7 +95,7 @@ export interface Container {
   /** Without the leading "/". */
   name: string
   record: ContainerRecord
-  /** A runc process for it is alive (State.Running and the PID checks out). */
+  /** State.Running and its monitor is alive (see *Running* above). */
   running: boolean
 }
 

@@ -13,7 +13,7 @@
  */
 import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { isRuncAlive, listRecords } from '../containerdb/index.js'
+import { isMonitorAlive, listRecords } from '../containerdb/index.js'
 import { parseDigest, type Digest } from '../digest/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import { copyTree, defaultRegistry, openDriver, type GraphDriver } from '../graphdriver/index.js'
@@ -124,7 +124,7 @@ async function tidyStage(ctx: CopyContext, plan: MigratePlan, staged: Staged): P
 /** Whether the source root still holds exactly what was staged, checked at rest (under the data-root lock). */
 async function unchangedAtRest(root: string, sourceDb: LayerDbPaths, staged: Staged): Promise<boolean> {
   await assertNoLiveHolders(sourceDb)
-  const running = (await listRecords(root)).filter((r) => r.State.Running && isRuncAlive(r.State.Pid, r.ID))
+  const running = (await listRecords(root)).filter((r) => r.State.Running && isMonitorAlive(root, r.ID))
   if (running.length > 0) throw new StrataError('IN_USE', `Containers started during the migration: ${running.map((r) => r.Name.replace(/^\//, '')).join(', ')}`, { hint: 'stop them and run `strata migrate` again' })
   const chains = (await readdir(sourceDb.sha256)).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => parseDigest(n))
   const mounts = await readdir(sourceDb.mounts)

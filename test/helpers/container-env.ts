@@ -11,9 +11,10 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
-import { removeContainer } from '../../src/container/index.js'
+import { attachContainer, logSize, removeContainer, startContainer } from '../../src/container/index.js'
+import { isStrataError } from '../../src/errors/index.js'
 import type { Digest } from '../../src/digest/index.js'
 import { Store } from '../../src/store/index.js'
 import { MNT_DETACH, umount2 } from '../../src/sys/index.js'
@@ -75,4 +76,42 @@ export async function containerEnv(t: TestContext, driver: string, root?: string
   })
   const imageId = await loadImage(store, image)
   return { store, root: dataRoot, image, imageId }
+}
+
+export interface Ran {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** A Writable that keeps what it is given. */
+function collector(): { stream: Writable; text: () => string } {
+  const chunks: Buffer[] = []
+  const stream = new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      chunks.push(Buffer.from(chunk))
+      cb()
+    },
+  })
+  return { stream, text: () => Buffer.concat(chunks).toString() }
+}
+
+/**
+ * Starts container `id` (its monitor runs it) and follows it to its exit,
+ * as `strata start -a` does: its exit code and output. A start that fails
+ * gives the exit code the record keeps for it (127, 126, 128) and the
+ * error as stderr.
+ */
+export async function startToExit(store: Store, id: string): Promise<Ran> {
+  const out = collector()
+  const err = collector()
+  const offset = await logSize(store, id)
+  try {
+    await startContainer(store, id)
+  } catch (e) {
+    if (isStrataError(e) && typeof e.details.exitCode === 'number') return { code: e.details.exitCode, stdout: '', stderr: e.message }
+    throw e
+  }
+  const { exitCode } = await attachContainer(store, id, { fromOffset: offset, stdout: out.stream, stderr: err.stream })
+  return { code: exitCode, stdout: out.text(), stderr: err.text() }
 }

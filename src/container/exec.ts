@@ -1,0 +1,95 @@
+/**
+ * Into a running container: exec (docker exec: `runc exec`, its process
+ * taking the container's spec and the caller's overrides) and top
+ * (docker top: `runc ps`, ps's table split as docker's parsePSOutput
+ * splits it).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { StrataError } from '../errors/index.js'
+import type { Store } from '../store/index.js'
+import { resolveUser } from './bundle.js'
+import { DEFAULT_RUNTIME, getContainer } from './process.js'
+
+export interface ExecOptions {
+  cmd: string[]
+  /** KEY=VALUE added to the container's environment. */
+  env?: string[]
+  workingDir?: string
+  /** "uid[:gid]" or a name from the container's /etc/passwd. */
+  user?: string
+  /** A terminal (docker exec -t): runc allocates a pty and relays it through its own stdio. */
+  tty?: boolean
+  /** The child's stdio: 'inherit' (the caller's streams; stdin only with interactive) or 'pipe'. */
+  stdio?: 'inherit' | 'pipe'
+  /** Keep stdin attached (docker exec -i); otherwise the process reads /dev/null. */
+  interactive?: boolean
+  /** Receives the runc child (to read or write its pipes). */
+  onSpawn?: (child: ChildProcess) => void
+  runtime?: string
+}
+
+function notRunning(c: { id: string }): StrataError {
+  return new StrataError('IN_USE', `Container ${c.id} is not running`, { details: { id: c.id } })
+}
+
+/** Runs a process in a running container and returns its exit code (126/127 as docker's for one that cannot start). */
+export async function execContainer(store: Store, ref: string, opts: ExecOptions): Promise<number> {
+  if (opts.cmd.length === 0) throw new StrataError('INVALID_ARGUMENT', 'No exec command specified')
+  const c = await getContainer(store, ref)
+  if (!c.running) throw notRunning(c)
+  if (c.record.State.Paused) throw new StrataError('IN_USE', `Container ${c.id} is paused, unpause the container before exec`, { details: { id: c.id } })
+  if (c.record.State.Restarting) throw new StrataError('IN_USE', `Container ${c.id} is restarting, wait until the container is running`, { details: { id: c.id } })
+  const args = ['exec']
+  if (opts.tty === true) args.push('--tty')
+  for (const kv of opts.env ?? []) args.push('--env', kv)
+  if (opts.workingDir !== undefined && opts.workingDir !== '') args.push('--cwd', opts.workingDir)
+  if (opts.user !== undefined && opts.user !== '') {
+    // Names are looked up in the container's own files, through its init's root.
+    const u = await resolveUser(`/proc/${c.record.State.Pid}/root`, opts.user)
+    args.push('--user', `${u.uid}:${u.gid}`)
+  }
+  args.push(c.id, ...opts.cmd)
+  const stdin = opts.interactive === true ? (opts.stdio === 'pipe' ? 'pipe' : 'inherit') : 'ignore'
+  const out = opts.stdio === 'pipe' ? 'pipe' : 'inherit'
+  const child = spawn(opts.runtime ?? DEFAULT_RUNTIME, args, { stdio: [stdin, out, out] })
+  opts.onSpawn?.(child)
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => reject(new StrataError('NOT_SUPPORTED', `Cannot exec in container ${c.id}: ${err.message}`, { cause: err })))
+    child.once('close', (code, signal) => resolve(code ?? (signal === null ? 255 : 128 + 9)))
+  })
+}
+
+export interface TopResult {
+  Titles: string[]
+  Processes: string[][]
+}
+
+/** docker top: ps's table (default `-ef`) for the container's processes. */
+export async function topContainer(store: Store, ref: string, psArgs: string[] = [], opts: { runtime?: string } = {}): Promise<TopResult> {
+  const c = await getContainer(store, ref)
+  if (!c.running) throw notRunning(c)
+  const args = ['ps', c.id, ...(psArgs.length === 0 ? ['-ef'] : psArgs)]
+  const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(opts.runtime ?? DEFAULT_RUNTIME, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let o = ''
+    let e = ''
+    child.stdout.on('data', (b: Buffer) => (o += b.toString()))
+    child.stderr.on('data', (b: Buffer) => (e += b.toString()))
+    child.on('error', (err) => resolve({ code: -1, stdout: '', stderr: err.message }))
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: o, stderr: e }))
+  })
+  if (code !== 0) throw new StrataError('INVALID_ARGUMENT', `Error running top: ${stderr.trim() || `runc ps exited with ${code}`}`, { details: { id: c.id } })
+  return parsePsOutput(stdout)
+}
+
+/** docker's parsePSOutput: titles from the first line, each row split into as many fields, the last one taking the rest. */
+export function parsePsOutput(text: string): TopResult {
+  const lines = text.split('\n').filter((l) => l.trim() !== '')
+  const titles = (lines[0] ?? '').trim().split(/\s+/)
+  const processes = lines.slice(1).map((line) => {
+    const fields = line.trim().split(/\s+/)
+    if (fields.length <= titles.length) return fields
+    return [...fields.slice(0, titles.length - 1), fields.slice(titles.length - 1).join(' ')]
+  })
+  return { Titles: titles, Processes: processes }
+}

@@ -1,0 +1,289 @@
+/**
+ * What the monitor process does for one started container (types.ts is
+ * the contract; main.ts the entry point):
+ *
+ * 1. writes strata-monitor.json (PID, start time, boot ID) so readers can
+ *    tell it is alive;
+ * 2. runs `runc run --bundle B --pid-file B/init.pid ID` with stdout and
+ *    stderr on pipes, appends them to `<id>-json.log`; the container is
+ *    started once runc wrote the pid file: the record gets State Running,
+ *    Pid, StartedAt (dockerd's SetRunning) and the starter its hello;
+ *    runc exiting first is a start failure: State Error and dockerd's exit
+ *    code for it (127 command not found, 126 not executable, else 128);
+ * 3. on exit applies the restart policy (restart.ts): State Restarting
+ *    meanwhile, RestartCount counted, a wake-up (SIGUSR1) when a stop
+ *    comes in the delay;
+ * 4. then dockerd's stop path: runc state deleted, bundle removed, the
+ *    layer unmounted, and only then State stopped (Running false, Pid 0,
+ *    ExitCode, FinishedAt), so whoever waits for the exit finds the layer
+ *    unmounted; the monitor file removed; with AutoRemove (run --rm) the
+ *    container removed.
+ *
+ * A record removed under the monitor (rm of a container it runs, by hand)
+ * is not an error: the cleanup goes on with what exists.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { readFile, rm, unlink } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { constants as osConstants } from 'node:os'
+import { join } from 'node:path'
+import { isErrno, isStrataError } from '../../errors/index.js'
+import { DataRootLock, DirLock, atomicWriteFile, formatRfc3339Nano, nowNs } from '../../fs/index.js'
+import { bootId, monitorFilePath, processStartTime, type MonitorInfo } from '../../containerdb/monitor-file.js'
+import { HOSTCONFIG_FILE, containerDir, readRecord, writeRecord } from '../../containerdb/records.js'
+import type { ContainerRecord } from '../../containerdb/types.js'
+import { S_IFIFO, mknod } from '../../sys/index.js'
+import { JsonLogWriter } from './json-log.js'
+import { bundleDir, logPath, pidFilePath, stdinFifoPath } from './paths.js'
+import { shouldRestart, type RestartPolicy, type RestartState } from './restart.js'
+
+/** What the monitor tells its starter once: the container runs (its init PID), or why it could not start. */
+export type MonitorHello = { ok: true; pid: number } | { ok: false; error: string; exitCode?: number }
+
+export interface MonitorOptions {
+  root: string
+  id: string
+  runtime: string
+  hello: (msg: MonitorHello) => void
+}
+
+interface RunOutcome {
+  started: boolean
+  exitCode: number
+  /** Why it did not start, or what went wrong with runc itself. */
+  error: string
+  startedAtMs: number
+}
+
+function log(msg: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${msg}\n`)
+}
+
+function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code
+  if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0)
+  return 255
+}
+
+/** dockerd's translateContainerdStartErr: the exit code a start failure leaves. */
+function startFailureCode(message: string, cmd: string): number {
+  const m = message.toLowerCase()
+  if (m.includes(cmd.toLowerCase()) && (m.includes('executable file not found') || m.includes('no such file or directory'))) return 127
+  if (m.includes('permission denied')) return 126
+  return 128
+}
+
+function runcQuiet(runtime: string, args: string[]): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn(runtime, args, { stdio: 'ignore' })
+    child.on('error', () => resolve())
+    child.on('close', () => resolve())
+  })
+}
+
+export async function monitorContainer(opts: MonitorOptions): Promise<void> {
+  const { root, id, runtime } = opts
+  const lock = new DataRootLock(root)
+  let recordGone = false
+  /** A read-modify-write of the record under the data-root lock; undefined once the record is gone. */
+  const update = async (fn: (r: ContainerRecord) => void, beforeWrite?: () => Promise<void>): Promise<ContainerRecord | undefined> => {
+    if (recordGone) return undefined
+    try {
+      return await lock.withLock(async () => {
+        const r = await readRecord(root, id)
+        fn(r)
+        await beforeWrite?.()
+        await writeRecord(root, id, r)
+        return r
+      })
+    } catch (err) {
+      if (!isStrataError(err, 'NOT_FOUND')) throw err
+      log(`the record of ${id} is gone; cleaning up`)
+      recordGone = true
+      return undefined
+    }
+  }
+
+  const startTime = processStartTime(process.pid)
+  const info: MonitorInfo = { pid: process.pid, startTime: startTime ?? 0, bootId: bootId() }
+  await lock.withLock(() => atomicWriteFile(monitorFilePath(root, id), JSON.stringify(info), 0o600))
+
+  const first = await readRecord(root, id)
+  const hostConfig = JSON.parse(await readFile(join(containerDir(root, id), HOSTCONFIG_FILE), 'utf8')) as {
+    RestartPolicy?: RestartPolicy
+    AutoRemove?: boolean
+  }
+  const policy: RestartPolicy = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 }
+  const restartState: RestartState = { count: 0, delayMs: 0 }
+  const logs = new JsonLogWriter(logPath(root, id))
+  let helloSent = false
+  let wake: (() => void) | undefined
+  process.on('SIGUSR1', () => wake?.())
+
+  let outcome: RunOutcome
+  for (;;) {
+    outcome = await runOnce(opts, first, logs, async (pid) => {
+      await update((r) => {
+        r.State = { ...r.State, Running: true, Paused: false, Restarting: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: formatRfc3339Nano(nowNs(), 0) }
+        r.HasBeenStartedBefore = true
+      })
+      if (!helloSent) opts.hello({ ok: true, pid })
+      helloSent = true
+    })
+    if (!outcome.started) break
+    const now = await update(() => {})
+    if (now === undefined) break
+    const decision = shouldRestart(policy, restartState, outcome.exitCode, now.HasBeenManuallyStopped, Date.now() - outcome.startedAtMs)
+    if (!decision.restart) break
+    await update((r) => {
+      r.State = { ...r.State, Running: true, Restarting: true, Paused: false, Pid: 0, ExitCode: outcome.exitCode, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
+      r.RestartCount = (r.RestartCount ?? 0) + 1
+    })
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, decision.delayMs)
+      wake = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    wake = undefined
+    const again = await update(() => {})
+    if (again === undefined || again.HasBeenManuallyStopped) break
+  }
+  logs.close()
+
+  // dockerd's stop path: runc state, bundle, layer; then the state is recorded.
+  await runcQuiet(runtime, ['delete', '--force', id])
+  await rm(bundleDir(root, id), { recursive: true, force: true }).catch(() => {})
+  await unlink(stdinFifoPath(root, id)).catch(() => {})
+  let store: import('../../store/index.js').Store | undefined
+  try {
+    const { Store } = await import('../../store/index.js')
+    store = await Store.open({ root, driver: first.Driver })
+    await store.layers.unmount(id).catch((err: unknown) => {
+      if (!isStrataError(err, 'NOT_FOUND') && !isStrataError(err, 'INVALID_ARGUMENT')) throw err
+    })
+  } catch (err) {
+    log(`unmounting the layer of ${id} failed: ${(err as Error).message}`)
+  }
+  // The monitor file goes, then the stopped State is written, holding the container's lock (the one
+  // start and reconcileContainer take): a reader that finds the file gone while the record still says
+  // Running reconciles, waits for this lock and reads the stopped State; a start waits for it too, so
+  // this monitor never removes a newer monitor's file. Before a hello the starter holds that lock
+  // (and the record never said Running): the State is written without it then.
+  const removeMonitorFile = (): Promise<void> =>
+    unlink(monitorFilePath(root, id)).catch((err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) log(`removing the monitor file failed: ${(err as Error).message}`)
+    })
+  const containerLock = helloSent ? await lockContainerDir(containerDir(root, id)) : undefined
+  try {
+    const recorded = await update((r) => {
+      if (outcome.started) {
+        r.State = { ...r.State, Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: outcome.exitCode, Error: outcome.error, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
+      } else {
+        r.State = { ...r.State, Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: outcome.exitCode, Error: outcome.error }
+      }
+    }, removeMonitorFile)
+    if (recorded === undefined) await removeMonitorFile()
+  } finally {
+    containerLock?.close()
+  }
+  if (!helloSent) opts.hello({ ok: false, error: outcome.error, exitCode: outcome.exitCode })
+  if (hostConfig.AutoRemove === true && !recordGone && store !== undefined) {
+    const { removeContainer } = await import('../lifecycle.js')
+    await removeContainer(store, id, { force: true }).catch((err: unknown) => {
+      if (!isStrataError(err, 'NOT_FOUND')) log(`removing ${id} (--rm) failed: ${(err as Error).message}`)
+    })
+  }
+  await store?.close()
+}
+
+/** The container's lock (process.ts withContainerLock), waited for; undefined when the record is gone. */
+async function lockContainerDir(dir: string): Promise<DirLock | undefined> {
+  for (;;) {
+    let lock: DirLock | undefined
+    try {
+      lock = DirLock.tryAcquire(dir, 'exclusive')
+    } catch (err) {
+      if (isStrataError(err, 'NOT_FOUND')) return undefined
+      throw err
+    }
+    if (lock !== undefined) return lock
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** One `runc run`: until it exits. `onStarted` runs once the pid file is there. */
+async function runOnce(opts: MonitorOptions, record: ContainerRecord, logs: JsonLogWriter, onStarted: (pid: number) => Promise<void>): Promise<RunOutcome> {
+  const { root, id, runtime } = opts
+  const pidFile = pidFilePath(root, id)
+  await unlink(pidFile).catch(() => {})
+  await runcQuiet(runtime, ['delete', '--force', id])
+  const openStdin = record.Config.OpenStdin === true
+  const child = spawn(runtime, ['run', '--bundle', bundleDir(root, id), '--pid-file', pidFile, id], {
+    stdio: [openStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  })
+  let started = false
+  let startedAtMs = 0
+  // Until the container runs, stderr may be runc's own complaint: held back, and logged once it runs.
+  const early: Buffer[] = []
+  child.stdout!.on('data', (c: Buffer) => logs.write('stdout', c))
+  child.stderr!.on('data', (c: Buffer) => (started ? logs.write('stderr', c) : early.push(c)))
+  if (openStdin) feedStdin(root, id, record.Config.StdinOnce === true, child.stdin!)
+
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    child.once('error', (error) => resolve({ code: null, signal: null, error }))
+    child.once('close', (code, signal) => resolve({ code, signal }))
+  })
+  let exited = false
+  void closed.then(() => (exited = true))
+  const markStarted = async (): Promise<void> => {
+    started = true
+    startedAtMs = Date.now()
+    for (const c of early) logs.write('stderr', c)
+    early.length = 0
+    const pid = Number(readFileSync(pidFile, 'utf8').trim())
+    await onStarted(pid)
+  }
+  // runc writes the pid file once the process runs; poll for it until then (or until runc gives up).
+  while (!exited && !existsSync(pidFile)) await new Promise((r) => setTimeout(r, 5))
+  if (existsSync(pidFile)) await markStarted()
+  const result = await closed
+  logs.end('stdout')
+  logs.end('stderr')
+  if (result.error !== undefined) return { started, exitCode: 128, error: `${runtime} could not be started: ${result.error.message}`, startedAtMs }
+  const exitCode = exitCodeOf(result.code, result.signal)
+  if (!started) {
+    const said = Buffer.concat(early).toString('utf8').trim().split('\n').at(-1) ?? ''
+    // runc logs its error as logrus does (time="..." level=error msg="..."); the message, unquoted, in containerd's words.
+    const logged = /msg="((?:[^"\\]|\\.)*)"/.exec(said)
+    const reason = (logged === null ? said : logged[1]!.replace(/\\(.)/g, '$1')).replace(/^runc run failed: /, 'runc create failed: ')
+    const cmd = record.Path
+    const error = `OCI runtime create failed: ${reason || `${runtime} exited with ${exitCode}`}: unknown`
+    return { started, exitCode: startFailureCode(error, cmd), error, startedAtMs }
+  }
+  return { started, exitCode, error: result.signal !== null ? `${runtime} was killed by ${result.signal}` : '', startedAtMs }
+}
+
+/**
+ * Config.OpenStdin: the container's stdin is whatever an attach writes into
+ * stdin.fifo. StdinOnce (run -i) closes it when the first writer is done;
+ * otherwise the next attach can write again.
+ */
+function feedStdin(root: string, id: string, once: boolean, stdin: import('node:stream').Writable): void {
+  const fifo = stdinFifoPath(root, id)
+  try {
+    mknod(fifo, S_IFIFO | 0o600)
+  } catch (err) {
+    if (!isErrno(err, 'EEXIST')) throw err
+  }
+  stdin.on('error', () => {})
+  const next = (): void => {
+    const input = createReadStream(fifo)
+    input.on('error', () => stdin.end())
+    input.on('data', (c) => stdin.write(c))
+    input.on('end', () => (once ? stdin.end() : next()))
+  }
+  next()
+}

@@ -1,0 +1,33 @@
+/**
+ * The files of a started container, in its record directory
+ * `containers/<id>/` (dockerd's names where dockerd has the file):
+ *
+ *   <id>-json.log          the output, docker's json-file format (json-log.ts)
+ *   strata-monitor.json    the monitor's PID, start time, boot ID (containerdb monitor-file.ts)
+ *   strata-monitor.log     the monitor's own stderr (what went wrong, if anything)
+ *   bundle/config.json     the OCI bundle runc runs (root: the mounted layer)
+ *   bundle/init.pid        the container's init PID, written by runc once it runs
+ *   stdin.fifo             the container's stdin while an attach -i feeds it (Config.OpenStdin)
+ */
+import { join } from 'node:path'
+import { containerDir } from '../../containerdb/records.js'
+
+export function logPath(root: string, id: string): string {
+  return join(containerDir(root, id), `${id}-json.log`)
+}
+
+export function bundleDir(root: string, id: string): string {
+  return join(containerDir(root, id), 'bundle')
+}
+
+export function pidFilePath(root: string, id: string): string {
+  return join(bundleDir(root, id), 'init.pid')
+}
+
+export function monitorLogPath(root: string, id: string): string {
+  return join(containerDir(root, id), 'strata-monitor.log')
+}
+
+export function stdinFifoPath(root: string, id: string): string {
+  return join(containerDir(root, id), 'stdin.fifo')
+}
