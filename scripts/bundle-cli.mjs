@@ -13,7 +13,8 @@
  *
  * The layout keeps the relative paths the sources use from import.meta.url
  * (dist/src/X/file.js): ../../web/ (the explorer page), ../../../package.json
- * (the version) and ./apply-worker.js (the worker next to its caller), so
+ * (the version), ./apply-worker.js (the worker next to its caller) and
+ * ./monitor/main.js (the container monitor, spawned by start), so
  * the bundles sit at the same depth, dist/src/bundle/, with a package.json
  * that makes their .js files CommonJS.
  *
@@ -75,7 +76,8 @@ mkdirSync(tmp, { recursive: true })
 try {
   await build({
     absWorkingDir: repo,
-    entryPoints: { cli: 'dist/src/cli/main.js', 'apply-worker': 'dist/src/archive/apply-worker.js' },
+    // The container monitor (spawned by start, from ./monitor/main.js beside its caller) is bundled too.
+    entryPoints: { cli: 'dist/src/cli/main.js', 'apply-worker': 'dist/src/archive/apply-worker.js', 'monitor/main': 'dist/src/container/monitor/main.js' },
     outdir: tmp,
     bundle: true,
     platform: 'node',

@@ -11,13 +11,14 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { test } from 'node:test'
-import { fileURLToPath } from 'node:url'
 import { containerEnv } from './helpers/container-env.js'
 import { IMAGE_TAG } from './helpers/docker-image.js'
 import { requireDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
+import { STRATA_CLI } from './helpers/strata-cli.js'
 
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
+// The command users run (the bundle): its monitor is the bundled one too.
+const CLI = STRATA_CLI
 
 test('strata run -d, ps, logs, exec, top, kill, stop, wait, start, restart, rm -f (vfs)', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'runc', 'busybox', 'tar') || !requireDockerd(t)) return

@@ -17,6 +17,7 @@ export {
   listRecords,
   newContainerId,
   newState,
+  readRecord,
   shortContainerId,
   validateContainerName,
   writeRecord,

@@ -10,7 +10,7 @@
  *   stdin.fifo             the container's stdin while an attach -i feeds it (Config.OpenStdin)
  */
 import { join } from 'node:path'
-import { containerDir } from '../../containerdb/records.js'
+import { containerDir } from '../../containerdb/index.js'
 
 export function logPath(root: string, id: string): string {
   return join(containerDir(root, id), `${id}-json.log`)
