@@ -281,86 +281,117 @@ function computeView(tree: ImageTree, k: number): LayerView {
     maxSize: new Float64Array(n),
     counts: { added: 0, modified: 0, removed: 0, wastedBytes: 0 },
   }
-  visit(tree.root, -1, -1)
+  new ViewPass(view, k).visit(tree.root, -1, -1)
   return view
+}
 
-  function own(node: TreeNode, layer: number, barrier: number): number {
-    if (layer < 0) return HIDDEN
-    const i = node.newestAtOrBelow(layer)
-    if (i < 0) return HIDDEN
-    const v = node.versions[i]!
-    return v.entry === null || v.layer < barrier ? HIDDEN : i
+/** What a directory's children add up to, once they are visited. */
+interface ChildTotals {
+  anyChildK: boolean
+  anyChildPrev: boolean
+  sizeVisible: number
+  sizeRemoved: number
+  changes: number
+  children: number
+  maxSize: number
+}
+
+const NO_CHILDREN: ChildTotals = Object.freeze({ anyChildK: false, anyChildPrev: false, sizeVisible: 0, sizeRemoved: 0, changes: 0, children: 0, maxSize: 0 })
+
+/** The pass computeView makes, one node at a time: visibility, children, mark, sizes, counts. */
+class ViewPass {
+  readonly #view: LayerView
+  readonly #k: number
+
+  constructor(view: LayerView, k: number) {
+    this.#view = view
+    this.#k = k
   }
 
-  function visit(node: TreeNode, barrierK: number, barrierPrev: number): void {
+  visit(node: TreeNode, barrierK: number, barrierPrev: number): void {
+    const view = this.#view
     const id = node.id
-    let atK: number
-    let atPrev: number
+    let { atK, atPrev } = this.#ownVisibility(node, barrierK, barrierPrev)
+    const totals = this.#visitChildren(node, barrierK, barrierPrev)
+    // A directory no layer shows at this point still exists while it holds visible paths.
+    if (atK === HIDDEN && totals.anyChildK) atK = IMPLICIT
+    if (atPrev === HIDDEN && totals.anyChildPrev) atPrev = IMPLICIT
+    view.atK[id] = atK
+    view.atPrev[id] = atPrev
+    const mark = this.#markOf(node, atK, atPrev)
+    view.mark[id] = mark
+    if (mark === NONE) return
+    this.#recordSize(node, mark, atK !== HIDDEN ? atK : atPrev, totals)
+    if (node.parent !== null) this.#count(node, mark, atPrev)
+  }
+
+  /** The version of `node` visible at k and at k-1 by itself (before its children can make it implicit). */
+  #ownVisibility(node: TreeNode, barrierK: number, barrierPrev: number): { atK: number; atPrev: number } {
+    const k = this.#k
     if (node.parent === null) {
       // The root always exists; a `./` member only gives it attributes.
       const iK = node.newestAtOrBelow(k)
       const iPrev = k > 0 ? node.newestAtOrBelow(k - 1) : -1
-      atK = iK >= 0 ? iK : IMPLICIT
-      atPrev = k === 0 ? HIDDEN : iPrev >= 0 ? iPrev : IMPLICIT
-    } else {
-      atK = own(node, k, barrierK)
-      atPrev = own(node, k - 1, barrierPrev)
+      return { atK: iK >= 0 ? iK : IMPLICIT, atPrev: k === 0 ? HIDDEN : iPrev >= 0 ? iPrev : IMPLICIT }
     }
-    let anyChildK = false
-    let anyChildPrev = false
-    let sizeVisible = 0
-    let sizeRemoved = 0
-    let changes = 0
-    let children = 0
-    let maxSize = 0
-    if (node.children !== null) {
-      const bK = Math.max(barrierK, node.barrierAt(k))
-      const bPrev = k > 0 ? Math.max(barrierPrev, node.barrierAt(k - 1)) : -1
-      for (const child of node.children.values()) {
-        visit(child, bK, bPrev)
-        const c = child.id
-        if (view.atK[c] !== HIDDEN) anyChildK = true
-        if (view.atPrev[c] !== HIDDEN) anyChildPrev = true
-        const m = view.mark[c]!
-        if (m === NONE) continue
-        children++
-        changes += view.changeCount[c]! + (m === UNCHANGED ? 0 : 1)
-        if (m === REMOVED) sizeRemoved += view.size[c]!
-        else sizeVisible += view.size[c]!
-        if (view.maxSize[c]! > maxSize) maxSize = view.maxSize[c]!
-      }
+    return { atK: own(node, k, barrierK), atPrev: own(node, k - 1, barrierPrev) }
+  }
+
+  /** Visits the children (under the barriers this directory adds) and adds up what they show. */
+  #visitChildren(node: TreeNode, barrierK: number, barrierPrev: number): ChildTotals {
+    if (node.children === null) return NO_CHILDREN
+    const view = this.#view
+    const k = this.#k
+    const t: ChildTotals = { ...NO_CHILDREN }
+    const bK = Math.max(barrierK, node.barrierAt(k))
+    const bPrev = k > 0 ? Math.max(barrierPrev, node.barrierAt(k - 1)) : -1
+    for (const child of node.children.values()) {
+      this.visit(child, bK, bPrev)
+      const c = child.id
+      if (view.atK[c] !== HIDDEN) t.anyChildK = true
+      if (view.atPrev[c] !== HIDDEN) t.anyChildPrev = true
+      const m = view.mark[c]!
+      if (m === NONE) continue
+      t.children++
+      t.changes += view.changeCount[c]! + (m === UNCHANGED ? 0 : 1)
+      if (m === REMOVED) t.sizeRemoved += view.size[c]!
+      else t.sizeVisible += view.size[c]!
+      if (view.maxSize[c]! > t.maxSize) t.maxSize = view.maxSize[c]!
     }
-    // A directory no layer shows at this point still exists while it holds visible paths.
-    if (atK === HIDDEN && anyChildK) atK = IMPLICIT
-    if (atPrev === HIDDEN && anyChildPrev) atPrev = IMPLICIT
-    view.atK[id] = atK
-    view.atPrev[id] = atPrev
-    const mark = markOf(node, atK, atPrev)
-    view.mark[id] = mark
-    if (mark === NONE) return
-    const shown = atK !== HIDDEN ? atK : atPrev
+    return t
+  }
+
+  /** A file's own size; a directory's totals (a removed directory counts what it held, a visible one what is still there). */
+  #recordSize(node: TreeNode, mark: number, shown: number, t: ChildTotals): void {
+    const view = this.#view
+    const id = node.id
     const entry = shown >= 0 ? node.versions[shown]!.entry! : null
     if (entry !== null && entry.kind !== 'dir') {
       view.size[id] = entry.size
       view.maxSize[id] = entry.kind === 'file' ? entry.size : 0
     } else {
-      // A removed directory counts what it held; a visible one what is still there.
-      view.size[id] = mark === REMOVED ? sizeRemoved + sizeVisible : sizeVisible
-      view.maxSize[id] = maxSize
-      view.childCount[id] = children
-      view.changeCount[id] = changes
-    }
-    if (node.parent === null) return
-    if (mark === ADDED) view.counts.added++
-    else if (mark === MODIFIED) view.counts.modified++
-    else if (mark === REMOVED) view.counts.removed++
-    if ((mark === MODIFIED || mark === REMOVED) && atPrev >= 0) {
-      const before = node.versions[atPrev]!.entry!
-      if (before.kind === 'file') view.counts.wastedBytes += before.size
+      view.size[id] = mark === REMOVED ? t.sizeRemoved + t.sizeVisible : t.sizeVisible
+      view.maxSize[id] = t.maxSize
+      view.childCount[id] = t.children
+      view.changeCount[id] = t.changes
     }
   }
 
-  function markOf(node: TreeNode, atK: number, atPrev: number): number {
+  /** The layer's counts: added, modified, removed, and the bytes a change or removal wastes. */
+  #count(node: TreeNode, mark: number, atPrev: number): void {
+    const counts = this.#view.counts
+    if (mark === ADDED) counts.added++
+    else if (mark === MODIFIED) counts.modified++
+    else if (mark === REMOVED) counts.removed++
+    if ((mark === MODIFIED || mark === REMOVED) && atPrev >= 0) {
+      const before = node.versions[atPrev]!.entry!
+      if (before.kind === 'file') counts.wastedBytes += before.size
+    }
+  }
+
+  /** How `node` changed at layer k: added, removed, modified, unchanged, or not there at all (NONE). */
+  #markOf(node: TreeNode, atK: number, atPrev: number): number {
+    const k = this.#k
     const visK = atK !== HIDDEN
     const visPrev = atPrev !== HIDDEN
     if (!visK && !visPrev) return NONE
@@ -373,4 +404,13 @@ function computeView(tree: ImageTree, k: number): LayerView {
     const before = atPrev >= 0 ? node.versions[atPrev]!.entry! : implicitEntry(now.path)
     return sameDirAttributes(before, now) ? UNCHANGED : MODIFIED
   }
+}
+
+/** The version of `node` visible at `layer` under `barrier` (an opaque dir or whiteout above hides older ones). */
+function own(node: TreeNode, layer: number, barrier: number): number {
+  if (layer < 0) return HIDDEN
+  const i = node.newestAtOrBelow(layer)
+  if (i < 0) return HIDDEN
+  const v = node.versions[i]!
+  return v.entry === null || v.layer < barrier ? HIDDEN : i
 }
