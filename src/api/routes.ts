@@ -35,9 +35,23 @@ async function noSuchVolume(ctx: RequestContext): Promise<void> {
   throw new ApiError(404, `get ${ctx.params.name}: no such volume`)
 }
 
+/** The routes, in the order they are tried (as gorilla/mux tries dockerd's). */
 export function apiRoutes(): Route[] {
   return [
-    // System
+    ...systemRoutes(),
+    ...imageRoutes(),
+    ...containerRoutes(),
+    ...buildRoutes(),
+    ...networkRoutes(),
+    ...volumeRoutes(),
+    ...swarmRoutes(),
+    ...pluginRoutes(),
+  ]
+}
+
+/** System: ping, version, info, disk usage, events. */
+function systemRoutes(): Route[] {
+  return [
     route('GET', '/_ping', system.ping),
     route('HEAD', '/_ping', system.ping),
     route('GET', '/version', system.version),
@@ -45,8 +59,12 @@ export function apiRoutes(): Route[] {
     route('GET', '/system/df', images.systemDf),
     route('GET', '/events', events.streamEvents),
     unsupported('POST', '/auth', 'registry login through the API (docker login writes config.json; strata reads it and X-Registry-Auth)'),
+  ]
+}
 
-    // Images
+/** Images. */
+function imageRoutes(): Route[] {
+  return [
     route('GET', '/images/json', images.listImagesHandler),
     route('POST', '/images/create', transfer.createImage),
     route('POST', '/images/load', transfer.loadImagesHandler),
@@ -60,8 +78,12 @@ export function apiRoutes(): Route[] {
     route('GET', '/images/{name*}/get', transfer.saveImagesHandler),
     route('DELETE', '/images/{name*}', images.removeImageHandler),
     unsupported('GET', '/distribution/{name*}/json', 'registry manifest inspection (docker manifest inspect)'),
+  ]
+}
 
-    // Containers
+/** Containers. */
+function containerRoutes(): Route[] {
+  return [
     route('GET', '/containers/json', containers.listContainersHandler),
     route('POST', '/containers/create', containers.createContainerHandler),
     route('GET', '/containers/{id}/json', containers.inspectContainerHandler),
@@ -96,16 +118,24 @@ export function apiRoutes(): Route[] {
       ['GET', '/containers/{id}/attach/ws'],
       ['POST', '/exec/{id}/resize'],
     ]),
+  ]
+}
 
-    // Builds
+/** Builds: not in strata. */
+function buildRoutes(): Route[] {
+  return [
     ...unsupportedAll('image builds (docker build)', [
       ['POST', '/build'],
       ['POST', '/build/prune'],
       ['POST', '/build/cancel'],
       ['POST', '/session'],
     ]),
+  ]
+}
 
-    // Networks: none and host only
+/** Networks: none and host only. */
+function networkRoutes(): Route[] {
+  return [
     route('GET', '/networks', networks.listNetworks),
     route('POST', '/networks/create', networks.networkNotImplemented),
     route('POST', '/networks/prune', networks.pruneNetworks),
@@ -113,17 +143,24 @@ export function apiRoutes(): Route[] {
     route('DELETE', '/networks/{id}', networks.removeNetwork),
     route('POST', '/networks/{id}/connect', networks.networkNotImplemented),
     route('POST', '/networks/{id}/disconnect', networks.networkNotImplemented),
+  ]
+}
 
-    // Volumes and plugins: strata has none, and says so to readers (an empty list, 404 for a name, nothing to
-    // prune: `docker inspect NAME` tries every kind of object in turn); making one is 501.
+/** Volumes and plugins: strata has none, and says so to readers (an empty list, 404 for a name, nothing to prune: `docker inspect NAME` tries every kind of object in turn); making one is 501. */
+function volumeRoutes(): Route[] {
+  return [
     route('GET', '/volumes', async (ctx) => writeJson(ctx.res, 200, { Volumes: [], Warnings: null })),
     unsupported('POST', '/volumes/create', 'volumes'),
     route('POST', '/volumes/prune', async (ctx) => writeJson(ctx.res, 200, { VolumesDeleted: null, SpaceReclaimed: 0 })),
     route('GET', '/volumes/{name}', noSuchVolume),
     unsupported('PUT', '/volumes/{name}', 'volumes'),
     route('DELETE', '/volumes/{name}', noSuchVolume),
+  ]
+}
 
-    // Swarm and what lives in it
+/** Swarm and what lives in it: not in strata. */
+function swarmRoutes(): Route[] {
+  return [
     ...unsupportedAll('swarm mode', [
       ['GET', '/swarm'],
       ['POST', '/swarm/init'],
@@ -156,8 +193,12 @@ export function apiRoutes(): Route[] {
       ['DELETE', '/configs/{id}'],
       ['POST', '/configs/{id}/update'],
     ]),
+  ]
+}
 
-    // Plugins
+/** Plugins: strata has none. */
+function pluginRoutes(): Route[] {
+  return [
     route('GET', '/plugins', async (ctx) => writeJson(ctx.res, 200, [])),
     route('GET', '/plugins/{name*}/json', async (ctx) => {
       throw new ApiError(404, `plugin "${ctx.params.name}" not found`)
