@@ -63,5 +63,11 @@ export async function loadCommand(args: string[], global: GlobalOptions, io: Ver
     for (const ref of image.tagged) lines.push(`Loaded image: ${familiarString(parseReference(ref))}`)
     for (const name of image.skippedNames) warnings.push(`WARNING: not tagging image ${image.id} as "${name}": not a valid reference`)
   }
-  return { stdout: lines.map((l) => `${l}\n`).join(''), stderr: warnings.map((l) => `${l}\n`).join('') }
+  // dockerd 20.10: what loaded before a refused RepoTags name stays, and the load fails with its error.
+  if (result.refused !== undefined) warnings.push(`Error: loading ${what}: ${result.refused.message}`)
+  return {
+    stdout: lines.map((l) => `${l}\n`).join(''),
+    stderr: warnings.map((l) => `${l}\n`).join(''),
+    ...(result.refused === undefined ? {} : { exitCode: 1 }),
+  }
 }

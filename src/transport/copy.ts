@@ -187,7 +187,13 @@ async function undoLoad(store: Store, journal: LoadJournal): Promise<void> {
  */
 export async function loadImages(store: Store, source: ImageSource, opts: LoadOptions = {}): Promise<LoadResult> {
   const progress = opts.onProgress
-  const plans = (await source.images()).map(planLoad)
+  const plans: LoadPlan[] = []
+  // As dockerd: images up to the first refused name load; those after it are not even looked at.
+  for (const [i, image] of (await source.images()).entries()) {
+    const plan = planLoad(image, i)
+    plans.push(plan)
+    if (plan.refused !== undefined) break
+  }
   for (const [i, { image }] of plans.entries()) {
     image.layers.forEach((l, j) => progress?.({ image: i, layer: j, diffId: l.diffId, phase: 'waiting', current: 0, ...(l.size === undefined ? {} : { total: l.size }) }))
   }
@@ -202,7 +208,28 @@ export async function loadImages(store: Store, source: ImageSource, opts: LoadOp
   }
   // The images refer to their layers on disk now; the handles only kept them alive until then.
   for (const h of journal.handles) await h.release()
+  const last = plans.at(-1)
+  if (last?.refused !== undefined) return { images: loaded, refused: { image: last.image.id, ...last.refused } }
   return { images: loaded }
+}
+
+/** Why dockerd 20.10's load refuses `name` as a RepoTags entry (its words), or undefined when it takes it. */
+function refusedName(name: string): string | undefined {
+  let ref: Reference
+  try {
+    ref = parseReference(name)
+  } catch (err) {
+    // parseReference says `Invalid reference "NAME": <distribution/reference's error>`; dockerd prints the latter alone.
+    const m = /^Invalid reference "[\s\S]*": ([^"]*)$/.exec((err as Error).message)
+    return m?.[1] ?? (err as Error).message
+  }
+  if (ref.tag === undefined) return `invalid tag ${goQuote(name)}`
+  return undefined
+}
+
+/** Go's %q for the printable ASCII names a RepoTags entry holds (others escaped as \u). */
+function goQuote(s: string): string {
+  return JSON.stringify(s)
 }
 
 /** One image of a load: what it is called in messages and the names it will be tagged with. */
@@ -211,6 +238,8 @@ interface LoadPlan {
   label: string
   tagged: Reference[]
   skippedNames: string[]
+  /** The first name dockerd would refuse (strictNames), and why. */
+  refused?: { name: string; message: string }
 }
 
 interface LayerCounts {
@@ -237,6 +266,11 @@ function planLoad(image: SourceImage, i: number): LoadPlan {
   const tagged: Reference[] = []
   const skippedNames: string[] = []
   for (const name of image.names) {
+    if (image.strictNames === true) {
+      // dockerd 20.10's load: ParseNormalizedNamed, then a NamedTagged, else the load stops here.
+      const why = refusedName(name)
+      if (why !== undefined) return { image, label, tagged, skippedNames, refused: { name, message: why } }
+    }
     const ref = loadableReference(name)
     if (ref === undefined) skippedNames.push(name)
     else if (!tagged.some((t) => referenceString(t) === referenceString(ref))) tagged.push(ref)

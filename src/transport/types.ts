@@ -93,6 +93,13 @@ export interface SourceImage {
    * loadImages normalises them and skips those that are not references.
    */
   names: string[]
+  /**
+   * Names must be tagged references (docker-archive RepoTags, as dockerd
+   * 20.10 reads them): the first that is not ends the load there, with
+   * dockerd's error (LoadResult.refused). Otherwise (OCI ref.name) a name
+   * that is no reference is skipped.
+   */
+  strictNames?: boolean
   /** The manifest's digest when the source has a manifest blob (OCI), else undefined. */
   manifestDigest?: Digest
 }
@@ -203,6 +210,14 @@ export interface LoadedImage {
 
 export interface LoadResult {
   images: LoadedImage[]
+  /**
+   * A docker-archive name that is not a tagged reference, as dockerd 20.10
+   * treats it: its image is loaded with the names before it, the images
+   * after it are not loaded, and the load fails with `message` (dockerd's
+   * words: "invalid reference format: repository name must be lowercase",
+   * `invalid tag "busybox"`). The CLI prints what loaded, then the error.
+   */
+  refused?: { image: ImageID; name: string; message: string }
 }
 
 export interface SaveOptions {

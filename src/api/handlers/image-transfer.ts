@@ -210,6 +210,8 @@ export async function loadImagesHandler(ctx: RequestContext): Promise<void> {
           out.stream(`Loaded image: ${shown}\n`)
         }
       }
+      // dockerd 20.10: what loaded before a refused RepoTags name stays, and the stream ends with its error.
+      if (result.refused !== undefined) throw new StrataError('INVALID_ARGUMENT', result.refused.message)
     } finally {
       await source.close()
     }

@@ -59,6 +59,8 @@ export function decodeEntry(line: string, lineNo: number): TarSplitEntry {
 /**
  * tar-split refuses a path that appears twice (compared after cleaning):
  * content is read back by name, so a second entry would shadow the first.
+ * dockerd 20.10 therefore refuses such a layer on load (`a` twice, `d/`
+ * twice: "duplicates of file paths not supported"), and so does strata.
  */
 export class DuplicateGuard {
   readonly #seen = new Set<string>()
@@ -66,7 +68,8 @@ export class DuplicateGuard {
   check(name: string): void {
     const clean = cleanPath(name)
     if (this.#seen.has(clean)) {
-      throw new StrataError('CORRUPT', `Layer tar contains "${name}" twice; a layer may hold each path once`, { details: { entry: name } })
+      // dockerd 20.10 refuses the same tar with tar-split's words (ErrDuplicatePath), for files and directories alike.
+      throw new StrataError('CORRUPT', `Layer tar contains "${name}" twice: duplicates of file paths not supported`, { details: { entry: name } })
     }
     this.#seen.add(clean)
   }

@@ -79,7 +79,7 @@ export class DockerArchiveSource implements ImageSource {
       // `repositories` file when manifest.json exists (an image saved by ID
       // loads untagged, "Loaded image ID: ...", even if the file names it).
       const names = item.RepoTags ?? []
-      images.push({ id, configBytes, layers, names })
+      images.push({ id, configBytes, layers, names, strictNames: true })
     }
     return images
   }
