@@ -565,197 +565,225 @@ class Printer {
   // --- Sprintf (print.go doPrintf) ---
 
   doPrintf(format: string, args: Value[]): void {
+    const c: PrintfCursor = { format, args, i: 0, argNum: 0, afterIndex: false, reordered: false, goodArgNum: true }
     const end = format.length
-    let argNum = 0
-    let afterIndex = false
-    let reordered = false
-    let goodArgNum = true
-
-    const parsenum = (i: number): [number, boolean, number] => {
-      if (i >= end) return [0, false, end]
-      let num = 0
-      let isnum = false
-      let j = i
-      for (; j < end && format[j]! >= '0' && format[j]! <= '9'; j++) {
-        if (num > 1e6) return [0, false, end]
-        num = num * 10 + (format.charCodeAt(j) - 48)
-        isnum = true
-      }
-      return [num, isnum, j]
-    }
-    const argNumber = (argNum: number, i: number): [number, number, boolean] => {
-      if (i >= end || format[i] !== '[') return [argNum, i, false]
-      reordered = true
-      // parseArgNumber: "[n]"
-      let index = 0
-      let wid = 1
-      let ok = false
-      if (end - i >= 3) {
-        for (let j = i + 1; j < end; j++) {
-          if (format[j] === ']') {
-            const [width, isnum, newi] = parsenum(i + 1)
-            if (!isnum || newi !== j) {
-              wid = j - i + 1
-              ok = false
-            } else {
-              index = width - 1
-              wid = j - i + 1
-              ok = true
-            }
-            break
-          }
-        }
-      }
-      if (ok && index >= 0 && index < args.length) return [index, i + wid, true]
-      goodArgNum = false
-      return [argNum, i + wid, ok]
-    }
-    const intFromArg = (argNum: number): [number, boolean, number] => {
-      let num = 0
-      let isInt = false
-      let newArgNum = argNum
-      if (argNum < args.length) {
-        const a = args[argNum]!
-        const k = a.type?.kind
-        if (k === 'int' || k === 'uint') {
-          const n = intOf(a)
-          if (n >= -(2n ** 63n) && n < 2n ** 63n) {
-            num = Number(n)
-            isInt = true
-          }
-        }
-        newArgNum = argNum + 1
-        if (num > 1e6 || num < -1e6) {
-          num = 0
-          isInt = false
-        }
-      }
-      return [num, isInt, newArgNum]
-    }
-
-    let i = 0
-    formatLoop: while (i < end) {
-      goodArgNum = true
-      const lasti = i
-      while (i < end && format[i] !== '%') i++
-      if (i > lasti) this.buf += format.slice(lasti, i)
-      if (i >= end) break
-      i++
+    while (c.i < end) {
+      c.goodArgNum = true
+      const lasti = c.i
+      while (c.i < end && format[c.i] !== '%') c.i++
+      if (c.i > lasti) this.buf += format.slice(lasti, c.i)
+      if (c.i >= end) break
+      c.i++
       this.f = clearFlags()
-      simpleFormat: for (; i < end; i++) {
-        const c = format[i]!
-        switch (c) {
-          case '#':
-            this.f.sharp = true
-            break
-          case '0':
-            this.f.zero = !this.f.minus
-            break
-          case '+':
-            this.f.plus = true
-            break
-          case '-':
-            this.f.minus = true
-            this.f.zero = false
-            break
-          case ' ':
-            this.f.space = true
-            break
-          default:
-            if (c >= 'a' && c <= 'z' && argNum < args.length) {
-              if (c === 'v') {
-                this.f.sharpV = this.f.sharp
-                this.f.sharp = false
-                this.f.plusV = this.f.plus
-                this.f.plus = false
-              }
-              this.printArg(args[argNum]!, c)
-              argNum++
-              i++
-              continue formatLoop
-            }
-            break simpleFormat
-        }
-      }
-
-      ;[argNum, i, afterIndex] = argNumber(argNum, i)
-
-      if (i < end && format[i] === '*') {
-        i++
-        ;[this.f.wid, this.f.widPresent, argNum] = intFromArg(argNum)
-        if (!this.f.widPresent) this.buf += '%!(BADWIDTH)'
-        if (this.f.wid < 0) {
-          this.f.wid = -this.f.wid
-          this.f.minus = true
-          this.f.zero = false
-        }
-        afterIndex = false
-      } else {
-        ;[this.f.wid, this.f.widPresent, i] = parsenum(i)
-        if (afterIndex && this.f.widPresent) goodArgNum = false
-      }
-
-      if (i + 1 < end && format[i] === '.') {
-        i++
-        if (afterIndex) goodArgNum = false
-        ;[argNum, i, afterIndex] = argNumber(argNum, i)
-        if (i < end && format[i] === '*') {
-          i++
-          ;[this.f.prec, this.f.precPresent, argNum] = intFromArg(argNum)
-          if (this.f.prec < 0) {
-            this.f.prec = 0
-            this.f.precPresent = false
-          }
-          if (!this.f.precPresent) this.buf += '%!(BADPREC)'
-          afterIndex = false
-        } else {
-          ;[this.f.prec, this.f.precPresent, i] = parsenum(i)
-          if (!this.f.precPresent) {
-            this.f.prec = 0
-            this.f.precPresent = true
-          }
-        }
-      }
-
-      if (!afterIndex) [argNum, i, afterIndex] = argNumber(argNum, i)
-
-      if (i >= end) {
+      if (this.#simpleFormat(c)) continue
+      argNumber(c)
+      this.#width(c)
+      this.#precision(c)
+      if (!c.afterIndex) argNumber(c)
+      if (c.i >= end) {
         this.buf += '%!(NOVERB)'
         break
       }
+      this.#verb(c)
+    }
+    if (!c.reordered && c.argNum < args.length) this.#extraArgs(args.slice(c.argNum))
+  }
 
-      const verb = String.fromCodePoint(format.codePointAt(i)!)
-      i += verb.length
-
-      if (verb === '%') this.buf += '%'
-      else if (!goodArgNum) this.buf += `%!${verb}(BADINDEX)`
-      else if (argNum >= args.length) this.buf += `%!${verb}(MISSING)`
-      else {
-        if (verb === 'v') {
-          this.f.sharpV = this.f.sharp
-          this.f.sharp = false
-          this.f.plusV = this.f.plus
-          this.f.plus = false
-        }
-        this.printArg(args[argNum]!, verb)
-        argNum++
+  /** Flags (#0+- and space); a plain verb right after them is printed at once (Go's fast path): true then. */
+  #simpleFormat(c: PrintfCursor): boolean {
+    const { format, args } = c
+    for (; c.i < format.length; c.i++) {
+      const ch = format[c.i]!
+      switch (ch) {
+        case '#':
+          this.f.sharp = true
+          break
+        case '0':
+          this.f.zero = !this.f.minus
+          break
+        case '+':
+          this.f.plus = true
+          break
+        case '-':
+          this.f.minus = true
+          this.f.zero = false
+          break
+        case ' ':
+          this.f.space = true
+          break
+        default:
+          if (ch >= 'a' && ch <= 'z' && c.argNum < args.length) {
+            this.#printVerbArg(args[c.argNum]!, ch)
+            c.argNum++
+            c.i++
+            return true
+          }
+          return false
       }
     }
+    return false
+  }
 
-    if (!reordered && argNum < args.length) {
-      this.f = clearFlags()
-      this.buf += '%!(EXTRA '
-      args.slice(argNum).forEach((arg, k) => {
-        if (k > 0) this.buf += ', '
-        if (!isValid(arg)) this.buf += NIL_ANGLE
-        else {
-          this.buf += `${typeString(arg.type)}=`
-          this.printArg(arg, 'v')
-        }
-      })
-      this.buf += ')'
+  /** The width: `*` (from an argument) or digits. */
+  #width(c: PrintfCursor): void {
+    const { format } = c
+    if (c.i < format.length && format[c.i] === '*') {
+      c.i++
+      ;[this.f.wid, this.f.widPresent, c.argNum] = intFromArg(c.args, c.argNum)
+      if (!this.f.widPresent) this.buf += '%!(BADWIDTH)'
+      if (this.f.wid < 0) {
+        this.f.wid = -this.f.wid
+        this.f.minus = true
+        this.f.zero = false
+      }
+      c.afterIndex = false
+    } else {
+      ;[this.f.wid, this.f.widPresent, c.i] = parsenum(format, c.i)
+      if (c.afterIndex && this.f.widPresent) c.goodArgNum = false
     }
   }
+
+  /** The precision after `.`: `*` (from an argument, possibly indexed) or digits (none: 0). */
+  #precision(c: PrintfCursor): void {
+    const { format } = c
+    if (!(c.i + 1 < format.length && format[c.i] === '.')) return
+    c.i++
+    if (c.afterIndex) c.goodArgNum = false
+    argNumber(c)
+    if (c.i < format.length && format[c.i] === '*') {
+      c.i++
+      ;[this.f.prec, this.f.precPresent, c.argNum] = intFromArg(c.args, c.argNum)
+      if (this.f.prec < 0) {
+        this.f.prec = 0
+        this.f.precPresent = false
+      }
+      if (!this.f.precPresent) this.buf += '%!(BADPREC)'
+      c.afterIndex = false
+    } else {
+      ;[this.f.prec, this.f.precPresent, c.i] = parsenum(format, c.i)
+      if (!this.f.precPresent) {
+        this.f.prec = 0
+        this.f.precPresent = true
+      }
+    }
+  }
+
+  /** The verb: `%%`, a bad index, a missing operand, or the operand printed. */
+  #verb(c: PrintfCursor): void {
+    const verb = String.fromCodePoint(c.format.codePointAt(c.i)!)
+    c.i += verb.length
+    if (verb === '%') this.buf += '%'
+    else if (!c.goodArgNum) this.buf += `%!${verb}(BADINDEX)`
+    else if (c.argNum >= c.args.length) this.buf += `%!${verb}(MISSING)`
+    else {
+      this.#printVerbArg(c.args[c.argNum]!, verb)
+      c.argNum++
+    }
+  }
+
+  /** printArg, with %v taking # and + as its own sharpV and plusV. */
+  #printVerbArg(arg: Value, verb: string): void {
+    if (verb === 'v') {
+      this.f.sharpV = this.f.sharp
+      this.f.sharp = false
+      this.f.plusV = this.f.plus
+      this.f.plus = false
+    }
+    this.printArg(arg, verb)
+  }
+
+  /** Operands no verb used: `%!(EXTRA type=value, ...)`. */
+  #extraArgs(extra: Value[]): void {
+    this.f = clearFlags()
+    this.buf += '%!(EXTRA '
+    extra.forEach((arg, k) => {
+      if (k > 0) this.buf += ', '
+      if (!isValid(arg)) this.buf += NIL_ANGLE
+      else {
+        this.buf += `${typeString(arg.type)}=`
+        this.printArg(arg, 'v')
+      }
+    })
+    this.buf += ')'
+  }
+}
+
+/** Where doPrintf is in its format, and what it knows so far (Go keeps the last two in pp). */
+interface PrintfCursor {
+  readonly format: string
+  readonly args: Value[]
+  i: number
+  argNum: number
+  /** The last argument index was an explicit `[n]`. */
+  afterIndex: boolean
+  /** Some `[n]` was seen: unused operands are not reported as EXTRA. */
+  reordered: boolean
+  goodArgNum: boolean
+}
+
+/** print.go parsenum: the decimal number at `i` (none past 1e6), whether there was one, and where it ends. */
+function parsenum(format: string, i: number): [number, boolean, number] {
+  const end = format.length
+  if (i >= end) return [0, false, end]
+  let num = 0
+  let isnum = false
+  let j = i
+  for (; j < end && format[j]! >= '0' && format[j]! <= '9'; j++) {
+    if (num > 1e6) return [0, false, end]
+    num = num * 10 + (format.charCodeAt(j) - 48)
+    isnum = true
+  }
+  return [num, isnum, j]
+}
+
+/** print.go parseArgNumber: `[n]` at `i` as an index, its width in bytes, and whether it is well-formed. */
+function parseArgNumber(format: string, i: number): [number, number, boolean] {
+  const end = format.length
+  if (end - i < 3) return [0, 1, false]
+  for (let j = i + 1; j < end; j++) {
+    if (format[j] === ']') {
+      const [width, isnum, newi] = parsenum(format, i + 1)
+      if (!isnum || newi !== j) return [0, j - i + 1, false]
+      return [width - 1, j - i + 1, true]
+    }
+  }
+  return [0, 1, false]
+}
+
+/** print.go argNumber: an explicit `[n]` at the cursor moves to operand n (a bad one spoils the verb). */
+function argNumber(c: PrintfCursor): void {
+  if (c.i >= c.format.length || c.format[c.i] !== '[') {
+    c.afterIndex = false
+    return
+  }
+  c.reordered = true
+  const [index, wid, ok] = parseArgNumber(c.format, c.i)
+  c.i += wid
+  if (ok && index >= 0 && index < c.args.length) {
+    c.argNum = index
+    c.afterIndex = true
+    return
+  }
+  c.goodArgNum = false
+  c.afterIndex = ok
+}
+
+/** print.go intFromArg: operand `argNum` as a width or precision (an int within ±1e6), and the next operand. */
+function intFromArg(args: Value[], argNum: number): [number, boolean, number] {
+  if (argNum >= args.length) return [0, false, argNum]
+  const a = args[argNum]!
+  const k = a.type?.kind
+  let num = 0
+  let isInt = false
+  if (k === 'int' || k === 'uint') {
+    const n = intOf(a)
+    if (n >= -(2n ** 63n) && n < 2n ** 63n) {
+      num = Number(n)
+      isInt = true
+    }
+  }
+  if (num > 1e6 || num < -1e6) return [0, false, argNum + 1]
+  return [num, isInt, argNum + 1]
 }
 
 /** fmt.Sprint: operands as %v, a space between two operands when neither is a string. */
