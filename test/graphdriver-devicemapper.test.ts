@@ -14,7 +14,8 @@
  * midway, the cheap bad-input cases; everything else is reported as
  * skipped with the reason); 'full'
  * (scripts/vm/suite.sh, `npm run test:vm`) runs every conformance case,
- * every bad-input case, and the CLI's info and check.
+ * every bad-input case, the CLI's info and check, and the compatibility
+ * tests with dockerd 20.10's devicemapper (test/helpers/devicemapper-dockerd.ts).
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
@@ -22,6 +23,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { openDevmapperGraph } from '../src/graphdriver/devicemapper/index.js'
 import { devicemapperCases, DM_TEST_OPTIONS, FOCUS_SKIP_REASON, type DevmapperSuiteMode } from './helpers/devicemapper-cases.js'
+import { devicemapperDockerdCases } from './helpers/devicemapper-dockerd.js'
 import { driverConformance, type SuiteCase } from './helpers/driver-suite.js'
 import { tempDirFor } from './helpers/tmp.js'
 import { REPO_ROOT, parseTap, runInVm, vmUnavailable } from './helpers/vm.js'
@@ -84,6 +86,7 @@ if (IN_VM) {
     { skip: ['remove-with-children'], deepReadDepth: 32, ...(MODE === 'focused' ? { only: { cases: FOCUSED_CASES, reason: FOCUS_SKIP_REASON } } : {}) },
   )
   devicemapperCases(MODE)
+  if (MODE === 'full') devicemapperDockerdCases()
 } else {
   const skip = vmUnavailable()
   if (skip !== undefined && process.env.CI) throw new Error(`devicemapper tests: ${skip}; required in CI`)
@@ -94,7 +97,8 @@ if (IN_VM) {
     const self = join(REPO_ROOT, 'dist/test/graphdriver-devicemapper.test.js')
     const r = await runInVm(
       ['node', '--test', '--test-concurrency=1', '--test-reporter=tap', `--test-reporter-destination=${tap}`, '--test-reporter=dot', '--test-reporter-destination=stdout', self],
-      { shares: [share], env: { STRATA_IN_VM: '1', STRATA_DM_SUITE: MODE }, timeoutSec: VM_TIMEOUT_SEC },
+      // /etc/docker: dockerd writes its key.json there, and the guest's root is read-only.
+      { shares: [share], env: { STRATA_IN_VM: '1', STRATA_DM_SUITE: MODE }, tmpfs: ['/etc/docker'], timeoutSec: VM_TIMEOUT_SEC },
     )
     t.diagnostic(`VM run (boot + tests): ${r.seconds.toFixed(1)} s, exit ${r.code}`)
     let results

@@ -9,9 +9,9 @@ import { chainId, parseDigest } from '../../src/digest/index.js'
 import { Store } from '../../src/store/index.js'
 import { snapshotTree, type SnapshotOptions, type TreeEntry } from './tree.js'
 
-/** Snapshot of `image` (a name or ID) in the store at `root` (driver: the root's own). */
-export async function snapshotImage(root: string, image: string, opts: SnapshotOptions = {}): Promise<Map<string, TreeEntry>> {
-  const store = await Store.open({ root })
+/** Snapshot of `image` (a name or ID) in the store at `root` (driver: the root's own, or `driver`: vfs is never picked by itself). */
+export async function snapshotImage(root: string, image: string, opts: SnapshotOptions = {}, driver?: string): Promise<Map<string, TreeEntry>> {
+  const store = await Store.open(driver === undefined ? { root } : { root, driver })
   try {
     const id = await store.findImage(image)
     const { config } = await store.images.get(id)
