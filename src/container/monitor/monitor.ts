@@ -81,120 +81,172 @@ function runcQuiet(runtime: string, args: string[]): Promise<void> {
 }
 
 export async function monitorContainer(opts: MonitorOptions): Promise<void> {
-  const { root, id, runtime } = opts
-  const lock = new DataRootLock(root)
-  let recordGone = false
+  await new ContainerMonitor(opts).run()
+}
+
+/** What the monitor reads of hostconfig.json. */
+interface MonitorHostConfig {
+  RestartPolicy?: RestartPolicy
+  AutoRemove?: boolean
+}
+
+type OpenedStore = import('../../store/index.js').Store
+
+/**
+ * One monitor's life, phase by phase: announce itself (the monitor file),
+ * run the container and restart it as its policy says, release what the
+ * runs held (runc state, bundle, fifo, the layer's mount), record the
+ * exit, and remove the container for --rm.
+ */
+class ContainerMonitor {
+  readonly #opts: MonitorOptions
+  readonly #root: string
+  readonly #id: string
+  readonly #lock: DataRootLock
+  #recordGone = false
+  #helloSent = false
+  /** Cuts a restart delay short (SIGUSR1: a stop or a removal wants the monitor to look again). */
+  #wake: (() => void) | undefined
+
+  constructor(opts: MonitorOptions) {
+    this.#opts = opts
+    this.#root = opts.root
+    this.#id = opts.id
+    this.#lock = new DataRootLock(opts.root)
+  }
+
+  async run(): Promise<void> {
+    await this.#announce()
+    const first = await readRecord(this.#root, this.#id)
+    const hostConfig = JSON.parse(await readFile(join(containerDir(this.#root, this.#id), HOSTCONFIG_FILE), 'utf8')) as MonitorHostConfig
+    const outcome = await this.#runWithRestarts(first, hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 })
+    const store = await this.#release(first)
+    await this.#recordExit(outcome)
+    if (!this.#helloSent) this.#opts.hello({ ok: false, error: outcome.error, exitCode: outcome.exitCode })
+    if (hostConfig.AutoRemove === true && !this.#recordGone && store !== undefined) {
+      const { removeContainer } = await import('../lifecycle.js')
+      await removeContainer(store, this.#id, { force: true }).catch((err: unknown) => {
+        if (!isStrataError(err, 'NOT_FOUND')) log(`removing ${this.#id} (--rm) failed: ${(err as Error).message}`)
+      })
+    }
+    await store?.close()
+  }
+
   /** A read-modify-write of the record under the data-root lock; undefined once the record is gone. */
-  const update = async (fn: (r: ContainerRecord) => void, beforeWrite?: () => Promise<void>): Promise<ContainerRecord | undefined> => {
-    if (recordGone) return undefined
+  async #update(fn: (r: ContainerRecord) => void, beforeWrite?: () => Promise<void>): Promise<ContainerRecord | undefined> {
+    if (this.#recordGone) return undefined
     try {
-      return await lock.withLock(async () => {
-        const r = await readRecord(root, id)
+      return await this.#lock.withLock(async () => {
+        const r = await readRecord(this.#root, this.#id)
         fn(r)
         await beforeWrite?.()
-        await writeRecord(root, id, r)
+        await writeRecord(this.#root, this.#id, r)
         return r
       })
     } catch (err) {
       if (!isStrataError(err, 'NOT_FOUND')) throw err
-      log(`the record of ${id} is gone; cleaning up`)
-      recordGone = true
+      log(`the record of ${this.#id} is gone; cleaning up`)
+      this.#recordGone = true
       return undefined
     }
   }
 
-  const startTime = processStartTime(process.pid)
-  const info: MonitorInfo = { pid: process.pid, startTime: startTime ?? 0, bootId: bootId() }
-  await lock.withLock(() => atomicWriteFile(monitorFilePath(root, id), JSON.stringify(info), 0o600))
-
-  const first = await readRecord(root, id)
-  const hostConfig = JSON.parse(await readFile(join(containerDir(root, id), HOSTCONFIG_FILE), 'utf8')) as {
-    RestartPolicy?: RestartPolicy
-    AutoRemove?: boolean
+  /** The monitor file: this process's PID, start time and boot ID, for readers to tell a live monitor. */
+  async #announce(): Promise<void> {
+    const startTime = processStartTime(process.pid)
+    const info: MonitorInfo = { pid: process.pid, startTime: startTime ?? 0, bootId: bootId() }
+    await this.#lock.withLock(() => atomicWriteFile(monitorFilePath(this.#root, this.#id), JSON.stringify(info), 0o600))
   }
-  const policy: RestartPolicy = hostConfig.RestartPolicy ?? { Name: 'no', MaximumRetryCount: 0 }
-  const restartState: RestartState = { count: 0, delayMs: 0 }
-  const logs = new JsonLogWriter(logPath(root, id))
-  let helloSent = false
-  let wake: (() => void) | undefined
-  process.on('SIGUSR1', () => wake?.())
 
-  let outcome: RunOutcome
-  for (;;) {
-    outcome = await runOnce(opts, first, logs, async (pid) => {
-      await update((r) => {
-        r.State = { ...r.State, Running: true, Paused: false, Restarting: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: formatRfc3339Nano(nowNs(), 0) }
-        r.HasBeenStartedBefore = true
+  /** Runs the container, and again as long as the restart policy says so (and nobody stopped it); the last run's outcome. */
+  async #runWithRestarts(first: ContainerRecord, policy: RestartPolicy): Promise<RunOutcome> {
+    const restartState: RestartState = { count: 0, delayMs: 0 }
+    const logs = new JsonLogWriter(logPath(this.#root, this.#id))
+    process.on('SIGUSR1', () => this.#wake?.())
+    let outcome: RunOutcome
+    for (;;) {
+      outcome = await runOnce(this.#opts, first, logs, (pid) => this.#started(pid))
+      if (!outcome.started) break
+      const now = await this.#update(() => {})
+      if (now === undefined) break
+      const decision = shouldRestart(policy, restartState, outcome.exitCode, now.HasBeenManuallyStopped, Date.now() - outcome.startedAtMs)
+      if (!decision.restart) break
+      const exitCode = outcome.exitCode
+      await this.#update((r) => {
+        r.State = { ...r.State, Running: true, Restarting: true, Paused: false, Pid: 0, ExitCode: exitCode, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
+        r.RestartCount = (r.RestartCount ?? 0) + 1
       })
-      if (!helloSent) opts.hello({ ok: true, pid })
-      helloSent = true
-    })
-    if (!outcome.started) break
-    const now = await update(() => {})
-    if (now === undefined) break
-    const decision = shouldRestart(policy, restartState, outcome.exitCode, now.HasBeenManuallyStopped, Date.now() - outcome.startedAtMs)
-    if (!decision.restart) break
-    await update((r) => {
-      r.State = { ...r.State, Running: true, Restarting: true, Paused: false, Pid: 0, ExitCode: outcome.exitCode, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
-      r.RestartCount = (r.RestartCount ?? 0) + 1
-    })
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, decision.delayMs)
-      wake = () => {
-        clearTimeout(timer)
-        resolve()
-      }
-    })
-    wake = undefined
-    const again = await update(() => {})
-    if (again === undefined || again.HasBeenManuallyStopped) break
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, decision.delayMs)
+        this.#wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      this.#wake = undefined
+      const again = await this.#update(() => {})
+      if (again === undefined || again.HasBeenManuallyStopped) break
+    }
+    logs.close()
+    return outcome
   }
-  logs.close()
 
-  // dockerd's stop path: runc state, bundle, layer; then the state is recorded.
-  await runcQuiet(runtime, ['delete', '--force', id])
-  await rm(bundleDir(root, id), { recursive: true, force: true }).catch(() => {})
-  await unlink(stdinFifoPath(root, id)).catch(() => {})
-  let store: import('../../store/index.js').Store | undefined
-  try {
-    const { Store } = await import('../../store/index.js')
-    store = await Store.open({ root, driver: first.Driver })
-    await store.layers.unmount(id).catch((err: unknown) => {
-      if (!isStrataError(err, 'NOT_FOUND') && !isStrataError(err, 'INVALID_ARGUMENT')) throw err
+  /** A run started: the record says Running with its PID; the first time, the starter hears hello. */
+  async #started(pid: number): Promise<void> {
+    await this.#update((r) => {
+      r.State = { ...r.State, Running: true, Paused: false, Restarting: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: formatRfc3339Nano(nowNs(), 0) }
+      r.HasBeenStartedBefore = true
     })
-  } catch (err) {
-    log(`unmounting the layer of ${id} failed: ${(err as Error).message}`)
+    if (!this.#helloSent) this.#opts.hello({ ok: true, pid })
+    this.#helloSent = true
   }
-  // The monitor file goes, then the stopped State is written, holding the container's lock (the one
-  // start and reconcileContainer take): a reader that finds the file gone while the record still says
-  // Running reconciles, waits for this lock and reads the stopped State; a start waits for it too, so
-  // this monitor never removes a newer monitor's file. Before a hello the starter holds that lock
-  // (and the record never said Running): the State is written without it then.
-  const removeMonitorFile = (): Promise<void> =>
-    unlink(monitorFilePath(root, id)).catch((err: unknown) => {
-      if (!isErrno(err, 'ENOENT')) log(`removing the monitor file failed: ${(err as Error).message}`)
-    })
-  const containerLock = helloSent ? await lockContainerDir(containerDir(root, id)) : undefined
-  try {
-    const recorded = await update((r) => {
-      if (outcome.started) {
-        r.State = { ...r.State, Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: outcome.exitCode, Error: outcome.error, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
-      } else {
-        r.State = { ...r.State, Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: outcome.exitCode, Error: outcome.error }
-      }
-    }, removeMonitorFile)
-    if (recorded === undefined) await removeMonitorFile()
-  } finally {
-    containerLock?.close()
+
+  /** dockerd's stop path: runc state, bundle, stdin fifo, the layer's mount. Returns the store opened for it (undefined if that failed). */
+  async #release(first: ContainerRecord): Promise<OpenedStore | undefined> {
+    const root = this.#root
+    const id = this.#id
+    await runcQuiet(this.#opts.runtime, ['delete', '--force', id])
+    await rm(bundleDir(root, id), { recursive: true, force: true }).catch(() => {})
+    await unlink(stdinFifoPath(root, id)).catch(() => {})
+    let store: OpenedStore | undefined
+    try {
+      const { Store } = await import('../../store/index.js')
+      store = await Store.open({ root, driver: first.Driver })
+      await store.layers.unmount(id).catch((err: unknown) => {
+        if (!isStrataError(err, 'NOT_FOUND') && !isStrataError(err, 'INVALID_ARGUMENT')) throw err
+      })
+    } catch (err) {
+      log(`unmounting the layer of ${id} failed: ${(err as Error).message}`)
+    }
+    return store
   }
-  if (!helloSent) opts.hello({ ok: false, error: outcome.error, exitCode: outcome.exitCode })
-  if (hostConfig.AutoRemove === true && !recordGone && store !== undefined) {
-    const { removeContainer } = await import('../lifecycle.js')
-    await removeContainer(store, id, { force: true }).catch((err: unknown) => {
-      if (!isStrataError(err, 'NOT_FOUND')) log(`removing ${id} (--rm) failed: ${(err as Error).message}`)
-    })
+
+  /**
+   * The monitor file goes, then the stopped State is written, holding the container's lock (the one
+   * start and reconcileContainer take): a reader that finds the file gone while the record still says
+   * Running reconciles, waits for this lock and reads the stopped State; a start waits for it too, so
+   * this monitor never removes a newer monitor's file. Before a hello the starter holds that lock
+   * (and the record never said Running): the State is written without it then.
+   */
+  async #recordExit(outcome: RunOutcome): Promise<void> {
+    const removeMonitorFile = (): Promise<void> =>
+      unlink(monitorFilePath(this.#root, this.#id)).catch((err: unknown) => {
+        if (!isErrno(err, 'ENOENT')) log(`removing the monitor file failed: ${(err as Error).message}`)
+      })
+    const containerLock = this.#helloSent ? await lockContainerDir(containerDir(this.#root, this.#id)) : undefined
+    try {
+      const recorded = await this.#update((r) => {
+        if (outcome.started) {
+          r.State = { ...r.State, Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: outcome.exitCode, Error: outcome.error, FinishedAt: formatRfc3339Nano(nowNs(), 0) }
+        } else {
+          r.State = { ...r.State, Running: false, Paused: false, Restarting: false, Pid: 0, ExitCode: outcome.exitCode, Error: outcome.error }
+        }
+      }, removeMonitorFile)
+      if (recorded === undefined) await removeMonitorFile()
+    } finally {
+      containerLock?.close()
+    }
   }
-  await store?.close()
 }
 
 /** The container's lock (process.ts withContainerLock), waited for; undefined when the record is gone. */
