@@ -19,6 +19,7 @@ import { HOSTCONFIG_FILE, newContainerId, newState, shortContainerId, type Conta
 import type { Store } from '../store/index.js'
 import { commandOf, mergeContainerConfig } from './config.js'
 import { initFileContents } from './init-files.js'
+import { NONE_ENDPOINT } from './inspect.js'
 import type { CreateContainerOptions } from './types.js'
 
 /** hostconfig.json: docker's HostConfig for a container with no network, volumes or limits set; its output in a json-file log. */
@@ -48,6 +49,29 @@ function hostConfig(opts: CreateContainerOptions): Record<string, unknown> {
       { Name: 'nofile', Hard: 1024, Soft: 1024 },
       { Name: 'nproc', Hard: 1024, Soft: 1024 },
     ],
+  }
+}
+
+/**
+ * daemon/network.Settings as dockerd 20.10 writes it for a container on the
+ * `none` network: dockerd dereferences it (inspect, start), a null one
+ * makes it panic with the container's lock held.
+ */
+function noneNetworkSettings(): Record<string, unknown> {
+  return {
+    Bridge: '',
+    SandboxID: '',
+    HairpinMode: false,
+    LinkLocalIPv6Address: '',
+    LinkLocalIPv6PrefixLen: 0,
+    Networks: { none: { ...NONE_ENDPOINT, IPAMOperational: false } },
+    Service: null,
+    Ports: null,
+    SandboxKey: '',
+    SecondaryIPAddresses: null,
+    SecondaryIPv6Addresses: null,
+    IsAnonymousEndpoint: false,
+    HasSwarmEndpoint: false,
   }
 }
 
@@ -90,7 +114,7 @@ export async function createContainer(store: Store, imageRef: string, opts: Crea
       Args: args,
       Config: config,
       Image: imageId,
-      NetworkSettings: null,
+      NetworkSettings: noneNetworkSettings(),
       LogPath: '',
       Name: '',
       Driver: store.driver.name,

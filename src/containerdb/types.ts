@@ -70,7 +70,8 @@ export interface ContainerRecord {
   Config: ContainerConfig
   /** The image ID the container was created from. */
   Image: ImageID
-  NetworkSettings: null
+  /** daemon/network.Settings (the `none` network's); null in records strata wrote before it kept them. */
+  NetworkSettings: Record<string, unknown> | null
   LogPath: string
   /** "/name". */
   Name: string
