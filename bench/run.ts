@@ -10,6 +10,7 @@ import { apiBench } from './api.js'
 import { archiveBench } from './archive.js'
 import { cliBench } from './cli.js'
 import { containerBench } from './container.js'
+import { devicemapperBench } from './devicemapper.js'
 import { exploreBench } from './explore.js'
 import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
@@ -24,6 +25,7 @@ const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promis
   archive: archiveBench,
   cli: cliBench,
   container: containerBench,
+  devicemapper: devicemapperBench,
   explore: exploreBench,
   graphdriver: graphdriverBench,
   layerstore: layerstoreBench,
