@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { existsSync, readdirSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readdirSync, writeSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,7 +21,7 @@ import { END_OF_ARCHIVE, encodeHeader, padding } from '../src/archive/tar/index.
 import { sha256Of, type Digest } from '../src/digest/index.js'
 import { isStrataError, type StrataErrorCode } from '../src/errors/index.js'
 import { topChainId } from '../src/image/index.js'
-import { cleanupMigration, migrateDataRoot, migrationStatus, type MigrateProgress } from '../src/migrate/index.js'
+import { abortMigration, cleanupMigration, migrateDataRoot, migrationStatus, type MigrateProgress } from '../src/migrate/index.js'
 import { listImages, Store } from '../src/store/index.js'
 import { MNT_DETACH, mount, umount2 } from '../src/sys/index.js'
 import { CHANGE_SCRIPT, CHANGED_OUTPUT } from './helpers/aufs-root.js'
@@ -186,6 +186,23 @@ describe('strata migrate between drivers (library)', () => {
     })
   }
 })
+
+/** Writes `path` until its filesystem has no byte left (ENOSPC ends it, quietly). */
+function fillUp(path: string): void {
+  const fd = openSync(path, 'a')
+  try {
+    for (let chunk = 1 << 20; chunk >= 512; ) {
+      try {
+        writeSync(fd, Buffer.alloc(chunk))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err
+        chunk >>= 1
+      }
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
 
 describe('strata migrate: plans, refusals, crashes', () => {
   test('--dry-run lists what moves, the space and time it needs, and writes nothing', async (t) => {
@@ -358,6 +375,49 @@ describe('strata migrate: plans, refusals, crashes', () => {
     assert.ok(!existsSync(join(root, 'strata-migrate')))
   })
 
+  test('a migrated copy that does not rebuild to its diffID is refused before anything is staged, and the root stays as it was', async (t) => {
+    if (!needs(t)) return
+    const dir = await scratch(t)
+    const root = join(dir, 'root')
+    const store = await Store.open({ root, driver: 'aufs' })
+    let imageId: string
+    try {
+      const made = await makeImage(store, {
+        layers: [tarWith('big', randomBytesSeeded(1 << 20, 3)), tarWith('bigger', randomBytesSeeded(1 << 20, 4))],
+        created: '2024-01-01T00:00:00Z',
+        tags: ['big:latest'],
+      })
+      imageId = made.id
+    } finally {
+      await store.close()
+    }
+    // The target's copy of the first layer is changed by one byte between its apply and its verify.
+    const vfsHome = join(root, 'strata-migrate', 'stage', 'vfs', 'dir')
+    const failure = await migrateDataRoot({ root, to: 'vfs', onProgress: (e) => {
+      if (e.kind !== 'layer' || e.index !== 0 || e.step !== 'verify') return
+      for (const id of readdirSync(vfsHome)) {
+        const file = join(vfsHome, id, 'big')
+        if (!existsSync(file)) continue
+        const fd = openSync(file, 'r+')
+        writeSync(fd, Buffer.from([0x5a]), 0, 1, 1000)
+        closeSync(fd)
+      }
+    } }).then(() => undefined, (err: unknown) => err)
+    assert.ok(isStrataError(failure), `the migration fails with a StrataError: ${String(failure)}`)
+    // tar-split's CRC-64 of the file catches it before the diffID does.
+    assert.equal(failure.code, 'CORRUPT', failure.message)
+    assert.match(failure.message, /the migrated copy of layer sha256:[a-f0-9]{64} \(1 of 2\) in vfs: file "big" changed/)
+    assert.deepEqual(readdirSync(join(root, 'strata-migrate', 'stage', 'image', 'vfs', 'layerdb', 'sha256')), [], 'nothing staged')
+    await abortMigration(root)
+    const s = await Store.open({ root })
+    try {
+      assert.equal(s.driver.name, 'aufs')
+      assert.deepEqual((await listImages(s)).map((i) => i.Id), [imageId])
+    } finally {
+      await s.close()
+    }
+  })
+
   test('a disk that fills up mid-migration stops it with a clear error; with space again it continues where it stopped', async (t) => {
     if (!needs(t)) return
     const dir = await scratch(t)
@@ -379,10 +439,12 @@ describe('strata migrate: plans, refusals, crashes', () => {
       } finally {
         await store.close()
       }
-      // vfs needs a full copy per layer: 16 + 28 MiB. Once the first layer is staged, a filler leaves too little for the second.
+      // vfs needs a full copy per layer: 16 + 28 MiB. Once the first layer is staged, a filler takes every
+      // byte left, so the second fails: in its apply if that still runs (the migration applies a layer
+      // while it verifies the one below), or else when its verify stages it, which comes after.
       const filler = join(fs, 'filler')
       const failure = await migrateDataRoot({ root, to: 'vfs', onProgress: (e) => {
-        if (e.kind === 'layer' && e.index === 0 && e.step === 'done') writeFileSync(filler, Buffer.alloc(40 << 20))
+        if (e.kind === 'layer' && e.index === 0 && e.step === 'done') fillUp(filler)
       } }).then(() => undefined, (err: unknown) => err)
       assert.ok(isStrataError(failure), `the migration fails with a StrataError: ${String(failure)}`)
       assert.match(failure.message, /Migrating layer sha256:[a-f0-9]{64} \(2 of 2\) failed: no space left on the device/)

@@ -10,7 +10,7 @@ import { chmod, copyFile, lstat, mkdir, open, readFile, rename, rm, writeFile } 
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { assembleTar, createTarSplitFile, directoryFileGetter, readTarSplit } from '../archive/index.js'
-import { digestStream, type Digest } from '../digest/index.js'
+import type { Digest } from '../digest/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
 import type { DiffFiles, GraphDriver } from '../graphdriver/index.js'
 import { LAYER_FILES, MOUNT_FILES, type LayerDbPaths } from '../layer/index.js'
@@ -27,6 +27,8 @@ export interface CopyContext {
   stageDb: LayerDbPaths
   /** Target ids of staged layers, by chainID; filled as layers are staged. */
   stagedLayers: Map<Digest, string>
+  /** Target ids of layers applied but not yet verified and staged (their children are applied on them meanwhile). */
+  appliedLayers: Map<Digest, string>
   onProgress: (event: MigrateProgress) => void
 }
 
@@ -138,18 +140,27 @@ function stepFailed(err: unknown, what: string): StrataError {
   })
 }
 
+/** A layer applied to the target and not yet verified: verify() checks and stages it, undo() removes it. */
+export interface AppliedLayer {
+  verify(): Promise<void>
+  undo(): Promise<void>
+}
+
 /**
- * Copies read-only layer `layer` (parents are staged first): the source's
+ * Copies read-only layer `layer` (parents are applied first): the source's
  * tar rebuilt from tar-split (checked against the diffID while it streams)
- * or from its diff, applied to a new target layer, rebuilt again from the
- * target's files and checked, then staged with a copy of the source's
- * metadata and the new cache-id and size.
+ * or from its diff, applied to a new target layer. The returned verify()
+ * rebuilds the tar again from the target's files, checks it and stages the
+ * layer with a copy of the source's metadata and the new cache-id and size;
+ * the migration runs it while the next layer is applied, so the second read
+ * of each layer overlaps the next one's write. The target id is known to
+ * the children (ctx.appliedLayers) as soon as the apply is done.
  */
-export async function copyLayer(ctx: CopyContext, layer: PlannedLayer, index: number, total: number): Promise<void> {
+export async function applyLayerCopy(ctx: CopyContext, layer: PlannedLayer, index: number, total: number): Promise<AppliedLayer> {
   const progress = (step: 'copy' | 'verify' | 'done', bytes: number): void =>
     ctx.onProgress({ kind: 'layer', index, total, chainId: layer.chainId, diffId: layer.diffId, step, bytes, totalBytes: layer.size })
   const what = `layer ${layer.chainId} (${index + 1} of ${total})`
-  const parentTarget = layer.parent === null ? null : ctx.stagedLayers.get(layer.parent)
+  const parentTarget = layer.parent === null ? null : ctx.appliedLayers.get(layer.parent) ?? ctx.stagedLayers.get(layer.parent)
   if (parentTarget === undefined) throw new StrataError('CORRUPT', `Cannot migrate ${what}: its parent ${layer.parent} was not migrated`)
   const parentSource = layer.parent === null ? null : await readCacheId(ctx.sourceDb, layer.parent)
   const srcDir = ctx.sourceDb.layerDir(layer.chainId)
@@ -158,18 +169,24 @@ export async function copyLayer(ctx: CopyContext, layer: PlannedLayer, index: nu
   const id = newId()
   await markPending(ctx.paths, id, layer.chainId)
   const newTarSplit = join(ctx.paths.pending, `${id}.tar-split.json.gz`)
+  const undoAll = async (): Promise<void> => {
+    ctx.appliedLayers.delete(layer.chainId)
+    await rm(newTarSplit, { force: true })
+    await undo(ctx, [id])
+  }
+  let applied: { size: number; tarSize: number }
   try {
     progress('copy', 0)
     await ctx.target.create(id, parentTarget)
     let source: Readable
     if (hasTarSplit) {
       const files = await holdFiles(ctx.source, layer.cacheId)
-      source = Readable.from(releasing(assembleTar(readTarSplit(srcTarSplit), directoryFileGetter(files.dir), { expectedDigest: layer.diffId, what: `${what} in ${ctx.source.name}` }), files))
+      // Not hashed here: applyLayer's expectedDiffId checks these same bytes.
+      source = Readable.from(releasing(assembleTar(readTarSplit(srcTarSplit), directoryFileGetter(files.dir), { what: `${what} in ${ctx.source.name}` }), files))
     } else {
       source = await ctx.source.diff(layer.cacheId, parentSource)
     }
     const recorder = hasTarSplit ? undefined : createTarSplitFile(newTarSplit)
-    let applied
     try {
       applied = await ctx.target.applyLayer(id, parentTarget, source.pipe(counting((n) => progress('copy', n))), { expectedDiffId: layer.diffId, tarSplit: recorder?.sink })
       await recorder?.close()
@@ -177,28 +194,38 @@ export async function copyLayer(ctx: CopyContext, layer: PlannedLayer, index: nu
       recorder?.abort()
       throw err
     }
-    progress('verify', applied.tarSize)
-    const tarSplit = hasTarSplit ? srcTarSplit : newTarSplit
-    const files = await holdFiles(ctx.target, id)
-    const rebuilt = await digestStream(releasing(assembleTar(readTarSplit(tarSplit), directoryFileGetter(files.dir), { expectedDigest: layer.diffId, what: `${what} in ${ctx.target.name}` }), files))
-    if (rebuilt.digest !== layer.diffId) throw new StrataError('DIGEST_MISMATCH', `The migrated copy of ${what} rebuilds to ${rebuilt.digest}, not its diffID ${layer.diffId}`)
-    await stageEntry(ctx.stageDb, ctx.stageDb.layerDir(layer.chainId), LAYER_DIR_MODE, async (dir) => {
-      await copyMeta(srcDir, dir, LAYER_FILES.diff)
-      await copyMeta(srcDir, dir, LAYER_FILES.parent)
-      await writeMeta(dir, LAYER_FILES.size, String(applied.size))
-      await writeMeta(dir, LAYER_FILES.cacheId, id)
-      await copyFile(tarSplit, join(dir, LAYER_FILES.tarSplit))
-      await chmod(join(dir, LAYER_FILES.tarSplit), FILE_MODE)
-    })
-    ctx.stagedLayers.set(layer.chainId, id)
-    await rm(newTarSplit, { force: true })
-    await clearPending(ctx.paths, id)
-    progress('done', applied.tarSize)
   } catch (err) {
-    await rm(newTarSplit, { force: true })
-    await undo(ctx, [id])
+    await undoAll()
     throw stepFailed(err, what)
   }
+  ctx.appliedLayers.set(layer.chainId, id)
+
+  const verify = async (): Promise<void> => {
+    try {
+      progress('verify', applied.tarSize)
+      const tarSplit = hasTarSplit ? srcTarSplit : newTarSplit
+      const files = await holdFiles(ctx.target, id)
+      // assembleTar hashes what it rebuilds and throws DIGEST_MISMATCH when it is not the diffID.
+      for await (const chunk of releasing(assembleTar(readTarSplit(tarSplit), directoryFileGetter(files.dir), { expectedDigest: layer.diffId, what: `the migrated copy of ${what} in ${ctx.target.name}` }), files)) void chunk
+      await stageEntry(ctx.stageDb, ctx.stageDb.layerDir(layer.chainId), LAYER_DIR_MODE, async (dir) => {
+        await copyMeta(srcDir, dir, LAYER_FILES.diff)
+        await copyMeta(srcDir, dir, LAYER_FILES.parent)
+        await writeMeta(dir, LAYER_FILES.size, String(applied.size))
+        await writeMeta(dir, LAYER_FILES.cacheId, id)
+        await copyFile(tarSplit, join(dir, LAYER_FILES.tarSplit))
+        await chmod(join(dir, LAYER_FILES.tarSplit), FILE_MODE)
+      })
+      ctx.stagedLayers.set(layer.chainId, id)
+      ctx.appliedLayers.delete(layer.chainId)
+      await rm(newTarSplit, { force: true })
+      await clearPending(ctx.paths, id)
+      progress('done', applied.tarSize)
+    } catch (err) {
+      await undoAll()
+      throw stepFailed(err, what)
+    }
+  }
+  return { verify, undo: undoAll }
 }
 
 /**

@@ -20,11 +20,44 @@ import { copyTree, defaultRegistry, openDriver, type GraphDriver } from '../grap
 import { DataRootLock } from '../fs/index.js'
 import { LayerDbPaths, MOUNT_FILES, removeDriverLayers } from '../layer/index.js'
 import { Store } from '../store/index.js'
-import { copyLayer, copyMount, type CopyContext } from './copy.js'
+import { applyLayerCopy, copyMount, type AppliedLayer, type CopyContext } from './copy.js'
 import { clearPending, lockMigration, MigrationPaths, pendingIds, readJournal, writeJournal, type Journal } from './journal.js'
 import { assertAtRest, assertNoLiveHolders, makePlan, readStaged, type Staged } from './plan.js'
 import { cleanupFinished, switchTrees } from './switch.js'
 import type { MigratePlan, MigrateOptions, MigrateResult } from './types.js'
+
+/**
+ * Copies the plan's layers not staged yet, in order, each one's verify
+ * running while the next one is applied (two layers in flight at most).
+ * When either fails, the other is undone too; returns how many were copied.
+ */
+async function copyLayers(ctx: CopyContext, plan: MigratePlan): Promise<number> {
+  let copied = 0
+  let verifying: { done: Promise<void> } | undefined
+  const settle = async (applying: Promise<AppliedLayer | undefined>): Promise<AppliedLayer | undefined> => {
+    const [applied, verified] = await Promise.allSettled([applying, verifying?.done])
+    if (verified.status === 'rejected') {
+      if (applied.status === 'fulfilled') await applied.value?.undo()
+      throw verified.reason
+    }
+    if (applied.status === 'rejected') throw applied.reason
+    return applied.value
+  }
+  for (const [i, layer] of plan.layers.entries()) {
+    if (ctx.stagedLayers.has(layer.chainId)) {
+      ctx.onProgress({ kind: 'layer', index: i, total: plan.layers.length, chainId: layer.chainId, diffId: layer.diffId, step: 'staged', bytes: 0, totalBytes: layer.size })
+      continue
+    }
+    const applied = await settle(applyLayerCopy(ctx, layer, i, plan.layers.length))
+    const done = applied!.verify()
+    // Observed by settle() or the final await; never an unhandled rejection meanwhile.
+    done.catch(() => {})
+    verifying = { done }
+    copied++
+  }
+  await settle(Promise.resolve(undefined))
+  return copied
+}
 
 /** How many times the switch re-plans when the root changed while layers were being copied. */
 const SWITCH_ATTEMPTS = 3
@@ -204,17 +237,10 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
     await mkdir(stageDb.sha256, { recursive: true, mode: 0o755 })
     await mkdir(stageDb.mounts, { recursive: true, mode: 0o755 })
     await copyImageMetadata(paths, journal)
-    const ctx: CopyContext = { paths, source, target, sourceDb, stageDb, stagedLayers: staged.layers, onProgress }
+    const ctx: CopyContext = { paths, source, target, sourceDb, stageDb, stagedLayers: staged.layers, appliedLayers: new Map(), onProgress }
     for (let attempt = 1; ; attempt++) {
       await tidyStage(ctx, plan, staged)
-      for (const [i, layer] of plan.layers.entries()) {
-        if (staged.layers.has(layer.chainId)) {
-          onProgress({ kind: 'layer', index: i, total: plan.layers.length, chainId: layer.chainId, diffId: layer.diffId, step: 'staged', bytes: 0, totalBytes: layer.size })
-          continue
-        }
-        await copyLayer(ctx, layer, i, plan.layers.length)
-        layersCopied++
-      }
+      layersCopied += await copyLayers(ctx, plan)
       for (const [i, mount] of plan.mounts.entries()) {
         if (staged.mounts.has(mount.name)) {
           onProgress({ kind: 'mount', index: i, total: plan.mounts.length, name: mount.name, step: 'staged', bytes: 0, totalBytes: mount.size })
