@@ -37,17 +37,27 @@ const LAUNCHER = `#!/usr/bin/env node
 'use strict'
 // The strata command: runs cli.js (the bundled CLI) compiled with a V8
 // code cache kept beside it (cli.js.cache), written by the first run that
-// had none or whose cache this Node rejected (another Node version).
-// Made by scripts/bundle-cli.mjs.
+// had none, or whose cache was damaged or rejected by this Node (another
+// version). Made by scripts/bundle-cli.mjs.
+//
+// cli.js.cache is the sha256 of V8's data, then the data. V8 checks that
+// the data belongs to this source and this V8, not that its bytes are
+// intact: damaged data past its header stops the process with a fatal
+// error in the deserializer, on every run. So the digest is checked here
+// and damaged data is not given to V8 at all.
+const { createHash } = require('node:crypto')
 const { readFileSync, renameSync, writeFileSync, unlinkSync } = require('node:fs')
 const { join } = require('node:path')
 const { Script } = require('node:vm')
 
 const file = join(__dirname, 'cli.js')
 const cacheFile = file + '.cache'
+const sha256 = (data) => createHash('sha256').update(data).digest()
 let cachedData
 try {
-  cachedData = readFileSync(cacheFile)
+  const kept = readFileSync(cacheFile)
+  const data = kept.subarray(32)
+  if (kept.length > 32 && sha256(data).equals(kept.subarray(0, 32))) cachedData = data
 } catch {
   // no cache yet: compiled from source, and the cache written at exit
 }
@@ -58,7 +68,8 @@ if (cachedData === undefined || script.cachedDataRejected === true) {
     // Best effort: a read-only install runs without a cache.
     const tmp = cacheFile + '.tmp-' + process.pid
     try {
-      writeFileSync(tmp, script.createCachedData())
+      const data = script.createCachedData()
+      writeFileSync(tmp, Buffer.concat([sha256(data), data]))
       renameSync(tmp, cacheFile)
     } catch {
       try {

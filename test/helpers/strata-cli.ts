@@ -24,7 +24,7 @@ function newestJs(dir: string): number {
   let newest = 0
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     if (e.isDirectory()) {
-      if (e.name !== 'bundle') newest = Math.max(newest, newestJs(join(dir, e.name)))
+      if (!e.name.startsWith('bundle')) newest = Math.max(newest, newestJs(join(dir, e.name)))
     } else if (e.name.endsWith('.js')) newest = Math.max(newest, statSync(join(dir, e.name)).mtimeMs)
   }
   return newest
