@@ -181,6 +181,24 @@ async function undoLoad(store: Store, journal: LoadJournal): Promise<void> {
 }
 
 /**
+ * Parents, as dockerd's load links them: only to an image of the same
+ * source (validatedParentLinks), whose layers begin the child's
+ * (checkValidParent; CORRUPT otherwise).
+ */
+async function linkParents(store: Store, plans: ReadonlyArray<{ image: SourceImage; label: string }>, loaded: readonly LoadedImage[]): Promise<void> {
+  for (const [i, { image, label }] of plans.entries()) {
+    const parent = image.parent
+    if (parent === undefined || parent === loaded[i]!.id || !plans.some((p) => p.image.id === parent)) continue
+    const own = image.layers.map((l) => l.diffId)
+    const theirs = plans.find((p) => p.image.id === parent)!.image.layers.map((l) => l.diffId)
+    if (theirs.length > own.length || theirs.some((d, j) => own[j] !== d)) {
+      throw new StrataError('CORRUPT', `Cannot load ${label}: image ${parent} is not a valid parent for ${loaded[i]!.id}`)
+    }
+    await store.images.setParent(loaded[i]!.id, parent)
+  }
+}
+
+/**
  * Loads every image of `source` into `store` (see the file comment for
  * the guarantees), tagging each with the source's names, moving a tag
  * that pointed elsewhere as docker load does.
@@ -202,6 +220,7 @@ export async function loadImages(store: Store, source: ImageSource, opts: LoadOp
   try {
     const counts = await registerLayers(store, plans, journal, progress)
     loaded = await createImagesAndTags(store, plans, counts, journal)
+    await linkParents(store, plans, loaded)
   } catch (err) {
     await undoLoad(store, journal)
     throw err

@@ -102,6 +102,8 @@ export interface SourceImage {
   strictNames?: boolean
   /** The manifest's digest when the source has a manifest blob (OCI), else undefined. */
   manifestDigest?: Digest
+  /** The image it was built from, as docker-archive's manifest `Parent` names it; load records it when that image is loaded too. */
+  parent?: ImageID
 }
 
 export interface ImageSource {

@@ -9,7 +9,8 @@
  * store verifies them against.
  */
 import type { Readable } from 'node:stream'
-import { parseDigest, type Digest } from '../../digest/index.js'
+import { isDigest, parseDigest, type Digest } from '../../digest/index.js'
+import type { ImageID } from '../../image/index.js'
 import { StrataError } from '../../errors/index.js'
 import { MAX_JSON_BYTES, parseJsonDocument } from '../blob-stream.js'
 import { readArchiveFile, requireFile, type ArchiveFiles } from '../files.js'
@@ -79,7 +80,8 @@ export class DockerArchiveSource implements ImageSource {
       // `repositories` file when manifest.json exists (an image saved by ID
       // loads untagged, "Loaded image ID: ...", even if the file names it).
       const names = item.RepoTags ?? []
-      images.push({ id, configBytes, layers, names, strictNames: true })
+      const parent = item.Parent !== undefined && isDigest(item.Parent) ? (item.Parent as ImageID) : undefined
+      images.push({ id, configBytes, layers, names, strictNames: true, ...(parent === undefined ? {} : { parent }) })
     }
     return images
   }
