@@ -14,6 +14,8 @@ import {
   exportContainer,
   formatChangeLines,
   listContainers,
+  pruneContainers,
+  renameContainer,
   type ContainerSummary,
   mountContainer,
   parseRestartPolicy,
@@ -25,12 +27,13 @@ import {
 import { PROCESS_HELPS, processVerb, startAttached } from './container-process.js'
 import { StrataError } from '../errors/index.js'
 import { goTimeString } from '../fs/index.js'
-import { ellipsis, humanSizeWithPrecision } from './docker-format.js'
-import { FILTER_FLAG, parseFilterFlags } from './filters.js'
+import { ellipsis, humanSize4, humanSizeWithPrecision } from './docker-format.js'
+import { checkFilterKeys, FILTER_FLAG, parseFilterFlags } from './filters.js'
+import type { VerbIO } from './progress.js'
 import { checkArgCount, intFlag, parseFlags } from './args.js'
-import { FlagError, UnknownCommandError } from './errors.js'
+import { FlagError, UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
-import { writeOutput } from './io.js'
+import { validateOutputPath, writeOutput } from './io.js'
 import type { CommandResult } from './output.js'
 import { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, type ContainerRowPayload, renderList } from './list-formats.js'
 import { DOCKER_FUNCS, quote, Template } from '../format/index.js'
@@ -112,6 +115,20 @@ Options:
 
 Write a container's filesystem as a tar archive (to stdout without -o).
 `,
+  rename: `Usage: strata rename CONTAINER NEW_NAME
+
+Rename a container.
+`,
+  prune: `Usage: strata container prune -f [--filter until=TIME|label=KEY[=VALUE]|label!=...]
+
+Remove every container that is not running. Prints their IDs and the space
+reclaimed, as docker does. docker asks first; strata never prompts, and
+refuses to run without -f (exit 125).
+
+Options:
+  -f, --force           Do it (required)
+      --filter FILTER   until=TIMESTAMP|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]
+`,
   rm: `Usage: strata rm [-f] CONTAINER...
 
 Remove containers (their layers and records).
@@ -127,7 +144,7 @@ Manage containers.
 
 Commands:
   create, run, start, stop, kill, wait, logs, restart, pause, unpause, exec, top,
-  ls (ps), inspect, mount, umount, diff, commit, export, rm
+  ls (ps), inspect, mount, umount, diff, commit, export, rename, rm, prune
 `
 
 function help(verb: string, args: string[]): string | undefined {
@@ -135,7 +152,8 @@ function help(verb: string, args: string[]): string | undefined {
 }
 
 /** `strata container VERB ...`. */
-export async function containerCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+export async function containerCommand(args: string[], global: GlobalOptions, io?: VerbIO): Promise<CommandResult> {
+  void io
   const [verb, ...rest] = args
   const alias: Record<string, string> = { ls: 'ps', list: 'ps', remove: 'rm', unmount: 'umount' }
   const name = verb === undefined ? undefined : (alias[verb] ?? verb)
@@ -179,6 +197,10 @@ export async function containerVerb(verb: string, args: string[], global: Global
       return exportCmd(args, global)
     case 'rm':
       return rm(args, global)
+    case 'rename':
+      return renameCmd(args, global)
+    case 'prune':
+      return prune(args, global)
     default:
       throw new UnknownCommandError(verb)
   }
@@ -471,11 +493,49 @@ async function exportCmd(args: string[], global: GlobalOptions): Promise<Command
   checkArgCount(positionals, { min: 1, max: 1 }, CONTAINER_HELPS.export!)
   const ref = positionals[0]!
   const out = values.output ?? '-'
+  await validateOutputPath(out, 'failed to export container')
   if (out === '-' && process.stdout.isTTY === true) {
     throw new StrataError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
   }
   await withStore(global, async (store) => writeOutput(out, await exportContainer(store, ref)))
   return ''
+}
+
+async function renameCmd(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { positionals } = parseFlags(args, {}, CONTAINER_HELPS.rename!)
+  checkArgCount(positionals, { min: 2, max: 2 }, CONTAINER_HELPS.rename!)
+  await withStore(global, (store) => renameContainer(store, positionals[0]!, positionals[1]!))
+  return ''
+}
+
+async function prune(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const { values, positionals } = parseFlags(args, { force: { type: 'boolean', short: 'f' }, filter: { type: 'string', multiple: true, check: FILTER_FLAG.check } }, CONTAINER_HELPS.prune!)
+  checkArgCount(positionals, { max: 0 }, CONTAINER_HELPS.prune!)
+  if (values.force !== true) throw new UsageError('"container prune" removes every stopped container and never asks: add -f (--force) to go ahead')
+  const filters = parseFilterFlags(values.filter)
+  checkFilterKeys(filters, ['until', 'label', 'label!'])
+  const until = filters.get('until')?.[0]
+  const report = await withStore(global, (store) =>
+    pruneContainers(store, {
+      ...(until === undefined ? {} : { until: untilTime(until) }),
+      ...(filters.has('label') ? { labels: filters.get('label')! } : {}),
+      ...(filters.has('label!') ? { notLabels: filters.get('label!')! } : {}),
+    }),
+  )
+  let out = ''
+  if (report.ContainersDeleted.length > 0) out += `Deleted Containers:\n${report.ContainersDeleted.map((id) => `${id}\n`).join('')}\n`
+  return `${out}Total reclaimed space: ${humanSize4(report.SpaceReclaimed)}\n`
+}
+
+/** An until= value as docker takes it: Unix seconds, an RFC 3339 time, or a Go duration back from now (10m, 1h30m). */
+function untilTime(value: string): number {
+  if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)]
+  if (parts.length > 0 && parts.map((p) => p[0]).join('') === value) return Date.now() - parts.reduce((ms, p) => ms + Number(p[1]) * units[p[2]!]!, 0)
+  const t = Date.parse(value)
+  if (Number.isNaN(t)) throw new StrataError('INVALID_ARGUMENT', `failed to parse value as time or duration: "${value}"`)
+  return t
 }
 
 async function rm(args: string[], global: GlobalOptions): Promise<CommandResult> {

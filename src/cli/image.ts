@@ -18,6 +18,7 @@ import type { CommandResult } from './output.js'
 import { rmiCommand } from './rmi.js'
 import { withStore } from './store.js'
 import { tagCommand } from './tag.js'
+import type { VerbIO } from './progress.js'
 
 export const IMAGE_HELP = `Usage: strata image COMMAND
 
@@ -31,6 +32,7 @@ Commands:
   tag SOURCE TARGET                                 Tag an image (= strata tag)
   rm [-f] [--no-prune] IMAGE...                     Untag and delete images (= strata rmi)
   prune -f [-a]                                     Delete dangling images (-a: all unused images)
+  save, load, pull, push, import                    As strata save, load, pull, push, import
 
 Run 'strata image COMMAND --help' for more on a command.
 `
@@ -49,9 +51,19 @@ Options:
   -f, --force   Do it (required)
 `
 
-export async function imageCommand(args: string[], global: GlobalOptions): Promise<CommandResult> {
+export async function imageCommand(args: string[], global: GlobalOptions, io: VerbIO): Promise<CommandResult> {
   const [verb, ...rest] = args
   switch (verb) {
+    case 'save':
+      return (await import('./save.js')).saveCommand(rest, global, io)
+    case 'load':
+      return (await import('./load.js')).loadCommand(rest, global, io)
+    case 'pull':
+      return (await import('./pull.js')).pullCommand(rest, global, io)
+    case 'push':
+      return (await import('./push.js')).pushCommand(rest, global, io)
+    case 'import':
+      return (await import('./import.js')).importCommand(rest, global, io)
     case 'ls':
     case 'list':
       return imagesCommand(rest, global)

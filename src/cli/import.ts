@@ -20,6 +20,7 @@ import { withStore } from './store.js'
 import { rethrowAs } from './transport-common.js'
 
 export const IMPORT_HELP = `Usage: strata import [OPTIONS] FILE|- [REPOSITORY[:TAG]]
+       strata image import [OPTIONS] FILE|- [REPOSITORY[:TAG]]
 
 Create an image from a root filesystem tar (plain, gzip or zstd); print its ID.
 

@@ -21,6 +21,7 @@ import { withStore } from './store.js'
 import { rethrowAs, transportTmpDir } from './transport-common.js'
 
 export const LOAD_HELP = `Usage: strata load [-i FILE] [-q]
+       strata image load [-i FILE] [-q]
 
 Load images from a docker-archive, an OCI archive or an OCI layout
 (tar, tar.gz or tar.zst; or a layout directory), read from stdin without -i.

@@ -37,6 +37,8 @@ Commands:
   load      Load images from a docker-archive, OCI archive or layout (-i FILE or stdin)
   pull      Download an image from a registry (NAME[:TAG|@DIGEST], --platform OS/ARCH)
   push      Upload an image to a registry (NAME[:TAG])
+  login     Store a registry's credentials in docker's config.json (-u USER, -p PASS or --password-stdin)
+  logout    Remove a registry's credentials from docker's config.json
   save      Save images to a docker-archive, OCI archive or layout (-o FILE or stdout)
   import    Create an image from a root filesystem tar
   system    Disk usage (system df), migrate
@@ -63,6 +65,8 @@ Containers (no daemon; run/start use runc in the foreground):
   commit    Create an image from a container's changes
   export    Write a container's filesystem as a tar archive
   rm        Remove containers
+  rename    Rename a container
+  inspect   Show a container's details as JSON (also images)
   container Manage containers (the verbs above as subcommands)
 
 ${GLOBAL_HELP}
@@ -108,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
         out = await (await import('./images.js')).imagesCommand(rest, global)
         break
       case 'image':
-        out = await (await import('./image.js')).imageCommand(rest, global)
+        out = await (await import('./image.js')).imageCommand(rest, global, verbIO())
         break
       case 'inspect':
         out = await (await import('./inspect.js')).inspectCommand(rest, global)
@@ -149,11 +153,20 @@ async function main(argv: string[]): Promise<number> {
       case 'archive':
         out = await (await import('./archive.js')).archiveCommand(rest)
         break
+      case 'login':
+        out = await (await import('./login.js')).loginCommand(rest, process.stdin.isTTY === true)
+        break
+      case 'logout':
+        out = await (await import('./login.js')).logoutCommand(rest)
+        break
+      case 'rename':
+        out = await (await import('./container.js')).containerVerb('rename', rest, global)
+        break
       case 'serve':
         out = await (await import('./serve.js')).serveCommand(rest, global, verbIO())
         break
       case 'container':
-        out = await (await import('./container.js')).containerCommand(rest, global)
+        out = await (await import('./container.js')).containerCommand(rest, global, verbIO())
         break
       case undefined:
       case '--help':
@@ -225,7 +238,9 @@ function report(err: unknown, path: string): number {
   process.stderr.write(`Error: ${e.message ?? String(err)}\n`)
   if (err instanceof StrataError && err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
   else if (!(err instanceof StrataError) && process.env.STRATA_DEBUG !== undefined) process.stderr.write(`${e.stack}\n`)
-  return 1
+  // A container's command that could not be run: docker's 127 (not found) or 126 (not executable).
+  const exitCode = err instanceof StrataError ? err.details?.exitCode : undefined
+  return typeof exitCode === 'number' ? exitCode : 1
 }
 
 // No top-level await: the bundled CLI (scripts/bundle-cli.mjs) is a CommonJS script, compiled with a V8 code cache.

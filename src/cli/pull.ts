@@ -26,6 +26,7 @@ import { withStore } from './store.js'
 import { rethrowAs } from './transport-common.js'
 
 export const PULL_HELP = `Usage: strata pull [OPTIONS] NAME[:TAG|@DIGEST]
+       strata image pull [OPTIONS] NAME[:TAG|@DIGEST]
 
 Download an image from a registry (registry v2 API) into the store.
 

@@ -27,6 +27,7 @@ import { withStore } from './store.js'
 import { rethrowAs } from './transport-common.js'
 
 export const PUSH_HELP = `Usage: strata push [OPTIONS] NAME[:TAG]
+       strata image push [OPTIONS] NAME[:TAG]
 
 Upload an image from the store to a registry (registry v2 API, docker v2 schema 2).
 Layers the registry has already are not sent; layers in another repository

@@ -21,13 +21,14 @@ import { openImageDestination, saveImages } from '../transport/index.js'
 import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
-import { writeOutput } from './io.js'
+import { validateOutputPath, writeOutput } from './io.js'
 import type { CommandResult } from './output.js'
 import { layerProgress, QUIET_SINK, type VerbIO } from './progress.js'
 import { withStore } from './store.js'
 import { parseFormat, rethrowAs, SAVE_FORMATS, transportTmpDir } from './transport-common.js'
 
 export const SAVE_HELP = `Usage: strata save [-o FILE] [--format FORMAT] IMAGE...
+       strata image save [-o FILE] [--format FORMAT] IMAGE...
 
 Save one or more images (by name or ID) to an archive, streamed to stdout
 without -o.
@@ -44,6 +45,7 @@ export async function saveCommand(args: string[], global: GlobalOptions, io: Ver
   const format = parseFormat(values.format)
   const output = values.output ?? '-'
   if (output === '') throw new UsageError('-o needs a file name')
+  await validateOutputPath(output, 'failed to save image')
   const toStdout = output === '-'
   const special = !toStdout && (await specialFileKind(output)) !== undefined
   if (special && format === 'oci-layout') throw new UsageError(`--format oci-layout writes a directory; "${output}" is not one`)

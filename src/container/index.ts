@@ -39,3 +39,4 @@ export { NONE_ENDPOINT, containerStateJson, inspectContainer, readHostConfig, ty
 export { archiveFromContainer, extractToContainer, goFileMode, statContainerPath, type ContainerPathStat, type ExtractOptions } from './archive.js'
 export { pruneContainers, type ContainersPruneReport, type PruneContainersOptions } from './prune.js'
 export { CONTAINER_LIST_FILTERS, commandLine, containerSizes, containerSummary, listContainers, type ContainerSummary, type ListContainersOptions } from './list.js'
+export { renameContainer } from './rename.js'

@@ -20,7 +20,15 @@ export async function mountContainer(store: Store, ref: string): Promise<string>
 /** Drops one mountContainer(); the last one unmounts. INVALID_ARGUMENT when not mounted. */
 export async function unmountContainer(store: Store, ref: string): Promise<void> {
   const c = await store.containers.get(ref)
-  await store.layers.unmount(c.id)
+  try {
+    await store.layers.unmount(c.id)
+  } catch (err) {
+    // The layer store names its mount (the container's full ID); the user named the container.
+    if (isStrataError(err, 'INVALID_ARGUMENT') && err.details.name === c.id) {
+      throw new StrataError('INVALID_ARGUMENT', `Container ${ref === c.id ? c.id.slice(0, 12) : `"${ref}"`} is not mounted`, { cause: err, details: { id: c.id } })
+    }
+    throw err
+  }
 }
 
 /**

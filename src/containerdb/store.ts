@@ -12,6 +12,7 @@
  *   made from image `id`; `checkNameFree(name)`, `takenNames()`.
  * - `update(id, fn)`: re-reads the record under the data-root lock, lets
  *   `fn` change it, replaces config.v2.json atomically; returns it.
+ *   `rename(id, name)`: the same for a new name, unique among the records.
  * - `draft(id)`: starts a record (`containers/.tmp-<id>`, locked); the
  *   caller makes the mounted layer, then `draft.publish(record, name?)`
  *   checks the name and renames the draft into place under the lock, or
@@ -137,6 +138,23 @@ export class ContainerStore {
     return this.#layers.lock.withLock(async () => {
       const record = await readRecord(this.root, id)
       fn(record)
+      await writeRecord(this.root, id, record)
+      return record
+    })
+  }
+
+  /**
+   * Gives container `id` a new name (docker rename), checked against every
+   * other record under the data-root lock: INVALID_ARGUMENT for a bad name
+   * or the container's own, ALREADY_EXISTS for another's. Returns the record.
+   */
+  async rename(id: string, name: string): Promise<ContainerRecord> {
+    const wanted = validateContainerName(name)
+    return this.#layers.lock.withLock(async () => {
+      const record = await readRecord(this.root, id)
+      if (record.Name === `/${wanted}`) throw new StrataError('INVALID_ARGUMENT', 'Renaming a container with the same name as its current name')
+      if ((await this.#records()).some((r) => r.ID !== id && r.Name === `/${wanted}`)) throw nameTaken(wanted)
+      record.Name = `/${wanted}`
       await writeRecord(this.root, id, record)
       return record
     })

@@ -33,3 +33,4 @@ export {
   type RegistryRequest,
 } from './client.js'
 export { readRegistryAuth, dockerConfigPath, DOCKER_HUB_AUTH_KEY, type Credentials, type RegistryAuth } from './auth.js'
+export { authKey, login, logout, type LoginOptions } from './login.js'
