@@ -4,6 +4,7 @@
 set -euo pipefail
 PACKAGES=(
   tar gzip zstd pigz xz-utils bzip2   # archives and compressors (GNU tar is the reference)
+  time                                # /usr/bin/time -v: peak RSS of a load (test/load-memory.test.ts)
   attr libcap2-bin                    # getfattr/setfattr, getcap/setcap used by fixtures
   busybox-static debootstrap          # real root filesystems to build layers from
   btrfs-progs xfsprogs                # filesystems for driver tests on loop devices

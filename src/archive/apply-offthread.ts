@@ -29,6 +29,7 @@ import { StrataError } from '../errors/index.js'
 import { Digester } from '../digest/index.js'
 import { finishApply, type ApplyOptions, type ApplyResult } from './apply.js'
 import { deserializeError, serializeError, type WorkerReply, type WorkerRequest } from './apply-protocol.js'
+import { collectEvery } from './gc.js'
 
 const WORKER_URL = new URL('./apply-worker.js', import.meta.url)
 /** Bytes of source sent to the worker per message (see #pull). */
@@ -204,6 +205,7 @@ class OffThreadApply {
       at += p.length
     }
     this.#post({ t: 'chunk', id: this.#id, data: gathered }, [gathered.buffer as ArrayBuffer])
+    collectEvery(size)
     if (ended) this.#post({ t: 'end', id: this.#id })
   }
 

@@ -17,6 +17,7 @@ import { parentPort } from 'node:worker_threads'
 import { Readable } from 'node:stream'
 import { applyDecompressed, type ApplyOptions } from './apply.js'
 import { deserializeError, serializeError, type SerializedError, type WorkerRequest, type WorkerReply } from './apply-protocol.js'
+import { collectEvery } from './gc.js'
 
 /** Bytes of source buffered ahead of the parser: a few chunks, so reading overlaps applying. */
 const READ_AHEAD = 4 << 20
@@ -41,6 +42,8 @@ port.on('message', (msg: WorkerRequest) => {
   switch (msg.t) {
     case 'chunk':
       current.source.push(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength))
+      // Chunks are external memory V8 collects late (gc.ts).
+      collectEvery(msg.data.byteLength)
       break
     case 'end':
       current.source.push(null)
