@@ -179,30 +179,8 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
   const started = Date.now()
   const root = resolve(opts.root)
   const paths = new MigrationPaths(root)
-  const onProgress = opts.onProgress ?? (() => {})
-  let journal = await readJournal(paths)
-
-  if (journal !== undefined) {
-    if (journal.to !== opts.to || (opts.from !== undefined && opts.from !== journal.from)) {
-      throw new StrataError('INVALID_ARGUMENT', `"${root}" has a ${journal.state === 'done' ? 'finished' : 'unfinished'} migration from ${journal.from} to ${journal.to}`, {
-        hint: journal.state === 'done' ? 'run `strata migrate --cleanup` before another migration' : `finish it with \`strata migrate --to ${journal.to}\`${journal.state === 'copying' ? ' or drop it with `strata migrate --abort`' : ''}`,
-      })
-    }
-    if (journal.state === 'done') {
-      throw new StrataError('INVALID_ARGUMENT', `"${root}" was migrated from ${journal.from} to ${journal.to} already; its ${journal.from} trees are kept in "${paths.aside}"`, {
-        hint: '`strata migrate --cleanup` deletes them',
-      })
-    }
-  } else {
-    const from = opts.from ?? (await currentDriver(root))
-    await assertCanStart(paths, from, opts.to)
-    const now = new Date().toISOString()
-    journal = { version: 1, from, to: opts.to, state: 'copying', startedAt: now, updatedAt: now, sourceOptions: opts.sourceOptions ?? {}, targetOptions: opts.targetOptions ?? {} }
-  }
+  const journal = await openJournal(paths, root, opts)
   const resumed = await exists(paths.journal)
-  const sourceDb = new LayerDbPaths(root, journal.from)
-  const stageDb = new LayerDbPaths(paths.stage, journal.to)
-
   if (journal.state === 'switching') {
     if (opts.dryRun === true) throw new StrataError('INVALID_ARGUMENT', `The migration of "${root}" to ${journal.to} is half-way through its switch; run it to finish`)
     const release = await lockMigration(paths)
@@ -214,8 +192,9 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
     return finish(paths, opts, emptyPlan(root, journal), 0, 0, started)
   }
 
+  const stageDb = new LayerDbPaths(paths.stage, journal.to)
   const staged = resumed ? await readStaged(stageDb) : { layers: new Map<Digest, string>(), mounts: new Map<string, string>() }
-  let plan = await preflight(root, journal, staged, resumed)
+  const plan = await preflight(root, journal, staged, resumed)
   if (opts.dryRun === true) return plan
   if (plan.spaceNeeded > plan.spaceFree) {
     throw new StrataError('NOT_SUPPORTED', `Not enough space to migrate "${root}" to ${journal.to}: about ${mib(plan.spaceNeeded)} needed, ${mib(plan.spaceFree)} free`, {
@@ -223,12 +202,54 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
       details: { needed: plan.spaceNeeded, free: plan.spaceFree },
     })
   }
+  const done = await copyAndSwitch(root, paths, journal, plan, staged, opts.onProgress ?? (() => {}))
+  return finish(paths, opts, done.plan, done.layersCopied, done.mountsCopied, started)
+}
 
+/** The migration's journal: the one a previous run left (it must be for the same drivers, and unfinished), or a fresh one, not yet written. */
+async function openJournal(paths: MigrationPaths, root: string, opts: MigrateOptions): Promise<Journal> {
+  const journal = await readJournal(paths)
+  if (journal === undefined) {
+    const from = opts.from ?? (await currentDriver(root))
+    await assertCanStart(paths, from, opts.to)
+    const now = new Date().toISOString()
+    return { version: 1, from, to: opts.to, state: 'copying', startedAt: now, updatedAt: now, sourceOptions: opts.sourceOptions ?? {}, targetOptions: opts.targetOptions ?? {} }
+  }
+  if (journal.to !== opts.to || (opts.from !== undefined && opts.from !== journal.from)) {
+    throw new StrataError('INVALID_ARGUMENT', `"${root}" has a ${journal.state === 'done' ? 'finished' : 'unfinished'} migration from ${journal.from} to ${journal.to}`, {
+      hint: journal.state === 'done' ? 'run `strata migrate --cleanup` before another migration' : `finish it with \`strata migrate --to ${journal.to}\`${journal.state === 'copying' ? ' or drop it with `strata migrate --abort`' : ''}`,
+    })
+  }
+  if (journal.state === 'done') {
+    throw new StrataError('INVALID_ARGUMENT', `"${root}" was migrated from ${journal.from} to ${journal.to} already; its ${journal.from} trees are kept in "${paths.aside}"`, {
+      hint: '`strata migrate --cleanup` deletes them',
+    })
+  }
+  return journal
+}
+
+/**
+ * Copying, then the switch, under the migration's lock: every layer and
+ * mount not staged yet is copied into the stage, and the trees are
+ * switched under the data-root lock once the root is found unchanged; a
+ * root that changed meanwhile is planned and copied again (up to
+ * SWITCH_ATTEMPTS times).
+ */
+async function copyAndSwitch(
+  root: string,
+  paths: MigrationPaths,
+  journal: Journal,
+  firstPlan: MigratePlan,
+  staged: Staged,
+  onProgress: NonNullable<MigrateOptions['onProgress']>,
+): Promise<{ plan: MigratePlan; layersCopied: number; mountsCopied: number }> {
+  const sourceDb = new LayerDbPaths(root, journal.from)
+  const stageDb = new LayerDbPaths(paths.stage, journal.to)
+  let plan = firstPlan
   const release = await lockMigration(paths)
   let source: GraphDriver | undefined
   let target: GraphDriver | undefined
-  let layersCopied = 0
-  let mountsCopied = 0
+  const copied = { layersCopied: 0, mountsCopied: 0 }
   try {
     await writeJournal(paths, journal)
     await mkdir(paths.stage, { recursive: true, mode: 0o700 })
@@ -240,15 +261,7 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
     const ctx: CopyContext = { paths, source, target, sourceDb, stageDb, stagedLayers: staged.layers, appliedLayers: new Map(), onProgress }
     for (let attempt = 1; ; attempt++) {
       await tidyStage(ctx, plan, staged)
-      layersCopied += await copyLayers(ctx, plan)
-      for (const [i, mount] of plan.mounts.entries()) {
-        if (staged.mounts.has(mount.name)) {
-          onProgress({ kind: 'mount', index: i, total: plan.mounts.length, name: mount.name, step: 'staged', bytes: 0, totalBytes: mount.size })
-          continue
-        }
-        staged.mounts.set(mount.name, await copyMount(ctx, mount, i, plan.mounts.length))
-        mountsCopied++
-      }
+      await copyUnstaged(ctx, plan, staged, copied)
       await source.cleanup()
       await target.cleanup()
       const switched = await new DataRootLock(root).withLock(async () => {
@@ -266,7 +279,26 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
     await target?.cleanup().catch(() => {})
     release()
   }
-  return finish(paths, opts, plan, layersCopied, mountsCopied, started)
+  return { plan, ...copied }
+}
+
+/** The plan's layers, then its mounts, copied into the stage unless staged already (counted in `copied`). */
+async function copyUnstaged(
+  ctx: CopyContext,
+  plan: MigratePlan,
+  staged: Staged,
+  copied: { layersCopied: number; mountsCopied: number },
+): Promise<void> {
+  const { onProgress } = ctx
+  copied.layersCopied += await copyLayers(ctx, plan)
+  for (const [i, mount] of plan.mounts.entries()) {
+    if (staged.mounts.has(mount.name)) {
+      onProgress({ kind: 'mount', index: i, total: plan.mounts.length, name: mount.name, step: 'staged', bytes: 0, totalBytes: mount.size })
+      continue
+    }
+    staged.mounts.set(mount.name, await copyMount(ctx, mount, i, plan.mounts.length))
+    copied.mountsCopied++
+  }
 }
 
 async function finish(paths: MigrationPaths, opts: MigrateOptions, plan: MigratePlan, layersCopied: number, mountsCopied: number, started: number): Promise<MigrateResult> {
