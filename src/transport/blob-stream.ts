@@ -34,13 +34,18 @@ export function verifyingStream(source: Readable, expect: BlobExpectation): Read
   const digester = expect.digest === undefined ? undefined : new Digester()
   async function* checked(): AsyncGenerator<Buffer> {
     let bytes = 0
+    let ours: unknown
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         bytes += chunk.length
-        if (expect.size !== undefined && bytes > expect.size) throw sizeMismatch(expect, `more than ${expect.size}`)
+        if (expect.size !== undefined && bytes > expect.size) throw (ours = sizeMismatch(expect, `more than ${expect.size}`))
         digester?.update(chunk)
         yield chunk
       }
+    } catch (err) {
+      // The source failed mid-way (a connection reset, a registry that died): say what, where and how far.
+      if (err === ours || (err as Error).name === 'AbortError') throw err
+      throw transferFailed(expect, bytes, err)
     } finally {
       source.destroy()
     }
@@ -55,6 +60,22 @@ export function verifyingStream(source: Readable, expect: BlobExpectation): Read
     }
   }
   return Readable.from(checked(), { objectMode: false })
+}
+
+/** Why a transfer stopped, in words: undici's "terminated" names neither the cause nor the blob. */
+function transferFailed(expect: BlobExpectation, bytes: number, err: unknown): StrataError {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause
+  const code = typeof cause?.code === 'string' ? cause.code : (err as { code?: unknown }).code
+  const why =
+    code === 'ECONNRESET'
+      ? 'connection reset'
+      : code === 'UND_ERR_SOCKET'
+        ? `connection closed (${String(cause?.message ?? (err as Error).message)})`
+        : typeof cause?.message === 'string'
+          ? `${(err as Error).message}: ${cause.message}`
+          : (err as Error).message
+  const of = expect.size === undefined ? `${bytes} bytes` : `${bytes} of ${expect.size} bytes`
+  return new StrataError('SYSCALL', `${why} while downloading ${expect.what} (${of} received)`, { cause: err, details: { bytes, ...(expect.size === undefined ? {} : { size: expect.size }) } })
 }
 
 /** Read size for layer members and blob files: 1 MiB chunks, so an apply in a worker thread gets a few hundred hand-overs per layer, not thousands. */

@@ -98,6 +98,10 @@ export async function pullImage(store: Store, name: string, opts: PullOptions = 
   let loaded
   try {
     loaded = await loadImages(store, source, opts.onProgress === undefined ? {} : { onProgress: opts.onProgress })
+  } catch (err) {
+    // loadImages is all or nothing: say so, a pull that died mid-way leaves no layer behind.
+    if (err instanceof StrataError) throw new StrataError(err.code, `${err.message}; nothing of the pull was kept`, { cause: err, details: err.details, ...(err.hint === undefined ? {} : { hint: err.hint }) })
+    throw err
   } finally {
     await source.close()
   }

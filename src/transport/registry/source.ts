@@ -188,7 +188,7 @@ export async function resolveImage(client: RegistryClient, ref: Reference, opts:
 export async function openBlob(client: RegistryClient, ref: Reference, desc: Descriptor): Promise<Readable> {
   const what = `layer blob ${desc.digest} of ${referenceName(ref)}`
   const res = await client.request(`/v2/${ref.path}/blobs/${desc.digest}`, { scope: repoScope(ref), what })
-  return verifyingStream(responseStream(res), { digest: desc.digest, size: desc.size, what: `The ${what} served by ${client.domain}` })
+  return verifyingStream(responseStream(res), { digest: desc.digest, size: desc.size, what: `${what} from ${client.domain}` })
 }
 
 /**
