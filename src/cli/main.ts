@@ -8,12 +8,9 @@
  */
 import { StrataError } from '../errors/index.js'
 import { ArgCountError, FlagError, HelpRequest, UnknownCommandError, UsageError } from './errors.js'
-import { GLOBAL_HELP, parseGlobal } from './global.js'
+import { GLOBAL_HELP, parseGlobal, type GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
-
-// Verbs are imported when run, not up front: a process pays for loading the
-// modules of its own verb only (`strata ps` does not load the transports).
 
 /** The container verbs that also stand alone (`strata ps` = `strata container ps`); container.ts holds their help. */
 const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'stop', 'kill', 'wait', 'logs', 'restart', 'pause', 'unpause', 'exec', 'top', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
@@ -87,101 +84,9 @@ async function main(argv: string[]): Promise<number> {
   let verbArgs: string[] = []
   try {
     const parsed = parseGlobal(argv, process.env)
-    const global = parsed.global
     verbArgs = parsed.rest
     const [command, ...rest] = verbArgs
-    let out: CommandResult
-    switch (command) {
-      case 'info':
-        out = await (await import('./info.js')).infoCommand(rest, global)
-        break
-      case 'version':
-        out = await (await import('./version.js')).versionCommand(rest, global)
-        break
-      case '--version':
-      case '-v':
-        out = (await import('./version.js')).versionLine()
-        break
-      case 'check':
-        out = await (await import('./check.js')).checkCommand(rest, global)
-        break
-      case 'layer':
-        out = await (await import('./layer.js')).layerCommand(rest, global)
-        break
-      case 'images':
-        out = await (await import('./images.js')).imagesCommand(rest, global)
-        break
-      case 'image':
-        out = await (await import('./image.js')).imageCommand(rest, global, verbIO())
-        break
-      case 'inspect':
-        out = await (await import('./inspect.js')).inspectCommand(rest, global)
-        break
-      case 'history':
-        out = await (await import('./history.js')).historyCommand(rest, global)
-        break
-      case 'tag':
-        out = await (await import('./tag.js')).tagCommand(rest, global)
-        break
-      case 'explore':
-        out = await (await import('./explore.js')).exploreCommand(rest, global, verbIO())
-        break
-      case 'rmi':
-        out = await (await import('./rmi.js')).rmiCommand(rest, global)
-        break
-      case 'system':
-        out = await (await import('./system.js')).systemCommand(rest, global, verbIO())
-        break
-      case 'migrate':
-        out = await (await import('./migrate.js')).migrateCommand(rest, global, verbIO())
-        break
-      case 'load':
-        out = await (await import('./load.js')).loadCommand(rest, global, verbIO())
-        break
-      case 'pull':
-        out = await (await import('./pull.js')).pullCommand(rest, global, verbIO())
-        break
-      case 'push':
-        out = await (await import('./push.js')).pushCommand(rest, global, verbIO())
-        break
-      case 'save':
-        out = await (await import('./save.js')).saveCommand(rest, global, verbIO())
-        break
-      case 'import':
-        out = await (await import('./import.js')).importCommand(rest, global, verbIO())
-        break
-      case 'archive':
-        out = await (await import('./archive.js')).archiveCommand(rest)
-        break
-      case 'login':
-        out = await (await import('./login.js')).loginCommand(rest, process.stdin.isTTY === true)
-        break
-      case 'logout':
-        out = await (await import('./login.js')).logoutCommand(rest)
-        break
-      case 'rename':
-        out = await (await import('./container.js')).containerVerb('rename', rest, global)
-        break
-      case 'serve':
-        out = await (await import('./serve.js')).serveCommand(rest, global, verbIO())
-        break
-      case 'container':
-        out = await (await import('./container.js')).containerCommand(rest, global, verbIO())
-        break
-      case undefined:
-      case '--help':
-      case '-h':
-      case 'help':
-        out = HELP
-        break
-      default:
-        if (CONTAINER_VERBS.has(command)) {
-          out = await (await import('./container.js')).containerVerb(command, rest, global)
-          break
-        }
-        if (command.startsWith('-')) throw new FlagError(command.startsWith('--') ? `unknown flag: ${command.replace(/=.*$/, '')}` : `unknown shorthand flag: '${command.slice(1, 2)}' in ${command}`)
-        throw new UnknownCommandError(command)
-    }
+    const out = await runVerb(command, rest, parsed.global)
     const { stdout, stderr, exitCode } = typeof out === 'string' ? { stdout: out, stderr: undefined, exitCode: 0 } : out
     if (stdout !== '') process.stdout.write(stdout)
     if (stderr !== undefined && stderr !== '') process.stderr.write(stderr)
@@ -189,6 +94,53 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err, commandPath(verbArgs))
   }
+}
+
+/** A verb: its arguments after the verb word, and the global options; returns what it prints. */
+type Verb = (rest: string[], global: GlobalOptions) => Promise<CommandResult>
+
+/**
+ * Every verb, by the word that names it. A verb's module is imported when
+ * it runs, not up front: a process pays for loading the modules of its own
+ * verb only (`strata ps` does not load the transports).
+ */
+const VERBS: Readonly<Record<string, Verb>> = {
+  info: async (rest, global) => (await import('./info.js')).infoCommand(rest, global),
+  version: async (rest, global) => (await import('./version.js')).versionCommand(rest, global),
+  '--version': async () => (await import('./version.js')).versionLine(),
+  '-v': async () => (await import('./version.js')).versionLine(),
+  check: async (rest, global) => (await import('./check.js')).checkCommand(rest, global),
+  layer: async (rest, global) => (await import('./layer.js')).layerCommand(rest, global),
+  images: async (rest, global) => (await import('./images.js')).imagesCommand(rest, global),
+  image: async (rest, global) => (await import('./image.js')).imageCommand(rest, global, verbIO()),
+  inspect: async (rest, global) => (await import('./inspect.js')).inspectCommand(rest, global),
+  history: async (rest, global) => (await import('./history.js')).historyCommand(rest, global),
+  tag: async (rest, global) => (await import('./tag.js')).tagCommand(rest, global),
+  explore: async (rest, global) => (await import('./explore.js')).exploreCommand(rest, global, verbIO()),
+  rmi: async (rest, global) => (await import('./rmi.js')).rmiCommand(rest, global),
+  system: async (rest, global) => (await import('./system.js')).systemCommand(rest, global, verbIO()),
+  migrate: async (rest, global) => (await import('./migrate.js')).migrateCommand(rest, global, verbIO()),
+  load: async (rest, global) => (await import('./load.js')).loadCommand(rest, global, verbIO()),
+  pull: async (rest, global) => (await import('./pull.js')).pullCommand(rest, global, verbIO()),
+  push: async (rest, global) => (await import('./push.js')).pushCommand(rest, global, verbIO()),
+  save: async (rest, global) => (await import('./save.js')).saveCommand(rest, global, verbIO()),
+  import: async (rest, global) => (await import('./import.js')).importCommand(rest, global, verbIO()),
+  archive: async (rest) => (await import('./archive.js')).archiveCommand(rest),
+  login: async (rest) => (await import('./login.js')).loginCommand(rest, process.stdin.isTTY === true),
+  logout: async (rest) => (await import('./login.js')).logoutCommand(rest),
+  rename: async (rest, global) => (await import('./container.js')).containerVerb('rename', rest, global),
+  serve: async (rest, global) => (await import('./serve.js')).serveCommand(rest, global, verbIO()),
+  container: async (rest, global) => (await import('./container.js')).containerCommand(rest, global, verbIO()),
+}
+
+/** Runs the verb `command` and returns its output; throws what the verb throws, or refuses an unknown command or flag. */
+async function runVerb(command: string | undefined, rest: string[], global: GlobalOptions): Promise<CommandResult> {
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') return HELP
+  const verb = Object.hasOwn(VERBS, command) ? VERBS[command] : undefined
+  if (verb !== undefined) return verb(rest, global)
+  if (CONTAINER_VERBS.has(command)) return (await import('./container.js')).containerVerb(command, rest, global)
+  if (command.startsWith('-')) throw new FlagError(command.startsWith('--') ? `unknown flag: ${command.replace(/=.*$/, '')}` : `unknown shorthand flag: '${command.slice(1, 2)}' in ${command}`)
+  throw new UnknownCommandError(command)
 }
 
 /** The terminal facts load/save/import need; their progress bars reach stdout only through this. */
