@@ -6,12 +6,13 @@
  * the next run cannot find and remove.
  */
 import { randomBytes } from 'node:crypto'
-import { chmod, copyFile, lstat, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable, Transform } from 'node:stream'
 import { assembleTar, createTarSplitFile, directoryFileGetter, readTarSplit } from '../archive/index.js'
 import type { Digest } from '../digest/index.js'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
+import { pathExists } from '../fs/index.js'
 import type { DiffFiles, GraphDriver } from '../graphdriver/index.js'
 import { LAYER_FILES, MOUNT_FILES, type LayerDbPaths } from '../layer/index.js'
 import { clearPending, markPending, type MigrationPaths } from './journal.js'
@@ -165,7 +166,7 @@ export async function applyLayerCopy(ctx: CopyContext, layer: PlannedLayer, inde
   const parentSource = layer.parent === null ? null : await readCacheId(ctx.sourceDb, layer.parent)
   const srcDir = ctx.sourceDb.layerDir(layer.chainId)
   const srcTarSplit = join(srcDir, LAYER_FILES.tarSplit)
-  const hasTarSplit = await exists(srcTarSplit)
+  const hasTarSplit = await pathExists(srcTarSplit)
   const id = newId()
   await markPending(ctx.paths, id, layer.chainId)
   const newTarSplit = join(ctx.paths.pending, `${id}.tar-split.json.gz`)
@@ -296,14 +297,4 @@ export async function copyMount(ctx: CopyContext, mount: PlannedMount, index: nu
 
 async function readCacheId(db: LayerDbPaths, chain: Digest): Promise<string> {
   return (await readFile(join(db.layerDir(chain), LAYER_FILES.cacheId), 'utf8')).trim()
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path)
-    return true
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
-    throw err
-  }
 }

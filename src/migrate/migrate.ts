@@ -15,9 +15,9 @@ import { chmod, copyFile, lstat, mkdir, readFile, readdir, rm } from 'node:fs/pr
 import { join, resolve } from 'node:path'
 import { isMonitorAlive, listRecords } from '../containerdb/index.js'
 import { parseDigest, type Digest } from '../digest/index.js'
-import { StrataError, isErrno } from '../errors/index.js'
+import { StrataError } from '../errors/index.js'
 import { copyTree, defaultRegistry, openDriver, type GraphDriver } from '../graphdriver/index.js'
-import { DataRootLock } from '../fs/index.js'
+import { DataRootLock, pathExists } from '../fs/index.js'
 import { LayerDbPaths, MOUNT_FILES, removeDriverLayers } from '../layer/index.js'
 import { Store } from '../store/index.js'
 import { applyLayerCopy, copyMount, type AppliedLayer, type CopyContext } from './copy.js'
@@ -62,16 +62,6 @@ async function copyLayers(ctx: CopyContext, plan: MigratePlan): Promise<number> 
 /** How many times the switch re-plans when the root changed while layers were being copied. */
 const SWITCH_ATTEMPTS = 3
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path)
-    return true
-  } catch (err) {
-    if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
-    throw err
-  }
-}
-
 /**
  * The driver whose metadata holds the root's layers and containers: the one
  * `image/<driver>/layerdb` with entries. Unlike the registry's choice for
@@ -107,14 +97,14 @@ async function assertCanStart(paths: MigrationPaths, from: string, to: string): 
   const probe = await factory.probe(paths.root)
   if (!probe.ok) throw new StrataError('NOT_SUPPORTED', `Cannot migrate to ${to}: ${probe.reason ?? 'it cannot run here'}`)
   for (const p of [paths.home(paths.root, to), paths.metadata(paths.root, to)]) {
-    if (await exists(p)) {
+    if (await pathExists(p)) {
       throw new StrataError('INVALID_ARGUMENT', `"${paths.root}" already has ${to}'s tree "${p}"; a migration builds it afresh`, {
         hint: `if it holds nothing you need, remove it, then migrate`,
         details: { path: p },
       })
     }
   }
-  if (await exists(paths.aside)) {
+  if (await pathExists(paths.aside)) {
     throw new StrataError('INVALID_ARGUMENT', `An earlier migration of "${paths.root}" kept its old trees in "${paths.aside}"`, { hint: 'run `strata migrate --cleanup` first' })
   }
 }
@@ -180,7 +170,7 @@ export async function migrateDataRoot(opts: MigrateOptions): Promise<MigrateResu
   const root = resolve(opts.root)
   const paths = new MigrationPaths(root)
   const journal = await openJournal(paths, root, opts)
-  const resumed = await exists(paths.journal)
+  const resumed = await pathExists(paths.journal)
   if (journal.state === 'switching') {
     if (opts.dryRun === true) throw new StrataError('INVALID_ARGUMENT', `The migration of "${root}" to ${journal.to} is half-way through its switch; run it to finish`)
     const release = await lockMigration(paths)
