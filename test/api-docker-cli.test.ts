@@ -4,7 +4,8 @@
  * down to 1.41), unmodified, through the image and container verbs that
  * strata serves: push to and pull from a local distribution registry,
  * images, inspect, history, tag, rmi, save | load, import, system df,
- * create, ps, inspect, diff, commit, export, rm, and `docker events`
+ * create, ps, inspect, diff, commit, export, rm, the lifecycle (run -d,
+ * logs, stop, kill, wait, start, restart, rm -f), and `docker events`
  * watching it all. What the CLIs print is checked, and what the store
  * holds afterwards (through the strata CLI, a separate process on the
  * same data root).
@@ -208,6 +209,47 @@ async function containerWorkflow(t: TestContext, docker: string): Promise<void> 
   }
 }
 
+/** The lifecycle through the API: run -d, ps, logs, kill -s, stop, wait, start, restart, rm -f, and their events. */
+async function lifecycleWorkflow(t: TestContext, docker: string): Promise<void> {
+  const s = await startStrataServe(t)
+  await importBusybox(t, s.root)
+  const events = watchEvents(t, s, docker)
+  await sleep(500)
+  const d = (args: string[]): Promise<string> => s.docker(docker, args).then((r) => r.stdout.toString())
+  const failure = (args: string[]): Promise<string> =>
+    d(args).then(
+      () => assert.fail(`docker ${args.join(' ')} succeeded`),
+      (err: Error) => err.message,
+    )
+
+  const id = (await d(['run', '-d', '--name', 'svc', 'busybox', 'sh', '-c', 'echo started; trap "echo bye; exit 0" TERM; sleep 600 & wait'])).trim()
+  assert.match(id, /^[0-9a-f]{64}$/)
+  assert.match(await d(['ps']), /^CONTAINER ID .*\n[0-9a-f]{12} +busybox .* Up .* svc\n$/)
+  for (let i = 0; !(await d(['logs', 'svc'])).includes('started'); i++) assert.ok(i < 200, 'no output from the container')
+  assert.match(await d(['logs', '-t', 'svc']), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z started\n$/)
+  assert.match(await failure(['kill', '-s', 'NOPE', 'svc']), /Invalid signal: NOPE/)
+  assert.equal((await d(['stop', 'svc'])).trim(), 'svc')
+  assert.equal((await d(['wait', 'svc'])).trim(), '0')
+  assert.equal(await d(['logs', 'svc']), 'started\nbye\n')
+  assert.match(await d(['ps', '-a', '--format', '{{.Status}}']), /^Exited \(0\) .* ago\n$/)
+  assert.equal((await d(['stop', 'svc'])).trim(), 'svc', 'stop of a stopped container: 304, the CLI prints the name')
+  assert.match(await failure(['kill', 'svc']), /is not running/)
+  assert.equal((await d(['start', 'svc'])).trim(), 'svc')
+  assert.equal((await d(['inspect', '-f', '{{.State.Running}}', 'svc'])).trim(), 'true')
+  assert.equal((await d(['restart', '-t', '1', 'svc'])).trim(), 'svc')
+  assert.equal((await d(['kill', 'svc'])).trim(), 'svc')
+  assert.equal((await d(['wait', 'svc'])).trim(), '137')
+  await d(['start', 'svc'])
+  assert.equal((await d(['rm', '-f', 'svc'])).trim(), 'svc')
+  assert.equal((await d(['ps', '-aq'])).trim(), '')
+
+  await sleep(1500)
+  const seen = events.lines().map((e) => `${e.Type} ${e.Action}`)
+  for (const wanted of ['container start', 'container stop', 'container kill', 'container restart']) {
+    assert.ok(seen.includes(wanted), `docker events did not show "${wanted}": ${seen.join(', ')}`)
+  }
+}
+
 test('docker 20.10: images through strata serve (registry push/pull, save|load, import, df, rmi, events)', async (t) => {
   if (!canRun(t, DOCKER_20)) return
   await imageWorkflow(t, DOCKER_20)
@@ -226,4 +268,14 @@ test('docker 20.10: containers through strata serve (create, ps, inspect, diff, 
 test('docker 28: containers through strata serve (create, ps, inspect, diff, commit, export, rm, events)', async (t) => {
   if (!canRun(t, DOCKER_28)) return
   await containerWorkflow(t, DOCKER_28)
+})
+
+test('docker 20.10: the container lifecycle through strata serve (run -d, logs, stop, kill, wait, start, restart, rm -f)', async (t) => {
+  if (!canRun(t, DOCKER_20)) return
+  await lifecycleWorkflow(t, DOCKER_20)
+})
+
+test('docker 28: the container lifecycle through strata serve (run -d, logs, stop, kill, wait, start, restart, rm -f)', async (t) => {
+  if (!canRun(t, DOCKER_28)) return
+  await lifecycleWorkflow(t, DOCKER_28)
 })

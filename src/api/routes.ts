@@ -10,6 +10,7 @@ import * as archive from './handlers/archive.js'
 import * as containers from './handlers/containers.js'
 import * as events from './handlers/events.js'
 import * as images from './handlers/images.js'
+import * as lifecycle from './handlers/lifecycle.js'
 import * as transfer from './handlers/image-transfer.js'
 import * as networks from './handlers/networks.js'
 import * as system from './handlers/system.js'
@@ -95,14 +96,14 @@ function containerRoutes(): Route[] {
     route('HEAD', '/containers/{id}/archive', archive.headArchive),
     route('GET', '/containers/{id}/archive', archive.getArchive),
     route('PUT', '/containers/{id}/archive', archive.putArchive),
-    ...unsupportedAll('this container verb in strata serve yet (it waits for the container lifecycle: a monitor per container)', [
+    route('POST', '/containers/{id}/start', lifecycle.startContainerHandler),
+    route('POST', '/containers/{id}/stop', lifecycle.stopContainerHandler),
+    route('POST', '/containers/{id}/kill', lifecycle.killContainerHandler),
+    route('POST', '/containers/{id}/restart', lifecycle.restartContainerHandler),
+    route('POST', '/containers/{id}/wait', lifecycle.waitContainerHandler),
+    route('GET', '/containers/{id}/logs', lifecycle.containerLogsHandler),
+    ...unsupportedAll('this container verb in strata serve yet (the library has it: strata top, exec, attach through the CLI)', [
       ['GET', '/containers/{id}/top'],
-      ['GET', '/containers/{id}/logs'],
-      ['POST', '/containers/{id}/start'],
-      ['POST', '/containers/{id}/stop'],
-      ['POST', '/containers/{id}/kill'],
-      ['POST', '/containers/{id}/restart'],
-      ['POST', '/containers/{id}/wait'],
       ['POST', '/containers/{id}/attach'],
       ['POST', '/containers/{id}/exec'],
       ['POST', '/exec/{id}/start'],

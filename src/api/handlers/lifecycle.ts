@@ -1,0 +1,150 @@
+/**
+ * A container's process through the Engine API, as dockerd 20.10 answers:
+ * start, stop, kill, restart, wait and logs, each the library call the CLI
+ * makes (src/container process.ts, logs.ts: a monitor per started
+ * container runs it). Waits end when the client goes away.
+ */
+import {
+  fixedNanoTime,
+  getContainer,
+  killContainer,
+  parseLogTime,
+  readLogs,
+  restartContainer,
+  startContainer,
+  stopContainer,
+  waitContainer,
+} from '../../container/index.js'
+import { containerEvent } from '../../events/index.js'
+import { ApiError } from '../errors.js'
+import { boolParam, intParam } from '../request.js'
+import { writeEmpty } from '../response.js'
+import type { RequestContext } from '../types.js'
+
+/** Aborted when the client closes the connection before the answer. */
+function clientGone(ctx: RequestContext): AbortSignal {
+  const abort = new AbortController()
+  ctx.res.on('close', () => {
+    if (!ctx.res.writableFinished) abort.abort()
+  })
+  return abort.signal
+}
+
+async function event(ctx: RequestContext, action: string, id: string, extra: Record<string, string> = {}): Promise<void> {
+  const c = await ctx.store.containers.get(id).catch(() => undefined)
+  await ctx.events.append(containerEvent(action, id, c?.record.Config.Image ?? c?.record.Image ?? '', c?.name ?? '', extra))
+}
+
+/** `?t=` as docker sends it (seconds; absent: the container's StopTimeout, else 10). */
+function stopTimeout(ctx: RequestContext): number | undefined {
+  return intParam(ctx.query, 't', undefined)
+}
+
+/** POST /containers/{id}/start: 204, 304 when it runs already. */
+export async function startContainerHandler(ctx: RequestContext): Promise<void> {
+  const r = await startContainer(ctx.store, ctx.params.id!)
+  if (r.alreadyRunning) return writeEmpty(ctx.res, 304)
+  await event(ctx, 'start', r.id)
+  writeEmpty(ctx.res, 204)
+}
+
+/** POST /containers/{id}/stop?t=: 204, 304 when it was not running. */
+export async function stopContainerHandler(ctx: RequestContext): Promise<void> {
+  const t = stopTimeout(ctx)
+  const r = await stopContainer(ctx.store, ctx.params.id!, { signal: clientGone(ctx), ...(t === undefined ? {} : { timeout: t }) })
+  if (!r.wasRunning) return writeEmpty(ctx.res, 304)
+  await event(ctx, 'stop', r.id)
+  writeEmpty(ctx.res, 204)
+}
+
+/** POST /containers/{id}/kill?signal=: 204; 409 when not running, 400 for an unknown signal. */
+export async function killContainerHandler(ctx: RequestContext): Promise<void> {
+  const signal = ctx.query.get('signal') || 'KILL'
+  const r = await killContainer(ctx.store, ctx.params.id!, signal)
+  await event(ctx, 'kill', r.id, { signal })
+  writeEmpty(ctx.res, 204)
+}
+
+/** POST /containers/{id}/restart?t=: 204. */
+export async function restartContainerHandler(ctx: RequestContext): Promise<void> {
+  const t = stopTimeout(ctx)
+  const r = await restartContainer(ctx.store, ctx.params.id!, { signal: clientGone(ctx), ...(t === undefined ? {} : { timeout: t }) })
+  await event(ctx, 'restart', r.id)
+  writeEmpty(ctx.res, 204)
+}
+
+/**
+ * POST /containers/{id}/wait?condition=: 200 {"StatusCode","Error"}. As
+ * dockerd, the status line and headers go out at once (the client knows
+ * the wait is set up), the body when the condition is met.
+ */
+export async function waitContainerHandler(ctx: RequestContext): Promise<void> {
+  const condition = ctx.query.get('condition') || 'not-running'
+  if (condition !== 'not-running' && condition !== 'next-exit' && condition !== 'removed') {
+    throw new ApiError(400, `invalid condition: "${condition}"`)
+  }
+  const c = await getContainer(ctx.store, ctx.params.id!)
+  ctx.res.writeHead(200, { 'Content-Type': 'application/json' })
+  ctx.res.flushHeaders()
+  let result
+  try {
+    result = await waitContainer(ctx.store, c.id, { condition, signal: clientGone(ctx) })
+  } catch (err) {
+    if (ctx.res.destroyed) return
+    ctx.res.end(`${JSON.stringify({ StatusCode: -1, Error: { Message: (err as Error).message } })}\n`)
+    return
+  }
+  ctx.res.end(`${JSON.stringify({ StatusCode: result.exitCode, Error: result.error === '' ? null : { Message: result.error } })}\n`)
+}
+
+/** docker's --since/--until as the CLI sends them: Unix seconds with a fraction ("0" or absent: no limit). */
+function timeParam(ctx: RequestContext, name: string): bigint | undefined {
+  const v = ctx.query.get(name)
+  if (v === null || v === '' || v === '0') return undefined
+  try {
+    return parseLogTime(v)
+  } catch (err) {
+    throw new ApiError(400, (err as Error).message)
+  }
+}
+
+/**
+ * GET /containers/{id}/logs?stdout=&stderr=&follow=&tail=&timestamps=&since=&until=:
+ * docker's multiplexed stream (8-byte frame headers: 1 stdout, 2 stderr,
+ * then the length), as API 1.41 sends it for a container without a tty.
+ */
+export async function containerLogsHandler(ctx: RequestContext): Promise<void> {
+  const stdout = boolParam(ctx.query, 'stdout')
+  const stderr = boolParam(ctx.query, 'stderr')
+  if (!stdout && !stderr) throw new ApiError(400, 'Bad parameters: you must choose at least one stream')
+  const tailText = ctx.query.get('tail') ?? 'all'
+  const tail = /^[0-9]+$/.test(tailText) ? Number(tailText) : -1
+  const sinceNs = timeParam(ctx, 'since')
+  const untilNs = timeParam(ctx, 'until')
+  const stamps = boolParam(ctx.query, 'timestamps')
+  const c = await getContainer(ctx.store, ctx.params.id!)
+  const signal = clientGone(ctx)
+  const entries = readLogs(ctx.store, c.id, {
+    follow: boolParam(ctx.query, 'follow'),
+    tail,
+    stdout,
+    stderr,
+    signal,
+    ...(sinceNs === undefined ? {} : { sinceNs }),
+    ...(untilNs === undefined ? {} : { untilNs }),
+  })
+  ctx.res.writeHead(200, { 'Content-Type': 'application/vnd.docker.raw-stream' })
+  ctx.res.flushHeaders()
+  try {
+    for await (const e of entries) {
+      const payload = Buffer.from(stamps ? `${fixedNanoTime(e)} ${e.log}` : e.log)
+      const header = Buffer.alloc(8)
+      header[0] = e.stream === 'stdout' ? 1 : 2
+      header.writeUInt32BE(payload.length, 4)
+      if (!ctx.res.write(Buffer.concat([header, payload]))) await new Promise((r) => ctx.res.once('drain', r))
+    }
+  } catch (err) {
+    if (!signal.aborted) ctx.log(`logs of ${c.id}: ${(err as Error).message}`)
+  }
+  ctx.res.end()
+}
