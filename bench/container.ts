@@ -23,14 +23,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256Of } from '../src/digest/index.js'
-import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
-import { MNT_DETACH, umount2 } from '../src/sys/index.js'
-import { benchContext, debianImage, type DebianImage } from './debian-image.js'
-import { compare, sh, type CaseResult, STRATA_CLI } from './harness.js'
-import { privateStorage } from './peer-stores.js'
-
-const CLI = STRATA_CLI
+import { containerPeers } from './container-peers.js'
+import { debianImage, type DebianImage } from './debian-image.js'
+import { compare, sh, type CaseResult } from './harness.js'
 const BIG_TAG = 'bench-big:latest'
 
 /** The debian base layer plus a layer holding /big, 1 GiB of zeros, as a docker-archive. */
@@ -66,31 +62,8 @@ export async function containerBench(work: string, log: (m: string) => void): Pr
   const image = await debianImage(work, log)
   const big = await bigImage(work, image, log)
   const cleanups: Array<() => Promise<void> | void> = []
-  const strataRoot = join(work, 'strata')
   try {
-    const dockerd = await startDockerd(benchContext(cleanups, log), { storageDriver: 'overlay2', dataRoot: join(work, 'dockerd') })
-    const docker = async (...args: string[]): Promise<string> => (await dockerd.docker(args)).stdout.toString().trim()
-    const strata = async (...args: string[]): Promise<string> => (await run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', ...args])).stdout.toString().trim()
-    const store = privateStorage(join(work, 'podman'))
-    cleanups.push(() => store.wipe())
-    const podman = async (...args: string[]): Promise<string> => (await store.podman(...args)).stdout.toString().trim()
-    cleanups.push(async () => {
-      for (const m of mountsAtOrUnder([strataRoot]).reverse()) umount2(m, MNT_DETACH)
-    })
-
-    log('loading the images into strata, dockerd and podman')
-    for (const archive of [image.archive, big]) {
-      await strata('load', '-q', '-i', archive)
-      await docker('load', '-q', '-i', archive)
-      await podman('load', '-q', '-i', archive)
-    }
-    const removeAll = async (): Promise<void> => {
-      for (const id of (await strata('ps', '-aq')).split('\n').filter(Boolean)) await strata('rm', '-f', id)
-      const ids = (await docker('ps', '-aq')).split('\n').filter(Boolean)
-      if (ids.length > 0) await docker('rm', '-f', ...ids)
-      await podman('rm', '-af')
-      await sh('sync')
-    }
+    const { strata, docker, podman, removeAll } = await containerPeers(work, [image.archive, big], cleanups, log)
     const results: CaseResult[] = []
 
     log('create + mount')

@@ -16,6 +16,7 @@ import { graphdriverBench } from './graphdriver.js'
 import { formatResults, type CaseResult } from './harness.js'
 import { ratioChart, ratioRows } from './svg.js'
 import { layerstoreBench } from './layerstore.js'
+import { lifecycleBench } from './lifecycle.js'
 import { loadBench } from './load.js'
 import { migrateBench } from './migrate.js'
 import { pullBench } from './pull.js'
@@ -29,6 +30,7 @@ const BENCHES: Record<string, (work: string, log: (m: string) => void) => Promis
   explore: exploreBench,
   graphdriver: graphdriverBench,
   layerstore: layerstoreBench,
+  lifecycle: lifecycleBench,
   load: loadBench,
   migrate: migrateBench,
   pull: pullBench,
