@@ -61,8 +61,15 @@ export async function login(domain: string, credentials: Credentials, opts: Logi
   if (credentials.username === '') throw new StrataError('INVALID_ARGUMENT', 'Username is required')
   if (credentials.password === '') throw new StrataError('INVALID_ARGUMENT', 'Password is required')
   const client = new RegistryClient(domain, { auth: { credentials }, ...(opts.insecure === true ? { insecure: true } : {}) })
-  const res = await client.request('/v2/', { scope: '', what: 'login' })
-  await res.body?.cancel()
+  try {
+    const res = await client.request('/v2/', { scope: '', what: 'login' })
+    await res.body?.cancel()
+  } catch (err) {
+    // dockerd's words for a refused login; other failures (unreachable) as they are.
+    const status = /answered (\d{3} [A-Za-z]+(?: [A-Z][a-z]+)*)/.exec((err as Error).message)?.[1]
+    if (status === undefined) throw err
+    throw new StrataError('INVALID_ARGUMENT', `login attempt to ${client.baseUrl}/v2/ failed with status: ${status.trim()}`, { cause: err })
+  }
   const path = opts.dockerConfig ?? dockerConfigPath()
   const doc = await readConfig(path)
   const auths = typeof doc.auths === 'object' && doc.auths !== null && !Array.isArray(doc.auths) ? (doc.auths as Record<string, unknown>) : {}
