@@ -81,11 +81,26 @@ export async function recoverUnderLock(ctx: StoreContext): Promise<RecoveryRepor
     inUse: new Set(),
     counted: new Set(),
   }
+  // The driver's layers are listed BEFORE anything that refers to them is
+  // read. A live registration or container create writes the ids it will
+  // use (cache-id, mount-id, init-id) in its transaction and only then
+  // creates the driver layers, outside the data-root lock: listed first,
+  // every layer on the list has its id on disk by the time the scans read
+  // them. Listed last (as before), an init layer created between the scan
+  // of its transaction and the listing was taken for an orphan and removed
+  // under a live create (found by the torture test: a container's record
+  // left without its -init layer).
+  let onDisk: string[] | undefined
+  try {
+    onDisk = await listDriverLayerIds(ctx.driver)
+  } catch (err) {
+    fail(r, 'driver layers', err)
+  }
   const deadTx = await scanTransactions(r)
   const deadRemoving = await scanLayers(r)
   await scanMountRecords(r)
   await releaseStaleMounts(r)
-  const failedIds = await removeUnreferencedDriverLayers(r, [...deadTx, ...deadRemoving])
+  const failedIds = await removeUnreferencedDriverLayers(r, [...deadTx, ...deadRemoving], onDisk)
   await removeDeadTransactions(r, deadTx, failedIds)
   await finishDeletions(r, deadRemoving, failedIds)
   return r.report
@@ -190,15 +205,9 @@ async function releaseStaleMounts(r: Recovery): Promise<void> {
  * refers to (removal order among them is sorted out by retries). Returns
  * the ids that could not be removed.
  */
-async function removeUnreferencedDriverLayers(r: Recovery, dead: DeadWork[]): Promise<Set<string>> {
+async function removeUnreferencedDriverLayers(r: Recovery, dead: DeadWork[], onDisk: string[] | undefined): Promise<Set<string>> {
   const doomed = new Set<string>()
   for (const w of dead) for (const id of w.ids) if (!r.kept.has(id)) doomed.add(id)
-  let onDisk: string[] | undefined
-  try {
-    onDisk = await listDriverLayerIds(r.ctx.driver)
-  } catch (err) {
-    fail(r, 'driver layers', err)
-  }
   for (const id of onDisk ?? []) if (!r.kept.has(id)) doomed.add(id)
 
   const outcome = await removeDriverLayers(r.ctx.driver, doomed)
