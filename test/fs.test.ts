@@ -132,6 +132,28 @@ test('RefCounter: counts gets, refuses a put without a get and a remove of a hel
   assert.equal(refs.count('l2'), 0)
 })
 
+test('RefCounter.releaseAll: unmounts what this instance owns, forgets everything, reports every failure', async () => {
+  const refs = new RefCounter<{ adopted: boolean }>('overlay2', { held: 'mounted' })
+  refs.increment('own', { adopted: false })
+  refs.increment('theirs', { adopted: true })
+  refs.increment('stuck', { adopted: false })
+  refs.increment('stuck2', { adopted: false })
+  const unmounted: string[] = []
+  await assert.rejects(
+    refs.releaseAll(
+      (ref) => !ref.adopted,
+      async (id) => {
+        unmounted.push(id)
+        if (id.startsWith('stuck')) throw new Error(`${id} is busy`)
+      },
+    ),
+    (err: unknown) => isStrataError(err, 'SYSCALL') && err.message === 'overlay2 cleanup: stuck is busy; stuck2 is busy',
+  )
+  assert.deepEqual(unmounted, ['own', 'stuck', 'stuck2'], 'every owned mount tried, the adopted one left alone')
+  assert.deepEqual(refs.entries(), [], 'everything forgotten')
+  await refs.releaseAll(() => true, async () => assert.fail('nothing left to unmount'))
+})
+
 test('Go times: re-marshalled RFC3339Nano, Unix seconds, and the local zone as Go prints it', () => {
   assert.equal(goRfc3339Nano('2026-01-02T03:04:05.120000000+00:00'), '2026-01-02T03:04:05.12Z')
   assert.equal(goRfc3339Nano('2026-01-02T03:04:05.1234567891-05:00'), '2026-01-02T03:04:05.123456789-05:00')

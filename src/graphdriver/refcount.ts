@@ -25,6 +25,9 @@
  *   live: a driver may update its state in place).
  * - `count(id)`, `refuseRemoveIfHeld(id)` (IN_USE when count > 0),
  *   `entries()`, `clear()`.
+ * - `releaseAll(owned, unmount)`: a driver's cleanup: unmounts every entry
+ *   `owned` says this instance mounted (not adopted ones), forgets them
+ *   all, and reports every failure at once.
  *
  * Not synchronised: hold the driver's KeyedLock for `id` around a
  * check-then-act sequence (mount, then increment).
@@ -90,5 +93,24 @@ export class RefCounter<S extends object = Record<never, never>> {
 
   clear(): void {
     this.#refs.clear()
+  }
+
+  /**
+   * Calls `unmount(id)` for every entry `owned(entry)` says this instance
+   * must unmount, then forgets every entry. The unmounts all run whatever
+   * fails; SYSCALL naming the driver and each failure when any did.
+   */
+  async releaseAll(owned: (ref: Ref<S>) => boolean, unmount: (id: string) => Promise<void>): Promise<void> {
+    const failures: string[] = []
+    for (const [id, ref] of [...this.#refs]) {
+      if (!owned(ref)) continue
+      try {
+        await unmount(id)
+      } catch (err) {
+        failures.push((err as Error).message)
+      }
+    }
+    this.#refs.clear()
+    if (failures.length > 0) throw new StrataError('SYSCALL', `${this.#driver} cleanup: ${failures.join('; ')}`, { details: { failures } })
   }
 }

@@ -428,17 +428,7 @@ export class AufsDriver implements GraphDriver {
   /** Unmounts the layers this instance mounted and still holds; adopted and persistent mounts stay. */
   async cleanup(): Promise<void> {
     await this.#locks.settled()
-    const failures: string[] = []
-    for (const [id, ref] of this.#refs.entries()) {
-      if (!ref.mounted || ref.adopted) continue
-      try {
-        await this.#unmount(id)
-      } catch (err) {
-        failures.push((err as Error).message)
-      }
-    }
-    this.#refs.clear()
-    if (failures.length > 0) throw new StrataError('SYSCALL', `aufs cleanup: ${failures.join('; ')}`)
+    await this.#refs.releaseAll((ref) => ref.mounted && !ref.adopted, (id) => this.#unmount(id))
   }
 
   /** Whether mnt/<id> has this driver's mount now; something else mounted there is refused (IN_USE). */

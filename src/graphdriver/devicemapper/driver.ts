@@ -241,17 +241,7 @@ export class DevmapperDriver implements ProtoDriver {
   /** Unmounts what this instance mounted and still holds; the pool stays up (see deviceset.ts). */
   async cleanup(): Promise<void> {
     await this.#locks.settled()
-    const failures: string[] = []
-    for (const [id, ref] of this.#refs.entries()) {
-      if (ref.adopted) continue
-      try {
-        await this.#unmount(id)
-      } catch (err) {
-        failures.push((err as Error).message)
-      }
-    }
-    this.#refs.clear()
-    if (failures.length > 0) throw new StrataError('SYSCALL', `devicemapper cleanup: ${failures.join('; ')}`)
+    await this.#refs.releaseAll((ref) => !ref.adopted, (id) => this.#unmount(id))
   }
 
   /** cleanup, then removes the pool if this root made it on loop files and nothing else uses it. */

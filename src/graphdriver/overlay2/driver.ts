@@ -529,17 +529,7 @@ export class Overlay2Driver implements GraphDriver {
   async cleanup(): Promise<void> {
     // Let operations in flight finish first, so none mounts behind our back.
     await this.#locks.settled()
-    const failures: string[] = []
-    for (const [id, ref] of this.#refs.entries()) {
-      if (!ref.mounted || ref.adopted) continue
-      try {
-        await this.#unmountLayer(id)
-      } catch (err) {
-        failures.push((err as Error).message)
-      }
-    }
-    this.#refs.clear()
-    if (failures.length > 0) throw new StrataError('SYSCALL', `overlay2 cleanup: ${failures.join('; ')}`)
+    await this.#refs.releaseAll((ref) => ref.mounted && !ref.adopted, (id) => this.#unmountLayer(id))
   }
 
   /**
