@@ -256,7 +256,7 @@ test('docker inspect -f, images, history and system df --format print what strat
       return { code: r.code, stdout: r.text, stderr: r.stderr }
     }
     // Everything but what the two stores cannot share: the tag time, the graph driver's paths, the parent
-    // (strata's load keeps no Parent yet).
+    // (load keeps Parent only when the parent is in the archive too; test/cli-parent.test.ts covers it).
     for (const tmpl of INSPECT_TEMPLATES.filter((x) => !/Metadata|GraphDriver|Parent|json \.}}/.test(x))) {
       assert.deepEqual(noAddresses(await ours(['inspect', '-f', tmpl, IMAGE])), noAddresses(docker(['inspect', '-f', tmpl, IMAGE])), `strata inspect -f ${JSON.stringify(tmpl)}`)
     }
@@ -271,7 +271,7 @@ test('docker inspect -f, images, history and system df --format print what strat
     for (const tmpl of IMAGES_TEMPLATES.filter((x) => !x.includes('Containers') && !x.includes('SharedSize') && x !== 'json' && !x.includes('json .'))) {
       assert.deepEqual(noAges(await ours(['images', '--format', tmpl, 'strata-fmt'])), noAges(docker(['images', '--format', tmpl, 'strata-fmt'])), `strata images --format ${JSON.stringify(tmpl)}`)
     }
-    // history: the parents' IDs are docker's own (strata's load keeps no Parent yet), so no .ID here; and
+    // history: the parents' IDs are docker's own (an intermediate image docker keeps is not in the archive), so no .ID here; and
     // the wide characters of a step make docker 20.10's columns (code points) wider than strata's (display
     // width, as docker 23+): compared with the padding collapsed (the layout itself is checked above).
     const collapsed = (r: Ran): Ran => ({ ...noAges(r), stdout: noAges(r).stdout.replace(/ {2,}/g, '  ') })
