@@ -25,7 +25,7 @@ import { parseDigest } from '../digest/index.js'
 import { isStrataError } from '../errors/index.js'
 import type { StoreContext } from './context.js'
 import { listDriverLayerIds, removeDriverLayers } from './driver-layers.js'
-import { DirLock, readTextIfExists, sweepTempFiles } from '../fs/index.js'
+import { DirLock, pathExists, readTextIfExists, sweepTempFiles } from '../fs/index.js'
 import { driverIdsIn, MOUNT_FILES, readCacheIdIfAny, readMountRecord } from './metadata.js'
 import { HEX64_RE, REMOVING_RE } from './paths.js'
 import { listDir } from './refs.js'
@@ -117,7 +117,8 @@ async function scanTransactions(r: Recovery): Promise<DeadWork[]> {
         r.kept.add(id)
         r.inUse.add(id)
       }
-    } else {
+    } else if (await pathExists(dir)) {
+      // (Gone already: a live process finished or cancelled it between the listing and the probe.)
       dead.push({ dir, ids })
     }
   }
@@ -136,7 +137,8 @@ async function scanLayers(r: Recovery): Promise<Array<DeadWork & { chain: ChainI
     if (removing === null || held) {
       if (id !== undefined) r.kept.add(id)
       if (id !== undefined && held) r.inUse.add(id)
-    } else {
+    } else if (await pathExists(dir)) {
+      // (Gone already: the live deleter finished between the listing and the probe.)
       dead.push({ dir, chain: parseDigest(removing[1]!), ids: id === undefined ? [] : [id] })
     }
   }
@@ -208,7 +210,9 @@ async function releaseStaleMounts(r: Recovery): Promise<void> {
 async function removeUnreferencedDriverLayers(r: Recovery, dead: DeadWork[], onDisk: string[] | undefined): Promise<Set<string>> {
   const doomed = new Set<string>()
   for (const w of dead) for (const id of w.ids) if (!r.kept.has(id)) doomed.add(id)
-  for (const id of onDisk ?? []) if (!r.kept.has(id)) doomed.add(id)
+  // Listed before the scans: a layer a live deletion removed since (its driver layer
+  // first, then its -removing dir, which the scan then no longer saw) is gone, not an orphan.
+  for (const id of onDisk ?? []) if (!r.kept.has(id) && (await r.ctx.driver.exists(id))) doomed.add(id)
 
   const outcome = await removeDriverLayers(r.ctx.driver, doomed)
   for (const f of outcome.failed) fail(r, `driver layer ${f.id}`, f.error)
@@ -222,6 +226,7 @@ async function removeDeadTransactions(r: Recovery, deadTx: DeadWork[], failedIds
   for (const t of deadTx) {
     if (t.ids.some((id) => failedIds.has(id))) continue
     try {
+      if (!(await pathExists(t.dir))) continue
       await rm(t.dir, { recursive: true, force: true })
       r.report.transactions.push(basename(t.dir))
     } catch (err) {
@@ -235,6 +240,7 @@ async function finishDeletions(r: Recovery, deadRemoving: Array<DeadWork & { cha
   for (const d of deadRemoving) {
     if (d.ids.some((id) => failedIds.has(id))) continue
     try {
+      if (!(await pathExists(d.dir))) continue
       await rm(d.dir, { recursive: true, force: true })
       r.report.removedLayers.push(d.chain)
     } catch (err) {
