@@ -61,12 +61,13 @@ type State = 'present' | 'absent' | 'unknown'
 
 test(`torture: ${WORKERS} processes × ${ROUNDS} rounds of random verbs with random kill -9, then check clean and nothing reported lost`, { timeout: 1_800_000 }, async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'tar', 'busybox')) return
-  const work = tempDirFor(t, 'torture-')
-  const root = join(work, 'root')
-  // Registered after tempDirFor's removal hook, so it runs first: nothing stays mounted under the scratch dir.
+  // Registered before tempDirFor's removal hook (t.after hooks run oldest first): nothing stays mounted under the scratch dir.
+  let work = ''
   t.after(() => {
-    for (const m of mountsAtOrUnder([work])) umount2(m, MNT_DETACH)
+    if (work !== '') for (const m of mountsAtOrUnder([work])) umount2(m, MNT_DETACH)
   })
+  work = tempDirFor(t, 'torture-')
+  const root = join(work, 'root')
 
   // Three images on a busybox base, saved as archives tagged arch-K:1.
   const rootfs = join(work, 'rootfs')
