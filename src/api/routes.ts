@@ -8,6 +8,7 @@
 import { ApiError, notImplemented } from './errors.js'
 import * as archive from './handlers/archive.js'
 import * as containers from './handlers/containers.js'
+import * as streams from './handlers/attach-exec.js'
 import * as events from './handlers/events.js'
 import * as images from './handlers/images.js'
 import * as lifecycle from './handlers/lifecycle.js'
@@ -102,14 +103,12 @@ function containerRoutes(): Route[] {
     route('POST', '/containers/{id}/restart', lifecycle.restartContainerHandler),
     route('POST', '/containers/{id}/wait', lifecycle.waitContainerHandler),
     route('GET', '/containers/{id}/logs', lifecycle.containerLogsHandler),
-    ...unsupportedAll('this container verb in strata serve yet (the library has it: strata top, exec, attach through the CLI)', [
-      ['GET', '/containers/{id}/top'],
-      ['POST', '/containers/{id}/attach'],
-      ['POST', '/containers/{id}/exec'],
-      ['POST', '/exec/{id}/start'],
-      ['GET', '/exec/{id}/json'],
-      ['POST', '/containers/{id}/rename'],
-    ]),
+    route('POST', '/containers/{id}/attach', streams.attachHandler, { hijack: true }),
+    route('GET', '/containers/{id}/top', streams.topHandler),
+    route('POST', '/containers/{id}/exec', streams.execCreateHandler),
+    route('POST', '/exec/{id}/start', streams.execStartHandler, { hijack: true }),
+    route('GET', '/exec/{id}/json', streams.execInspectHandler),
+    unsupported('POST', '/containers/{id}/rename', 'renaming containers in strata serve yet'),
     ...unsupportedAll('this container verb (no pausing, live resizing, statistics or resource updates)', [
       ['GET', '/containers/{id}/stats'],
       ['POST', '/containers/{id}/pause'],

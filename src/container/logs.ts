@@ -42,6 +42,16 @@ export interface ReadLogsOptions {
   stdout?: boolean
   stderr?: boolean
   signal?: AbortSignal
+  /**
+   * A follow that begins before the container's start (the API's attach,
+   * sent before its start): the State.StartedAt read then. The log file is
+   * opened at once (created if need be, as the monitor creates it) so that
+   * a container removed right after its run (AutoRemove) is still read to
+   * its end, and the follow does not end until a start after that one.
+   */
+  awaitStartAfter?: string
+  /** Called once the log file is open (awaitStartAfter) or the read began: a caller may then let the start happen. */
+  onOpen?: () => void
 }
 
 /** An RFC 3339 time as ns since the epoch (undefined when it is not one). */
@@ -147,6 +157,9 @@ export async function* readLogs(store: Store, ref: string, opts: ReadLogsOptions
   const changes = opts.follow === true ? new DirWatch(store.containers.path(c.id)) : undefined
   let fh: FileHandle | undefined
   try {
+    // O_APPEND never moves a positioned read; 0o640 as the monitor's json-log.ts makes it.
+    if (opts.awaitStartAfter !== undefined) fh = await open(path, 'a+', 0o640)
+    opts.onOpen?.()
     let pos = opts.fromOffset ?? 0
     let rest = Buffer.alloc(0)
     const buf = Buffer.alloc(256 * 1024)
@@ -194,7 +207,8 @@ export async function* readLogs(store: Store, ref: string, opts: ReadLogsOptions
       if (opts.follow !== true) return
       // Stopped, and everything read: the end (the last state is read after the last write).
       const now = await store.containers.get(c.id).catch(() => undefined)
-      if (now === undefined || !now.running) {
+      const started = opts.awaitStartAfter === undefined || (now !== undefined && now.record.State.StartedAt !== opts.awaitStartAfter)
+      if (now === undefined || (!now.running && started)) {
         const size = fh === undefined ? 0 : (await fh.stat()).size
         if (size <= pos) return
         continue

@@ -320,7 +320,8 @@ export async function waitContainer(store: Store, ref: string, opts: WaitOptions
       if (now === undefined) return { exitCode: last.State.ExitCode, error: last.State.Error }
       {
         last = now.record
-        if (now.running) sawRunning = true
+        // A run that began and ended between two reads still counts as the next exit: its FinishedAt moved on.
+        if (now.running || now.record.State.FinishedAt !== c.record.State.FinishedAt) sawRunning = true
         const stopped = !now.running
         if (condition === 'not-running' && stopped) return { exitCode: last.State.ExitCode, error: last.State.Error }
         if (condition === 'next-exit' && stopped && sawRunning) return { exitCode: last.State.ExitCode, error: last.State.Error }

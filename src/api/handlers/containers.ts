@@ -101,7 +101,7 @@ export function createOptions(body: Record<string, unknown>, name: string | null
     const accepts = HOST_CONFIG_ACCEPTS[key]
     if (accepts !== undefined && accepts(value)) continue
     if (key === 'NetworkMode') throw notImplemented(`the network "${String(value)}" (containers get the "none" network)`)
-    if (key === 'AutoRemove') throw notImplemented('AutoRemove (docker run --rm) in strata serve yet')
+    if (key === 'AutoRemove' && value === true) continue
     throw notImplemented(`HostConfig.${key}`)
   }
   const endpoints = ((body.NetworkingConfig ?? {}) as { EndpointsConfig?: Record<string, unknown> }).EndpointsConfig ?? {}
@@ -126,6 +126,9 @@ export function createOptions(body: Record<string, unknown>, name: string | null
   const user = stringField(body.User, 'User')
   if (user !== undefined) opts.user = user
   if (labels !== undefined && labels !== null && Object.keys(labels).length > 0) opts.labels = labels as Record<string, string>
+  // docker run -d attaches nothing; the record says so as dockerd's does (Config.Attach*).
+  if (body.AttachStdout === false && body.AttachStderr === false && body.AttachStdin !== true) opts.detached = true
+  if (host.AutoRemove === true) opts.autoRemove = true
   return { image, opts }
 }
 

@@ -15,7 +15,7 @@ import {
   stopContainer,
   waitContainer,
 } from '../../container/index.js'
-import { containerEvent } from '../../events/index.js'
+import { containerEvent, nowNano } from '../../events/index.js'
 import { ApiError } from '../errors.js'
 import { boolParam, intParam } from '../request.js'
 import { writeEmpty } from '../response.js'
@@ -86,6 +86,7 @@ export async function waitContainerHandler(ctx: RequestContext): Promise<void> {
   const c = await getContainer(ctx.store, ctx.params.id!)
   ctx.res.writeHead(200, { 'Content-Type': 'application/json' })
   ctx.res.flushHeaders()
+  const sinceNano = nowNano()
   let result
   try {
     result = await waitContainer(ctx.store, c.id, { condition, signal: clientGone(ctx) })
@@ -94,7 +95,13 @@ export async function waitContainerHandler(ctx: RequestContext): Promise<void> {
     ctx.res.end(`${JSON.stringify({ StatusCode: -1, Error: { Message: (err as Error).message } })}\n`)
     return
   }
-  ctx.res.end(`${JSON.stringify({ StatusCode: result.exitCode, Error: result.error === '' ? null : { Message: result.error } })}\n`)
+  let exitCode = result.exitCode
+  if (condition === 'removed') {
+    // An AutoRemove container (docker run --rm) may be gone before its exited record was read: its monitor logged die, with the code, before removing it.
+    const died = (await ctx.events.readRange({ sinceNano }).catch(() => [])).filter((e) => e.Type === 'container' && e.Action === 'die' && e.Actor.ID === c.id).at(-1)
+    if (died !== undefined) exitCode = Number(died.Actor.Attributes.exitCode ?? exitCode)
+  }
+  ctx.res.end(`${JSON.stringify({ StatusCode: exitCode, Error: result.error === '' ? null : { Message: result.error } })}\n`)
 }
 
 /** docker's --since/--until as the CLI sends them: Unix seconds with a fraction ("0" or absent: no limit). */

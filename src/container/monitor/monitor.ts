@@ -32,6 +32,7 @@ import { isErrno, isStrataError } from '../../errors/index.js'
 import { DataRootLock, DirLock, atomicWriteFile, formatRfc3339Nano, nowNs } from '../../fs/index.js'
 import { HOSTCONFIG_FILE, bootId, containerDir, monitorFilePath, processStartTime, readRecord, writeRecord, type ContainerRecord, type MonitorInfo } from '../../containerdb/index.js'
 import { S_IFIFO, mknod } from '../../sys/index.js'
+import { EventJournal, containerEvent } from '../../events/index.js'
 import { JsonLogWriter } from './json-log.js'
 import { bundleDir, logPath, pidFilePath, stdinFifoPath } from './paths.js'
 import { shouldRestart, type RestartPolicy, type RestartState } from './restart.js'
@@ -123,11 +124,21 @@ class ContainerMonitor {
     const store = await this.#release(first)
     await this.#recordExit(outcome)
     if (!this.#helloSent) this.#opts.hello({ ok: false, error: outcome.error, exitCode: outcome.exitCode })
+    // dockerd logs die for every exit, before an AutoRemove's destroy; an API wait for "removed" reads the exit code here when the record went first.
+    const journal = new EventJournal(this.#root)
+    const image = first.Config.Image ?? first.Image
+    const name = first.Name.replace(/^\//, '')
+    if (outcome.started) await journal.append(containerEvent('die', this.#id, image, name, { exitCode: String(outcome.exitCode) }))
     if (hostConfig.AutoRemove === true && !this.#recordGone && store !== undefined) {
       const { removeContainer } = await import('../lifecycle.js')
-      await removeContainer(store, this.#id, { force: true }).catch((err: unknown) => {
-        if (!isStrataError(err, 'NOT_FOUND')) log(`removing ${this.#id} (--rm) failed: ${(err as Error).message}`)
-      })
+      const removed = await removeContainer(store, this.#id, { force: true }).then(
+        () => true,
+        (err: unknown) => {
+          if (!isStrataError(err, 'NOT_FOUND')) log(`removing ${this.#id} (--rm) failed: ${(err as Error).message}`)
+          return false
+        },
+      )
+      if (removed) await journal.append(containerEvent('destroy', this.#id, image, name))
     }
     await store?.close()
   }
