@@ -12,24 +12,24 @@ import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DOCKER_20, importBusybox, startStrataServe, type StrataServe } from './helpers/api-server.js'
+import { DOCKER_20, DOCKER_28, importBusybox, startStrataServe, type StrataServe } from './helpers/api-server.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { strata } from './helpers/strata-cli.js'
 
-function canRun(t: TestContext): boolean {
+function canRun(t: TestContext, bin = DOCKER_20): boolean {
   if (!requireRoot(t) || !requireTool(t, 'busybox', 'tar', 'runc')) return false
-  if (!existsSync(DOCKER_20)) {
-    if (process.env.CI !== undefined) assert.fail(`${DOCKER_20} is missing`)
-    t.skip(`${DOCKER_20} is not installed`)
+  if (!existsSync(bin)) {
+    if (process.env.CI !== undefined) assert.fail(`${bin} is missing`)
+    t.skip(`${bin} is not installed`)
     return false
   }
   return true
 }
 
 /** A docker command's exit code and output, whatever the code. */
-function docker(s: StrataServe, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function docker(s: StrataServe, args: string[], bin = DOCKER_20): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(DOCKER_20, args, { env: s.clientEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(bin, args, { env: s.clientEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
@@ -164,4 +164,20 @@ test('docker 20.10 through strata serve: attached runs print the output and exit
     if (left !== 'kept') await sleep(100)
   }
   assert.equal(left, 'kept')
+})
+
+test('docker 28 through strata serve: run --rm prints the output and exits with the status; exec', async (t) => {
+  if (!canRun(t, DOCKER_28)) return
+  const s = await startStrataServe(t)
+  removeAllAfter(t, s.root)
+  await importBusybox(t, s.root)
+  const three = await docker(s, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'], DOCKER_28)
+  assert.equal(three.code, 3, three.stderr)
+  assert.equal(three.stdout, 'out\n')
+  assert.equal(three.stderr, 'err\n')
+  const id = (await docker(s, ['run', '-d', '--name', 'c28', 'busybox', 'sleep', '100'], DOCKER_28)).stdout.trim()
+  const hostname = await docker(s, ['exec', 'c28', 'cat', '/etc/hostname'], DOCKER_28)
+  assert.equal(hostname.code, 0, hostname.stderr)
+  assert.equal(hostname.stdout.trim(), id.slice(0, 12))
+  assert.equal((await docker(s, ['rm', '-f', 'c28'], DOCKER_28)).code, 0)
 })

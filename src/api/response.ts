@@ -151,3 +151,12 @@ export class JsonMessageStream {
     }
   }
 }
+
+/** One chunk of a container's output as docker sends it: stdcopy-framed (8-byte header: 1 stdout / 2 stderr, three zeros, the size big-endian) without a tty, the bytes alone with one. */
+export function stdcopyFrame(tty: boolean, stream: 'stdout' | 'stderr', data: Buffer): Buffer {
+  if (tty) return data
+  const header = Buffer.alloc(8)
+  header[0] = stream === 'stdout' ? 1 : 2
+  header.writeUInt32BE(data.length, 4)
+  return Buffer.concat([header, data])
+}

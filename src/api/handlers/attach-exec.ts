@@ -24,7 +24,7 @@ import { containerEvent } from '../../events/index.js'
 import { isStrataError } from '../../errors/index.js'
 import { ApiError } from '../errors.js'
 import { boolParam, readJsonObject } from '../request.js'
-import { writeEmpty, writeJson } from '../response.js'
+import { stdcopyFrame, writeEmpty, writeJson } from '../response.js'
 import type { RequestContext } from '../types.js'
 
 function imageOf(c: Container): string {
@@ -33,15 +33,6 @@ function imageOf(c: Container): string {
 
 async function event(ctx: RequestContext, action: string, c: Container, extra: Record<string, string> = {}): Promise<void> {
   await ctx.events.append(containerEvent(action, c.id, imageOf(c), c.name, extra))
-}
-
-/** One output chunk as sent: stdcopy-framed without a tty, as is with one. */
-function frame(tty: boolean, stream: 'stdout' | 'stderr', data: Buffer): Buffer {
-  if (tty) return data
-  const header = Buffer.alloc(8)
-  header[0] = stream === 'stdout' ? 1 : 2
-  header.writeUInt32BE(data.length, 4)
-  return Buffer.concat([header, data])
 }
 
 function send(out: Writable, chunk: Buffer): Promise<void> {
@@ -95,7 +86,7 @@ export async function attachHandler(ctx: RequestContext): Promise<void> {
   try {
     let r = await first
     while (r.done !== true) {
-      if ((r.value.stream === 'stdout' && wantOut) || (r.value.stream === 'stderr' && wantErr)) await send(output, frame(tty, r.value.stream, Buffer.from(r.value.log)))
+      if ((r.value.stream === 'stdout' && wantOut) || (r.value.stream === 'stderr' && wantErr)) await send(output, stdcopyFrame(tty, r.value.stream, Buffer.from(r.value.log)))
       r = await entries.next()
     }
   } catch (err) {
@@ -230,7 +221,7 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
       new Promise((resolve) => {
         if (from === null) return resolve()
         from.on('data', (b: Buffer) => {
-          if (wanted && !output.destroyed) output.write(frame(inst.tty, stream, b))
+          if (wanted && !output.destroyed) output.write(stdcopyFrame(inst.tty, stream, b))
         })
         from.on('end', resolve)
         from.on('error', () => resolve())

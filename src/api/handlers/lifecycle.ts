@@ -18,7 +18,7 @@ import {
 import { containerEvent, nowNano } from '../../events/index.js'
 import { ApiError } from '../errors.js'
 import { boolParam, intParam } from '../request.js'
-import { writeEmpty } from '../response.js'
+import { stdcopyFrame, writeEmpty } from '../response.js'
 import type { RequestContext } from '../types.js'
 
 /** Aborted when the client closes the connection before the answer. */
@@ -145,10 +145,7 @@ export async function containerLogsHandler(ctx: RequestContext): Promise<void> {
   try {
     for await (const e of entries) {
       const payload = Buffer.from(stamps ? `${fixedNanoTime(e)} ${e.log}` : e.log)
-      const header = Buffer.alloc(8)
-      header[0] = e.stream === 'stdout' ? 1 : 2
-      header.writeUInt32BE(payload.length, 4)
-      if (!ctx.res.write(Buffer.concat([header, payload]))) await new Promise((r) => ctx.res.once('drain', r))
+      if (!ctx.res.write(stdcopyFrame(c.record.Config.Tty === true, e.stream, payload))) await new Promise((r) => ctx.res.once('drain', r))
     }
   } catch (err) {
     if (!signal.aborted) ctx.log(`logs of ${c.id}: ${(err as Error).message}`)
