@@ -115,6 +115,20 @@ Options:
 
 Write a container's filesystem as a tar archive (to stdout without -o).
 `,
+  cp: `Usage: strata cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-
+       strata cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH
+
+Copy files/folders between a container and the local filesystem
+
+Use '-' as the source to read a tar archive from stdin
+and extract it to a directory destination in a container.
+Use '-' as the destination to stream a tar archive of a
+container source to stdout.
+
+Options:
+  -a, --archive       Archive mode (accepted; ownership is kept from the source)
+  -L, --follow-link   Always follow symbol link in SRC_PATH
+`,
   rename: `Usage: strata rename CONTAINER NEW_NAME
 
 Rename a container.
@@ -144,7 +158,7 @@ Manage containers.
 
 Commands:
   create, run, start, stop, kill, wait, logs, restart, pause, unpause, exec, top,
-  ls (ps), inspect, mount, umount, diff, commit, export, rename, rm, prune
+  ls (ps), inspect, mount, umount, diff, commit, export, cp, rename, rm, prune
 `
 
 function help(verb: string, args: string[]): string | undefined {
@@ -199,6 +213,8 @@ export async function containerVerb(verb: string, args: string[], global: Global
       return rm(args, global)
     case 'rename':
       return renameCmd(args, global)
+    case 'cp':
+      return (await import('./cp.js')).cpCommand(args, global, CONTAINER_HELPS.cp!)
     case 'prune':
       return prune(args, global)
     default:

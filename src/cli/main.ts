@@ -61,6 +61,7 @@ Containers (no daemon; run/start use runc in the foreground):
   diff      List a container's changes (A/C/D)
   commit    Create an image from a container's changes
   export    Write a container's filesystem as a tar archive
+  cp        Copy files between a container and the host (- : a tar on stdin/stdout)
   rm        Remove containers
   rename    Rename a container
   inspect   Show a container's details as JSON (also images)
@@ -129,6 +130,7 @@ const VERBS: Readonly<Record<string, Verb>> = {
   login: async (rest) => (await import('./login.js')).loginCommand(rest, process.stdin.isTTY === true),
   logout: async (rest) => (await import('./login.js')).logoutCommand(rest),
   rename: async (rest, global) => (await import('./container.js')).containerVerb('rename', rest, global),
+  cp: async (rest, global) => (await import('./container.js')).containerVerb('cp', rest, global),
   serve: async (rest, global) => (await import('./serve.js')).serveCommand(rest, global, verbIO()),
   container: async (rest, global) => (await import('./container.js')).containerCommand(rest, global, verbIO()),
 }

@@ -44,6 +44,15 @@ export interface ExtractOptions {
   noOverwriteDirNonDir?: boolean
 }
 
+export interface ArchiveOptions {
+  /**
+   * The name the tar's top entry takes instead of the path's base name
+   * (docker's RebaseArchiveEntries, done here while the tar is written):
+   * `.` for a directory's contents alone. `strata cp` names it after its destination.
+   */
+  name?: string
+}
+
 // Go's os.FileMode type bits.
 const GO_MODE = { dir: 2 ** 31, symlink: 2 ** 27, device: 2 ** 26, namedPipe: 2 ** 25, socket: 2 ** 24, setuid: 2 ** 23, setgid: 2 ** 22, charDevice: 2 ** 21, sticky: 2 ** 20 }
 
@@ -159,14 +168,14 @@ export async function statContainerPath(store: Store, ref: string, path: string)
  * GET /containers/{id}/archive: the stat and a tar of `path`. The rootfs
  * stays mounted until the stream ends or is destroyed.
  */
-export async function archiveFromContainer(store: Store, ref: string, path: string): Promise<{ stat: ContainerPathStat; tar: Readable }> {
+export async function archiveFromContainer(store: Store, ref: string, path: string, opts: ArchiveOptions = {}): Promise<{ stat: ContainerPathStat; tar: Readable }> {
   const c = await store.containers.get(ref)
   const rootfs = await realpath(await store.layers.mount(c.id))
   let handedOver = false
   try {
     const r = resolveOrNotFound(rootfs, path, c.id)
     const stat = await statResolved(rootfs, r, path, c.id)
-    const tar = exportPath(r.abs, r.name === '/' ? '.' : r.name)
+    const tar = exportPath(r.abs, opts.name ?? (r.name === '/' ? '.' : r.name))
     let released = false
     const release = (): void => {
       if (released) return

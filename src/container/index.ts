@@ -36,7 +36,7 @@ export { runContainer, type RunContainerOptions, type RunContainerResult } from 
 export { runtimeSpec, resolveUser } from './bundle.js'
 export { filterResolvConf, hostsContent } from './init-files.js'
 export { NONE_ENDPOINT, containerStateJson, inspectContainer, readHostConfig, type ContainerInspect } from './inspect.js'
-export { archiveFromContainer, extractToContainer, goFileMode, statContainerPath, type ContainerPathStat, type ExtractOptions } from './archive.js'
+export { archiveFromContainer, extractToContainer, goFileMode, statContainerPath, type ArchiveOptions, type ContainerPathStat, type ExtractOptions } from './archive.js'
 export { pruneContainers, type ContainersPruneReport, type PruneContainersOptions } from './prune.js'
 export { CONTAINER_LIST_FILTERS, commandLine, containerSizes, containerSummary, listContainers, type ContainerSummary, type ListContainersOptions } from './list.js'
 export { renameContainer } from './rename.js'
