@@ -116,7 +116,7 @@ export class LayerProgressBars {
   }
 
   #update(event: LayerProgress): void {
-    if (event.phase === 'waiting' || event.phase === 'exists') return
+    if (event.phase === 'waiting' || event.phase === 'exists' || event.phase === 'verified') return
     const key = `${event.image}/${event.layer}`
     const now = this.#now()
     let line = this.#lines.get(key)
@@ -161,4 +161,69 @@ export function layerProgress(sink: ProgressSink, status: string, quiet = false)
   if (quiet || !sink.isTTY) return { onProgress: undefined, finish: () => {} }
   const bars = new LayerProgressBars(sink, status)
   return { onProgress: bars.listener, finish: () => bars.finish() }
+}
+
+interface StatusLine {
+  index: number
+  drawnAt: number
+  text: string
+  /** A throttle held the latest text back. */
+  pending: boolean
+  /** The latest text was a byte-count update. */
+  counting: boolean
+}
+
+/**
+ * docker's pull and push lines on a terminal: one line per layer, in the
+ * order they first show (`<id>: <status>`), each rewritten in place as
+ * its layer moves on, the cursor resting below them. A byte-count update
+ * (`throttle`) after another one redraws at most every
+ * REDRAW_INTERVAL_MS; the first one and any status change always redraw;
+ * finish() draws what a throttle held back.
+ */
+export class StatusLines {
+  readonly #sink: ProgressSink
+  readonly #now: () => number
+  readonly #lines = new Map<number, StatusLine>()
+
+  constructor(sink: ProgressSink, now: () => number = Date.now) {
+    this.#sink = sink
+    this.#now = now
+  }
+
+  /** Terminal width for renderProgress (docker assumes 200 columns when it cannot tell). */
+  get width(): number {
+    return this.#sink.columns !== undefined && this.#sink.columns > 0 ? this.#sink.columns : DEFAULT_WIDTH
+  }
+
+  /** Sets layer `key`'s line to `text` (which starts with its short ID). */
+  set(key: number, text: string, throttle = false): void {
+    let line = this.#lines.get(key)
+    if (line === undefined) {
+      line = { index: this.#lines.size, drawnAt: 0, text, pending: false, counting: throttle }
+      this.#lines.set(key, line)
+      this.#sink.write('\n')
+    } else {
+      if (line.text === text) return
+      line.text = text
+      const wasCounting = line.counting
+      line.counting = throttle
+      if (throttle && wasCounting && this.#now() - line.drawnAt < REDRAW_INTERVAL_MS) {
+        line.pending = true
+        return
+      }
+    }
+    this.#draw(line)
+  }
+
+  finish(): void {
+    for (const line of this.#lines.values()) if (line.pending) this.#draw(line)
+  }
+
+  #draw(line: StatusLine): void {
+    const up = this.#lines.size - line.index
+    this.#sink.write(`${ESC}[${up}A${ESC}[2K\r${line.text}\r${ESC}[${up}B`)
+    line.drawnAt = this.#now()
+    line.pending = false
+  }
 }

@@ -5,7 +5,7 @@
  *
  *   1: Pulling from test/img
  *   3f4d90098f5b: Pull complete          (one line per layer when stdout is not a terminal;
- *   5c5d2a1b8e8a: Already exists           bars while it runs when it is)
+ *   5c5d2a1b8e8a: Already exists           rewritten in place while it runs when it is)
  *   Digest: sha256:...
  *   Status: Downloaded newer image for 127.0.0.1:5000/test/img:1
  *   127.0.0.1:5000/test/img:1
@@ -21,7 +21,7 @@ import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
-import { LayerProgressBars, type VerbIO } from './progress.js'
+import { StatusLines, renderProgress, type VerbIO } from './progress.js'
 import { withStore } from './store.js'
 import { rethrowAs } from './transport-common.js'
 
@@ -38,6 +38,31 @@ Options:
 
 Credentials are read from docker's config.json ($DOCKER_CONFIG, else ~/.docker).
 `
+
+/**
+ * docker's per-layer statuses on a terminal, as honest as strata's one
+ * pass allows: the download is the extraction (the blob is decompressed
+ * and applied as it streams), so a layer is "Waiting" until it gets a
+ * slot, "Downloading [bar] x/y" while its bytes stream, "Verifying
+ * Checksum" once they are all in (the digest is settled at the stream's
+ * end), "Download complete" when the digest checked, and "Pull complete"
+ * once the layer is registered.
+ */
+export function pullStatus(event: LayerProgress, width: number): { text: string; throttle?: boolean } {
+  switch (event.phase) {
+    case 'waiting':
+      return { text: 'Waiting' }
+    case 'exists':
+      return { text: 'Already exists' }
+    case 'copying':
+      if (event.total !== undefined && event.current >= event.total) return { text: 'Verifying Checksum' }
+      return { text: `Downloading ${renderProgress(event.current, event.total, width)}`, throttle: true }
+    case 'verified':
+      return { text: 'Download complete' }
+    case 'done':
+      return { text: 'Pull complete' }
+  }
+}
 
 /** `linux/arm64/v8` → a Platform; a usage error otherwise. */
 export function parsePlatform(value: string): Platform {
@@ -71,13 +96,16 @@ export async function pullCommand(args: string[], global: GlobalOptions, io: Ver
 
   const result = await withStore(global, async (store): Promise<PullResult> => {
     let layerDigests: string[] = []
-    const bars = !quiet && sink.isTTY ? new LayerProgressBars(sink, 'Downloading') : undefined
+    const lines = !quiet && sink.isTTY ? new StatusLines(sink) : undefined
     const onProgress = quiet
       ? undefined
       : (event: LayerProgress): void => {
           const blob = layerDigests[event.layer] ?? event.diffId
-          if (bars !== undefined) {
-            bars.listener({ ...event, diffId: blob as LayerProgress['diffId'] })
+          if (lines !== undefined) {
+            const { text, throttle } = pullStatus(event, lines.width)
+            // The digest checked with the last bytes: "Verifying Checksum" shows before "Download complete", as docker's does.
+            if (event.phase === 'verified') lines.set(event.layer, `${short(blob)}: Verifying Checksum`)
+            lines.set(event.layer, `${short(blob)}: ${text}`, throttle)
             return
           }
           if (event.phase === 'exists') sink.write(`${short(blob)}: Already exists\n`)
@@ -96,7 +124,7 @@ export async function pullCommand(args: string[], global: GlobalOptions, io: Ver
     } catch (err) {
       rethrowAs(err, `pulling ${name}`)
     } finally {
-      bars?.finish()
+      lines?.finish()
     }
   })
 

@@ -10,7 +10,8 @@
  *   1: digest: sha256:... size: 942
  *
  * On a terminal each layer's line is rewritten in place while it runs
- * (Preparing, Pushing <bytes sent>, then its final status). The short IDs
+ * (Preparing, Waiting for an upload slot, Pushing [bar] read/size, then
+ * its final status). The short IDs
  * are the layers' diffIDs, as docker shows them on push.
  * With -q only the pushed reference. Credentials come from docker's
  * `~/.docker/config.json` (`$DOCKER_CONFIG`); registries on loopback are
@@ -22,7 +23,7 @@ import { checkArgCount, parseFlags } from './args.js'
 import { UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
-import { progressSize, type ProgressSink, type VerbIO } from './progress.js'
+import { StatusLines, renderProgress, type ProgressSink, type VerbIO } from './progress.js'
 import { withStore } from './store.js'
 import { rethrowAs } from './transport-common.js'
 
@@ -51,39 +52,39 @@ export function pushedLayerLine(l: PushedLayer): string {
   return `${short(l.diffId)}: ${status}`
 }
 
-/** Redraw a layer's line at most this often while its bytes move. */
-const REDRAW_INTERVAL_MS = 100
-const ESC = '\x1b'
-
 /**
- * docker's push progress on a terminal: a line per layer, in the order
- * layers start ("Preparing"), rewritten in place ("Pushing  1.049MB",
- * then "Pushed" / "Layer already exists" / "Mounted from ..."), the cursor
- * resting below the lines.
+ * docker's push progress on a terminal: a line per layer, in the image's
+ * order, "Waiting" until its upload gets a slot, then "Preparing",
+ * "Pushing [bar] x/y" (the layer's tar read against its size in the
+ * store, as docker counts it), then "Pushed" / "Layer already exists" /
+ * "Mounted from ...", the cursor resting below the lines.
  */
 export class PushProgressLines {
-  readonly #sink: ProgressSink
-  readonly #now: () => number
-  readonly #lines = new Map<number, { index: number; drawnAt: number }>()
+  readonly #lines: StatusLines
 
   constructor(sink: ProgressSink, now: () => number = Date.now) {
-    this.#sink = sink
-    this.#now = now
+    this.#lines = new StatusLines(sink, now)
+  }
+
+  /** Every layer's line, "Waiting", before any starts. */
+  waiting(diffIds: readonly string[]): void {
+    diffIds.forEach((d, i) => this.#lines.set(i, `${short(d)}: Waiting`))
   }
 
   readonly listener = (e: PushProgress): void => {
-    const text = e.phase === 'done' ? pushedLayerLine(e.result).slice(14) : e.phase === 'uploaded' ? `Pushing  ${progressSize(e.bytes)}` : e.phase === 'pushing' ? 'Pushing' : 'Preparing'
-    let line = this.#lines.get(e.layer)
-    if (line === undefined) {
-      line = { index: this.#lines.size, drawnAt: 0 }
-      this.#lines.set(e.layer, line)
-      this.#sink.write('\n')
-    } else if (e.phase === 'uploaded' && this.#now() - line.drawnAt < REDRAW_INTERVAL_MS) {
-      return
-    }
-    const up = this.#lines.size - line.index
-    this.#sink.write(`${ESC}[${up}A${ESC}[2K\r${short(e.diffId)}: ${text}\r${ESC}[${up}B`)
-    line.drawnAt = this.#now()
+    const text =
+      e.phase === 'done'
+        ? pushedLayerLine(e.result).slice(14)
+        : e.phase === 'uploaded'
+          ? `Pushing ${renderProgress(e.read, e.total, this.#lines.width)}`
+          : e.phase === 'pushing'
+            ? 'Pushing'
+            : 'Preparing'
+    this.#lines.set(e.layer, `${short(e.diffId)}: ${text}`, e.phase === 'uploaded')
+  }
+
+  finish(): void {
+    this.#lines.finish()
   }
 }
 
@@ -109,7 +110,10 @@ export async function pushCommand(args: string[], global: GlobalOptions, io: Ver
         ...(quiet
           ? {}
           : {
-              onResolved: (info) => sink.write(`The push refers to repository [${info.repository}]\n`),
+              onResolved: (info) => {
+                sink.write(`The push refers to repository [${info.repository}]\n`)
+                lines?.waiting(info.diffIds)
+              },
               onProgress: (event) => {
                 if (lines !== undefined) lines.listener(event)
                 else if (event.phase === 'done') sink.write(`${pushedLayerLine(event.result)}\n`)
@@ -118,6 +122,8 @@ export async function pushCommand(args: string[], global: GlobalOptions, io: Ver
       })
     } catch (err) {
       rethrowAs(err, `pushing ${name}`)
+    } finally {
+      lines?.finish()
     }
   })
 

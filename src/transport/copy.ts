@@ -45,6 +45,7 @@ import type {
   LoadedImage,
   SaveOptions,
   SourceImage,
+  SourceLayer,
   TransportFormat,
 } from './types.js'
 import { openVerifiedLayer } from './verified-export.js'
@@ -308,7 +309,7 @@ async function registerLayers(store: Store, plans: LoadPlan[], journal: LoadJour
     try {
       results = await store.layers.registerChain(
         image.layers.map((l, j) => ({
-          open: () => l.open(),
+          open: progress === undefined ? () => l.open() : () => openReporting(l, (phase, current) => progress({ image: i, layer: j, diffId: l.diffId, phase, current, ...(l.size === undefined ? {} : { total: l.size }) })),
           expectedDiffId: l.diffId,
           ...(progress === undefined
             ? {}
@@ -333,6 +334,20 @@ async function registerLayers(store: Store, plans: LoadPlan[], journal: LoadJour
     }
   }
   return counts
+}
+
+/**
+ * Opens `l`, reporting it: copying from 0 when it is opened (it got a
+ * slot: the layer store opens a source when its apply starts), and
+ * verified once its stream has ended cleanly when the source names a
+ * digest: such a source errors at the end instead when the bytes do not
+ * hash to it (SourceLayer.open), so a clean end is the checked digest.
+ */
+async function openReporting(l: SourceLayer, report: (phase: 'copying' | 'verified', current: number) => void): Promise<Readable> {
+  report('copying', 0)
+  const stream = await l.open()
+  if (l.digest !== undefined) stream.once('end', () => report('verified', l.size ?? 0))
+  return stream
 }
 
 /** 3. Images, then their tags (a tag that pointed elsewhere moves, as docker load does); what changed goes in the journal. */

@@ -186,7 +186,8 @@ export interface LayerProgress {
     | 'waiting' // not started
     | 'exists' // already in the store (load) or already written (save): skipped
     | 'copying' // bytes are moving; current/total below
-    | 'done'
+    | 'verified' // every byte of the blob read and its digest checked (a source that names one); the apply may still be finishing
+    | 'done' // registered (load) or written (save)
   /** Bytes of the blob read or written so far, and its size when known. */
   current: number
   total?: number

@@ -58,7 +58,13 @@ export interface PushedLayer {
 /** Progress of layer `layer` (index in the image's rootfs, bottom first). */
 export type PushProgress =
   | { layer: number; diffId: Digest; phase: 'preparing' | 'pushing' }
-  | { layer: number; diffId: Digest; phase: 'uploaded'; bytes: number }
+  /**
+   * Bytes moving: `bytes` of gzip sent so far, `read` of the layer's tar
+   * read so far, and `total`, the layer's size in the store, which is what
+   * docker's "Pushing x/y" counts against (the tar runs a little over it:
+   * headers and padding).
+   */
+  | { layer: number; diffId: Digest; phase: 'uploaded'; bytes: number; read: number; total: number }
   | { layer: number; diffId: Digest; phase: 'done'; result: PushedLayer }
 
 export interface PushOptions {
@@ -71,7 +77,7 @@ export interface PushOptions {
   /** Layers uploaded at once; default PUSH_CONCURRENCY. */
   concurrency?: number
   /** Called once the image is resolved, before anything is sent (the CLI's "The push refers to repository" line). */
-  onResolved?: (info: { id: ImageID; repository: string; tag: string }) => void
+  onResolved?: (info: { id: ImageID; repository: string; tag: string; diffIds: Digest[] }) => void
   onProgress?: (event: PushProgress) => void
 }
 
@@ -244,7 +250,8 @@ class Pusher {
    * chunked PATCH while hashing, then PUT ?digest=. Resolves with the
    * blob's digest and size.
    */
-  async uploadLayer(open: () => Promise<Readable>, diffId: Digest, onBytes?: (n: number) => void): Promise<{ digest: Digest; size: number }> {
+  /** `onBytes(sent, read)`: gzip bytes sent and layer tar bytes compressed so far. */
+  async uploadLayer(open: () => Promise<Readable>, diffId: Digest, onBytes?: (sent: number, read: number) => void): Promise<{ digest: Digest; size: number }> {
     const what = `upload of layer ${diffId} to ${this.repository}`
     const url = await this.startUpload(what)
     let layer: Readable
@@ -254,8 +261,9 @@ class Pusher {
       await this.cancelUpload(url, what)
       throw err
     }
-    const hasher = new CountingHasher(onBytes)
     const gzip = createGzip()
+    // Read: what gzip has consumed (not what sits in the buffers before it), so the count follows what goes out.
+    const hasher = new CountingHasher(onBytes === undefined ? undefined : (n) => onBytes(n, gzip.bytesWritten))
     // Errors of the layer itself (a damaged layer, DIGEST_MISMATCH) win over fetch's "fetch failed".
     let sourceError: unknown
     const piped = pipeline(layer, gzip, hasher).catch((err: unknown) => {
@@ -353,7 +361,7 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
   const auth = opts.credentials !== undefined ? { credentials: opts.credentials } : await readRegistryAuth(ref.domain, ...(opts.dockerConfig === undefined ? [] : [opts.dockerConfig]))
   const client = new RegistryClient(ref.domain, { auth, ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }) })
   const pusher = new Pusher(client, ref)
-  opts.onResolved?.({ id, repository: pusher.repository, tag })
+  opts.onResolved?.({ id, repository: pusher.repository, tag, diffIds })
 
   // Hold the top layer (and so the chain under it) while its layers are read.
   const handle = chains.length === 0 ? undefined : await store.layers.get(chains[chains.length - 1]!)
@@ -367,7 +375,7 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
       opts.onProgress?.({ layer: i, diffId, phase: 'preparing' })
       let p = once.get(diffId)
       if (p === undefined) {
-        p = pushLayer(store, pusher, diffId, chains[i]!, (n) => opts.onProgress?.({ layer: i, diffId, phase: 'uploaded', bytes: n }), () =>
+        p = pushLayer(store, pusher, diffId, chains[i]!, (n, read, total) => opts.onProgress?.({ layer: i, diffId, phase: 'uploaded', bytes: n, read, total }), () =>
           opts.onProgress?.({ layer: i, diffId, phase: 'pushing' }),
         )
         once.set(diffId, p)
@@ -422,7 +430,7 @@ export async function pushImage(store: Store, name: string, opts: PushOptions = 
 }
 
 /** One layer: present already (HEAD), mounted from another repository, or uploaded. */
-async function pushLayer(store: Store, pusher: Pusher, diffId: Digest, chain: Digest, onBytes: (n: number) => void, onPushing: () => void): Promise<PushedLayer> {
+async function pushLayer(store: Store, pusher: Pusher, diffId: Digest, chain: Digest, onBytes: (n: number, read: number, total: number) => void, onPushing: () => void): Promise<PushedLayer> {
   const domain = pusher.client.domain
   // Newest first, as dockerd tries them.
   const known = (await store.distribution.v2MetadataFor(diffId)).reverse()
@@ -446,6 +454,7 @@ async function pushLayer(store: Store, pusher: Pusher, diffId: Digest, chain: Di
     }
   }
   onPushing()
-  const { digest, size } = await pusher.uploadLayer(() => openVerifiedLayer(store, chain, diffId), diffId, onBytes)
+  const total = (await store.layers.info(chain)).size
+  const { digest, size } = await pusher.uploadLayer(() => openVerifiedLayer(store, chain, diffId), diffId, (n, read) => onBytes(n, read, total))
   return { diffId, digest, size, status: 'pushed' }
 }
