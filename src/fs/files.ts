@@ -16,6 +16,7 @@
  */
 import { lstat, open, readFile } from 'node:fs/promises'
 import { isErrno } from '../errors/index.js'
+import { faultPoint } from '../sys/index.js'
 
 /** Whether something (anything, even a dangling symlink) is at `path`. */
 export async function pathExists(path: string): Promise<boolean> {
@@ -45,6 +46,7 @@ export async function readTextIfExists(path: string): Promise<string | undefined
 
 /** Writes `data` to `path` (created or truncated) with exactly `mode`, fsynced. */
 export async function writeFileDurable(path: string, data: string | Buffer, mode: number): Promise<void> {
+  faultPoint('write', path)
   const fh = await open(path, 'w', mode)
   try {
     await fh.writeFile(data)
@@ -58,6 +60,7 @@ export async function writeFileDurable(path: string, data: string | Buffer, mode
 
 /** fsyncs an existing file or directory (its data, or its entries). */
 export async function fsyncPath(path: string): Promise<void> {
+  faultPoint('fsync', path)
   const fh = await open(path, 'r')
   try {
     await fh.sync()

@@ -190,8 +190,19 @@ export class ImageStore {
         const existing = await readIfExists(path)
         // An existing file with other bytes is corrupt (same name, different hash): replace it.
         const isNew = existing === undefined || !existing.equals(raw)
-        if (isNew) await atomicWriteFile(path, raw, 0o600)
-        if (parent !== undefined) await this.#writeMetadata(id, 'parent', parent)
+        try {
+          if (isNew) await atomicWriteFile(path, raw, 0o600)
+          if (parent !== undefined) await this.#writeMetadata(id, 'parent', parent)
+        } catch (err) {
+          // A step after the rename failed (the directory's fsync, the parent
+          // link): the caller sees a failure, so the image must not be left
+          // behind as if created. Only a new image is taken back.
+          if (existing === undefined) {
+            await rm(path, { force: true })
+            await rm(this.metadataPath(id), { recursive: true, force: true })
+          }
+          throw err
+        }
         return isNew
       })
       return { id, created }

@@ -16,6 +16,7 @@ import { chmod, mkdtemp, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { createTarSplitFile, type TarSplitFile } from '../archive/index.js'
 import { StrataError } from '../errors/index.js'
+import { faultPoint } from '../sys/index.js'
 import { fsyncPath, writeFileDurable, DirLock, type DataRootLock } from '../fs/index.js'
 import { FILE_MODE, WRITE_SET_PREFIX } from './paths.js'
 
@@ -72,6 +73,7 @@ export class Transaction {
   async commit(finalDir: string, mode?: number): Promise<void> {
     if (mode !== undefined) await chmod(this.#dir, mode)
     await fsyncPath(this.#dir)
+    faultPoint('rename', finalDir)
     await rename(this.#dir, finalDir)
     const from = dirname(this.#dir)
     this.#dir = finalDir

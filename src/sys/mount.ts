@@ -1,5 +1,6 @@
 /** mount(2), umount2(2) and the new mount API (fsopen, fsconfig, fsmount, move_mount). */
 import { libc, check, koffi } from './libc.js'
+import { faultPoint } from './faults.js'
 import { closeSync } from 'node:fs'
 
 const mountC = libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)')
@@ -20,10 +21,12 @@ export const MNT_DETACH = 2
 export const UMOUNT_NOFOLLOW = 8
 
 export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void {
+  faultPoint('mount', target)
   check(mountC(source, target, fstype, flags, data), 'mount', target)
 }
 
 export function umount2(target: string, flags = 0): void {
+  faultPoint('umount', target)
   check(umount2C(target, flags), 'umount2', target)
 }
 
@@ -56,11 +59,13 @@ function callAsync(fn: { async: (...args: unknown[]) => void }, args: unknown[],
 
 /** mount(2) on the thread pool: the event loop runs meanwhile (see callAsync). */
 export async function mountAsync(source: string, target: string, fstype: string | null, flags: number, data: string | null): Promise<void> {
+  faultPoint('mount', target)
   await callAsync(mountC, [source, target, fstype, flags, data], 'mount', target)
 }
 
 /** umount2(2) on the thread pool: the event loop runs meanwhile (see callAsync). */
 export async function umount2Async(target: string, flags = 0): Promise<void> {
+  faultPoint('umount', target)
   await callAsync(umount2C, [target, flags], 'umount2', target)
 }
 
