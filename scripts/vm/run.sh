@@ -75,6 +75,13 @@ while [ $# -gt 0 ]; do
 done
 [ $initramfs_only = 1 ] || [ $# -gt 0 ] || die "no command given (usage: scripts/vm/run.sh [options] [--] COMMAND [ARG...])"
 
+# The guest has its own /tmp and /run, which hide the host's: a working
+# directory there (a checkout cloned under /tmp, say) is shared at its own
+# path, or the guest could not even cd into it.
+case $(cd "$cwd" && pwd) in
+  /tmp|/tmp/*|/run|/run/*) shares+=("$cwd") ;;
+esac
+
 for tool in qemu-system-x86_64 modprobe cpio gzip; do
   command -v $tool >/dev/null || die "$tool is not installed (scripts/install-deps.sh installs it)"
 done
