@@ -16,6 +16,7 @@ test("merge: a given Cmd keeps the image Entrypoint; Env in dockerd's order (the
   const c = mergeContainerConfig(IMAGE, { cmd: ['mine'], env: ['A=2', 'B=3'], labels: { b: 'y' } }, 'img', 'abcdef123456')
   assert.deepEqual(commandOf(c), { path: '/entry', args: ['mine'] })
   assert.deepEqual(c.Env, ['A=2', 'B=3', 'PATH=/bin'], 'as docker inspect shows for docker create -e A=2 -e B=3')
+  assert.deepEqual(mergeContainerConfig(IMAGE, { env: ['Z=9', 'A=2'] }, 'img', 'h').Env, ['Z=9', 'A=2', 'PATH=/bin'], "the caller's entries as given, not sorted (daemon.merge)")
   assert.equal(mergeContainerConfig({}, { cmd: ['x'] }, 'img', 'h').Env, null, 'no Env anywhere: null, as dockerd')
   assert.deepEqual(mergeContainerConfig(IMAGE, { env: [] }, 'img', 'h').Env, IMAGE.Env)
   assert.deepEqual(c.Labels, { a: 'x', b: 'y' })
