@@ -13,20 +13,12 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { busyboxRootfsTar } from './helpers/api-server.js'
-import { DOCKER, requireDockerd, startDockerd } from './helpers/dockerd.js'
+import { requireDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
-import { STRATA_CLI } from './helpers/strata-cli.js'
-import { tempDirFor } from './helpers/tmp.js'
-
-interface Outcome {
-  code: number
-  stdout: string
-  stderr: string
-}
+import { sideBySide, type Outcome } from './helpers/side-by-side.js'
 
 /** Values that differ between two daemons for the same container: IDs, times, host paths, names of the network. */
 const VOLATILE = new Set(['Id', 'Created', 'Image', 'Hostname', 'LowerDir', 'MergedDir', 'UpperDir', 'WorkDir', 'StartedAt', 'FinishedAt', 'ResolvConfPath', 'HostnamePath', 'HostsPath', 'LogPath', 'SandboxID', 'SandboxKey'])
@@ -69,20 +61,7 @@ function sameShape(a: unknown, b: unknown, path: string): void {
 
 test("container inspect, commit and export beside docker 20.10: the same JSON, Env order, docker_version, /etc files; commit Bad:Tag leaves no dangling image", { timeout: 240_000 }, async (t) => {
   if (!requireRoot(t) || !requireDockerd(t) || !requireTool(t, 'runc', 'tar')) return
-  const dir = tempDirFor(t, 'cli-container-docker-')
-  const root = join(dir, 'root')
-  const tar = join(dir, 'bb.tar')
-  writeFileSync(tar, await busyboxRootfsTar(t))
-  const d = await startDockerd(t, { storageDriver: 'overlay2' })
-  t.after(() => d.stop())
-  const docker = (args: string[]): Outcome => {
-    const r = spawnSync(DOCKER, args, { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: join(dir, 'docker-config') } })
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
-  const strata = (args: string[]): Outcome => {
-    const r = spawnSync(process.execPath, [STRATA_CLI, '--root', root, '-s', 'overlay2', ...args], { encoding: 'utf8', env: { ...process.env, STRATA_ROOT: '', STRATA_DRIVER: '' } })
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
+  const { dir, tar, docker, strata } = await sideBySide(t, 'cli-container-docker-', 'overlay2')
   const both = (args: string[]): [Outcome, Outcome] => {
     const out = [docker(args), strata(args)] as [Outcome, Outcome]
     out.forEach((r, i) => assert.equal(r.code, 0, `${i === 0 ? 'docker' : 'strata'} ${args.join(' ')}: ${r.stderr}`))

@@ -7,38 +7,14 @@
  * "Error response from daemon: " is strata's "Error: ").
  */
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { test } from 'node:test'
-import { busyboxRootfsTar } from './helpers/api-server.js'
-import { DOCKER, requireDockerd, startDockerd } from './helpers/dockerd.js'
+import { requireDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
-import { STRATA_CLI } from './helpers/strata-cli.js'
-import { tempDirFor } from './helpers/tmp.js'
-
-interface Outcome {
-  code: number
-  stdout: string
-  stderr: string
-}
+import { sideBySide, type Outcome } from './helpers/side-by-side.js'
 
 test('images and ps --filter, ps -l/-n/-s: what docker 20.10 lists, in its order, with its refusals', { timeout: 240_000 }, async (t) => {
   if (!requireRoot(t) || !requireDockerd(t) || !requireTool(t, 'runc', 'tar')) return
-  const dir = tempDirFor(t, 'cli-filters-')
-  const root = join(dir, 'root')
-  const tar = join(dir, 'bb.tar')
-  writeFileSync(tar, await busyboxRootfsTar(t))
-  const d = await startDockerd(t, { storageDriver: 'overlay2' })
-  t.after(() => d.stop())
-  const docker = (args: string[]): Outcome => {
-    const r = spawnSync(DOCKER, args, { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: join(dir, 'docker-config') } })
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
-  const strata = (args: string[]): Outcome => {
-    const r = spawnSync(process.execPath, [STRATA_CLI, '--root', root, '-s', 'overlay2', ...args], { encoding: 'utf8', env: { ...process.env, STRATA_ROOT: '', STRATA_DRIVER: '' } })
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
+  const { tar, docker, strata } = await sideBySide(t, 'cli-filters-', 'overlay2')
   const both = (args: string[]): void => {
     for (const [who, cli] of [['docker', docker], ['strata', strata]] as const) {
       const r = cli(args)

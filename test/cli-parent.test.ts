@@ -8,21 +8,12 @@
  * back as docker save does.
  */
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { busyboxRootfsTar } from './helpers/api-server.js'
-import { DOCKER, requireDockerd, startDockerd } from './helpers/dockerd.js'
+import { requireDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
-import { STRATA_CLI } from './helpers/strata-cli.js'
-import { tempDirFor } from './helpers/tmp.js'
-
-interface Outcome {
-  code: number
-  stdout: string
-  stderr: string
-}
+import { sideBySide } from './helpers/side-by-side.js'
 
 interface ManifestItem {
   Config: string
@@ -32,20 +23,7 @@ interface ManifestItem {
 
 test('load keeps Parent from manifest.json: history shows the parent ID, rmi of the parent is refused, save writes Parent back (as docker 20.10)', { timeout: 240_000 }, async (t) => {
   if (!requireRoot(t) || !requireDockerd(t) || !requireTool(t, 'tar')) return
-  const dir = tempDirFor(t, 'cli-parent-')
-  const root = join(dir, 'root')
-  const tar = join(dir, 'bb.tar')
-  writeFileSync(tar, await busyboxRootfsTar(t))
-  const d = await startDockerd(t, { storageDriver: 'overlay2' })
-  t.after(() => d.stop())
-  const docker = (args: string[]): Outcome => {
-    const r = spawnSync(DOCKER, args, { encoding: 'utf8', env: { ...process.env, DOCKER_HOST: d.host, DOCKER_CONFIG: join(dir, 'docker-config'), DOCKER_BUILDKIT: '0' } })
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
-  const strata = (args: string[]): Outcome => {
-    const r = spawnSync(process.execPath, [STRATA_CLI, '--root', root, '-s', 'vfs', ...args], { encoding: 'utf8', env: { ...process.env, STRATA_ROOT: '', STRATA_DRIVER: '' } })
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
-  }
+  const { dir, tar, docker, strata } = await sideBySide(t, 'cli-parent-', 'vfs')
   assert.equal(docker(['import', '-c', 'CMD ["sh"]', tar, 'bb:1']).code, 0)
   const ctx = join(dir, 'ctx')
   mkdirSync(ctx)

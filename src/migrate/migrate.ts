@@ -33,9 +33,9 @@ import type { MigratePlan, MigrateOptions, MigrateResult } from './types.js'
  */
 async function copyLayers(ctx: CopyContext, plan: MigratePlan): Promise<number> {
   let copied = 0
-  let verifying: { done: Promise<void> } | undefined
+  let verifying: Promise<void> | undefined
   const settle = async (applying: Promise<AppliedLayer | undefined>): Promise<AppliedLayer | undefined> => {
-    const [applied, verified] = await Promise.allSettled([applying, verifying?.done])
+    const [applied, verified] = await Promise.allSettled([applying, verifying])
     if (verified.status === 'rejected') {
       if (applied.status === 'fulfilled') await applied.value?.undo()
       throw verified.reason
@@ -52,7 +52,7 @@ async function copyLayers(ctx: CopyContext, plan: MigratePlan): Promise<number> 
     const done = applied!.verify()
     // Observed by settle() or the final await; never an unhandled rejection meanwhile.
     done.catch(() => {})
-    verifying = { done }
+    verifying = done
     copied++
   }
   await settle(Promise.resolve(undefined))
