@@ -6,11 +6,9 @@
  * held layer is IN_USE).
  *
  * A driver that mounts keeps what it knows about the mount behind the
- * count in the entry (`S`): overlay2 records whether the layer is mounted
- * at all (base layers are not) and whether the mount is adopted (another
- * process's, or also held by a persistent get: the last put forgets it
- * instead of unmounting). vfs and btrfs mount nothing and keep only the
- * count. Persistent gets are not counted here (types.ts); a count that
+ * count in the entry (`S`): see MountRefCounter (mount-refs.ts), which
+ * overlay2, aufs and devicemapper use. vfs and btrfs mount nothing and
+ * keep only the count. Persistent gets are not counted here (types.ts); a count that
  * must outlive the process is the layer store's `mount-count` file.
  *
  * API:

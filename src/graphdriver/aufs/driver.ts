@@ -40,7 +40,7 @@ import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists } from '../../fs/index.js'
 import { statfs } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
-import { RefCounter } from '../refcount.js'
+import { MountRefCounter } from '../mount-refs.js'
 import { directorySize, dockerFsName, mountEntries } from '../overlay2/index.js'
 import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
 import {
@@ -73,12 +73,6 @@ const KERNEL_INCOMPATIBLE_FS = new Set(['aufs', 'btrfs', 'ecryptfs'])
 
 /** layers/ files read between two yields to the event loop when remove looks for descendants. */
 const CHILD_SCAN_BATCH = 256
-
-/** What aufs keeps beside a layer's get count: whether it is mounted (base layers are not) and whether that mount is adopted (see overlay2's). */
-interface MountState {
-  mounted: boolean
-  adopted: boolean
-}
 
 type ModeChoice = 'auto' | MountMode
 
@@ -158,7 +152,7 @@ export class AufsDriver implements GraphDriver {
   readonly #mode: MountMode
   readonly #fuse: string | undefined
   readonly #backingFs: string
-  readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
+  readonly #refs = new MountRefCounter(DRIVER_NAME)
   /** One operation per layer at a time. */
   readonly #locks = new KeyedLock()
   /** dockerd's naiveDiff, over this driver's own get/put. */
@@ -365,26 +359,13 @@ export class AufsDriver implements GraphDriver {
     const persistent = opts?.persistent === true
     return this.#locks.withLock([id], async () => {
       if (!(await pathExists(layersPath(this.home, id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-      const ref = this.#refs.peek(id)
       const branches = await this.#ancestorBranches(id)
       if (branches.length === 0) {
-        if (!persistent) this.#refs.increment(id, { mounted: false, adopted: false })
+        this.#refs.holdUnmounted(id, persistent)
         return diffPath(this.home, id)
       }
-      const target = mntPath(this.home, id)
-      // Checked even when we hold the layer: a persistent put from another process may have unmounted it.
-      if (await this.#isMounted(id)) {
-        if (persistent) {
-          if (ref !== undefined) ref.adopted = true
-        } else {
-          this.#refs.increment(id, { mounted: true, adopted: true })
-        }
-        return target
-      }
-      await this.#mount(id, branches)
-      if (ref !== undefined) ref.adopted = persistent
-      if (!persistent) this.#refs.increment(id, { mounted: true, adopted: false })
-      return target
+      await this.#refs.holdMounted(id, persistent, { isMounted: () => this.#isMounted(id), mount: () => this.#mount(id, branches) })
+      return mntPath(this.home, id)
     })
   }
 
@@ -393,11 +374,8 @@ export class AufsDriver implements GraphDriver {
     validateLayerId(id)
     if (opts?.persistent === true) return this.#putPersistent(id)
     await this.#locks.withLock([id], async () => {
-      const ref = this.#refs.peek(id)
-      if (ref === undefined && !(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-      // The last reference unmounts first: a failed unmount keeps the reference.
-      if (ref !== undefined && ref.count === 1 && ref.mounted && !ref.adopted) await this.#unmount(id)
-      this.#refs.decrement(id)
+      if (this.#refs.peek(id) === undefined && !(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
+      await this.#refs.release(id, () => this.#unmount(id))
     })
   }
 
@@ -405,13 +383,7 @@ export class AufsDriver implements GraphDriver {
   async #putPersistent(id: string): Promise<void> {
     await this.#locks.withLock([id], async () => {
       if (!(await this.exists(id))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`, { details: { id } })
-      const ref = this.#refs.peek(id)
-      if (ref !== undefined) {
-        ref.adopted = false
-        return
-      }
-      if (!(await this.#isMounted(id))) return
-      await this.#unmount(id)
+      await this.#refs.releasePersistent(id, () => this.#isMounted(id), () => this.#unmount(id))
     })
   }
 
@@ -428,7 +400,7 @@ export class AufsDriver implements GraphDriver {
   /** Unmounts the layers this instance mounted and still holds; adopted and persistent mounts stay. */
   async cleanup(): Promise<void> {
     await this.#locks.settled()
-    await this.#refs.releaseAll((ref) => ref.mounted && !ref.adopted, (id) => this.#unmount(id))
+    await this.#refs.unmountAll((id) => this.#unmount(id))
   }
 
   /** Whether mnt/<id> has this driver's mount now; something else mounted there is refused (IN_USE). */

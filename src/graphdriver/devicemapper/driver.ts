@@ -25,7 +25,7 @@ import { chmodSync, chownSync, closeSync, lstatSync, mkdirSync, openSync, realpa
 import type { Readable } from 'node:stream'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { withNaiveDiff, type ProtoDriver } from '../naive-diff.js'
-import { RefCounter } from '../refcount.js'
+import { MountRefCounter } from '../mount-refs.js'
 import type { ApplyLayerOptions, DiffOptions, Change, CreateOpts, DiffFiles, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, ProbeResult, PutOpts } from '../types.js'
 import { DeviceSet, type DeviceSetProblem } from './deviceset.js'
 import { DRIVER_NAME, DevmapperLayout, ID_FILE_MODE, MNT_DIR_MODE, ROOTFS_MODE, TMP_PREFIX } from './layout.js'
@@ -53,18 +53,12 @@ function sizeOption(id: string, opts: CreateOpts | undefined): number | undefine
   return size
 }
 
-/** What devicemapper keeps beside a layer's get count (RefCounter). */
-interface MountState {
-  /** The mount was there before this instance's first get (another process's, or persistent): the last put leaves it. */
-  adopted: boolean
-}
-
 export class DevmapperDriver implements ProtoDriver {
   readonly name = DRIVER_NAME
   readonly home: string
   readonly deviceSet: DeviceSet
   readonly #layout: DevmapperLayout
-  readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
+  readonly #refs = new MountRefCounter(DRIVER_NAME)
   /** Per layer: create, remove, get and put of one id never interleave. */
   readonly #locks = new KeyedLock()
   readonly #realMnt: string
@@ -134,29 +128,26 @@ export class DevmapperDriver implements ProtoDriver {
       this.#requireLayer(id)
       const mp = this.#layout.mountPoint(id)
       const rootfs = this.#layout.rootfs(id)
-      const ref = this.#refs.peek(id)
-      if (await this.#isMounted(id)) {
-        if (!persistent) this.#refs.increment(id, { adopted: true })
-        else if (ref !== undefined) ref.adopted = true
-        return rootfs
-      }
-      mkdirSync(this.#layout.mntDir, { recursive: true, mode: MNT_DIR_MODE })
-      try {
-        mkdirSync(mp, MNT_DIR_MODE)
-      } catch (err) {
-        if (!isErrno(err, 'EEXIST')) throw err
-      }
-      await this.deviceSet.mountDevice(id, mp)
-      try {
-        prepareRoot(mp, rootfs, this.#layout.idFile(id), id)
-      } catch (err) {
-        await this.deviceSet.unmountDevice(id, mp).catch(() => {})
-        throw err
-      }
-      if (ref !== undefined) ref.adopted = persistent
-      if (!persistent) this.#refs.increment(id, { adopted: false })
+      await this.#refs.holdMounted(id, persistent, { isMounted: () => this.#isMounted(id), mount: () => this.#mount(id, mp, rootfs) })
       return rootfs
     })
+  }
+
+  /** Mounts the layer's device at `mp` and readies its rootfs (dockerd's Get); the device is unmounted again when that fails. */
+  async #mount(id: string, mp: string, rootfs: string): Promise<void> {
+    mkdirSync(this.#layout.mntDir, { recursive: true, mode: MNT_DIR_MODE })
+    try {
+      mkdirSync(mp, MNT_DIR_MODE)
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err
+    }
+    await this.deviceSet.mountDevice(id, mp)
+    try {
+      prepareRoot(mp, rootfs, this.#layout.idFile(id), id)
+    } catch (err) {
+      await this.deviceSet.unmountDevice(id, mp).catch(() => {})
+      throw err
+    }
   }
 
   async #unmount(id: string): Promise<void> {
@@ -170,8 +161,7 @@ export class DevmapperDriver implements ProtoDriver {
     if (opts?.persistent === true) return this.#putPersistent(id)
     await this.#locked(id, async () => {
       if (this.#refs.peek(id) === undefined) this.#requireLayer(id)
-      const ref = this.#refs.decrement(id)
-      if (ref.count === 0 && !ref.adopted) await this.#unmount(id)
+      await this.#refs.release(id, () => this.#unmount(id))
     })
   }
 
@@ -179,12 +169,7 @@ export class DevmapperDriver implements ProtoDriver {
   async #putPersistent(id: string): Promise<void> {
     await this.#locked(id, async () => {
       this.#requireLayer(id)
-      const ref = this.#refs.peek(id)
-      if (ref !== undefined) {
-        ref.adopted = false
-        return
-      }
-      if (await this.#isMounted(id)) await this.#unmount(id)
+      await this.#refs.releasePersistent(id, () => this.#isMounted(id), () => this.#unmount(id))
     })
   }
 
@@ -241,7 +226,7 @@ export class DevmapperDriver implements ProtoDriver {
   /** Unmounts what this instance mounted and still holds; the pool stays up (see deviceset.ts). */
   async cleanup(): Promise<void> {
     await this.#locks.settled()
-    await this.#refs.releaseAll((ref) => !ref.adopted, (id) => this.#unmount(id))
+    await this.#refs.unmountAll((id) => this.#unmount(id))
   }
 
   /** cleanup, then removes the pool if this root made it on loop files and nothing else uses it. */

@@ -40,7 +40,7 @@ import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
 import { MNT_DETACH, mount, mountAsync, mountNewApi, statfs, umount2Async } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
-import { RefCounter } from '../refcount.js'
+import { MountRefCounter } from '../mount-refs.js'
 import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
 import { cachedCheck } from './check-cache.js'
 import { dockerFsName, isScratchDirName, kernelKnowsIndexOption, nativeDiffProblem, probeOverlay2, removeStaleScratchDirs } from './checks.js'
@@ -80,18 +80,6 @@ type MountApiChoice = 'auto' | 'legacy' | 'new'
 
 /** Lower files read between two yields to the event loop when remove looks for children. */
 const CHILD_SCAN_BATCH = 256
-
-/**
- * What overlay2 keeps beside a layer's get count (RefCounter): whether the
- * layer is mounted (base layers are not), and whether that mount is
- * adopted, i.e. not this instance's alone to take down (found mounted by
- * another process, or also held by a persistent get): the last put then
- * forgets it instead of unmounting it.
- */
-interface MountState {
-  mounted: boolean
-  adopted: boolean
-}
 
 /** Settings fixed at open. */
 interface DriverState {
@@ -200,7 +188,7 @@ export class Overlay2Driver implements GraphDriver {
   readonly #api: MountApiChoice
   readonly #nativeDiffProblem: string | undefined
   /** get counts of layers this instance holds. */
-  readonly #refs = new RefCounter<MountState>(DRIVER_NAME, { held: 'mounted' })
+  readonly #refs = new MountRefCounter(DRIVER_NAME)
   /** One operation per layer at a time. */
   readonly #locks = new KeyedLock()
   /** Check scratch dirs of dead processes that open() removed. */
@@ -447,27 +435,12 @@ export class Overlay2Driver implements GraphDriver {
       const ref = this.#refs.peek(id)
       const lower = ref?.mounted === false ? undefined : await readTextIfExists(join(dir, LOWER_FILE))
       if (lower === undefined) {
-        if (!persistent) this.#refs.increment(id, { mounted: false, adopted: false })
+        this.#refs.holdUnmounted(id, persistent)
         return join(dir, DIFF_DIR)
       }
 
-      const merged = join(dir, MERGED_DIR)
-      // Checked even when we hold the layer: a persistent put from another
-      // process may have taken our mount down, and then we mount again.
-      if (await this.#isMounted(id)) {
-        if (persistent) {
-          if (ref !== undefined) ref.adopted = true
-        } else {
-          this.#refs.increment(id, { mounted: true, adopted: true })
-        }
-        return merged
-      }
-
-      await this.#mountLayer(id, lower)
-      // Our references now hold a mount we made; a persistent get shares it.
-      if (ref !== undefined) ref.adopted = persistent
-      if (!persistent) this.#refs.increment(id, { mounted: true, adopted: false })
-      return merged
+      await this.#refs.holdMounted(id, persistent, { isMounted: () => this.#isMounted(id), mount: () => this.#mountLayer(id, lower) })
+      return join(dir, MERGED_DIR)
     })
   }
 
@@ -485,9 +458,7 @@ export class Overlay2Driver implements GraphDriver {
       if (ref === undefined && !(await pathExists(this.#dir(id)))) {
         throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
       }
-      // The last reference unmounts first: a failed unmount keeps the reference.
-      if (ref !== undefined && ref.count === 1 && ref.mounted && !ref.adopted) await this.#unmountLayer(id)
-      this.#refs.decrement(id)
+      await this.#refs.release(id, () => this.#unmountLayer(id))
     })
   }
 
@@ -500,13 +471,11 @@ export class Overlay2Driver implements GraphDriver {
   async #putPersistent(id: string): Promise<void> {
     await this.#locks.withLock([id], async () => {
       if (!(await pathExists(this.#dir(id)))) throw new StrataError('NOT_FOUND', `Layer "${id}" does not exist in "${this.home}"`)
-      const ref = this.#refs.peek(id)
-      if (ref !== undefined) {
-        ref.adopted = false
-        return
-      }
-      if ((await mountsAt(join(this.#realHome, id, MERGED_DIR))).length === 0) return
-      await this.#unmountLayer(id)
+      await this.#refs.releasePersistent(
+        id,
+        async () => (await mountsAt(join(this.#realHome, id, MERGED_DIR))).length > 0,
+        () => this.#unmountLayer(id),
+      )
     })
   }
 
@@ -529,7 +498,7 @@ export class Overlay2Driver implements GraphDriver {
   async cleanup(): Promise<void> {
     // Let operations in flight finish first, so none mounts behind our back.
     await this.#locks.settled()
-    await this.#refs.releaseAll((ref) => ref.mounted && !ref.adopted, (id) => this.#unmountLayer(id))
+    await this.#refs.unmountAll((id) => this.#unmountLayer(id))
   }
 
   /**
