@@ -9,6 +9,7 @@ import { createServer, ServerResponse, type IncomingMessage, type Server } from 
 import type { Socket } from 'node:net'
 import { PassThrough, type Duplex } from 'node:stream'
 import { EventJournal } from '../events/index.js'
+import { ImageView } from '../store/index.js'
 import { ApiError, statusOf, messageOf } from './errors.js'
 import { DEFAULT_HOST, formatListenAddress, listenOn, parseListenAddress } from './listen.js'
 import { setVersionHeaders, writeError, writeJson } from './response.js'
@@ -72,6 +73,7 @@ class ApiApp {
   readonly #limits: ApiLimits
   readonly #router: Router
   readonly #events: EventJournal
+  readonly #imageView: ImageView
   readonly #hijacked = new Set<Duplex>()
   readonly #log: (line: string) => void
   #ui: UiHandler | undefined
@@ -81,6 +83,7 @@ class ApiApp {
     this.#limits = limits
     this.#router = new Router(apiRoutes())
     this.#events = new EventJournal(opts.store.root)
+    this.#imageView = new ImageView(opts.store)
     this.#log = opts.log ?? (() => {})
   }
 
@@ -161,6 +164,7 @@ class ApiApp {
       query,
       version,
       store: this.#opts.store,
+      imageView: this.#imageView,
       events: this.#events,
       limits: this.#limits,
       body: upgraded ?? req,

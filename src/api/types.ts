@@ -62,7 +62,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable, Writable } from 'node:stream'
-import type { Store } from '../store/index.js'
+import type { ImageView, Store } from '../store/index.js'
 import type { EventJournal } from '../events/index.js'
 
 /** The highest API version served, and the default for unversioned paths (dockerd 20.10's). */
@@ -104,6 +104,8 @@ export interface RequestContext {
   /** The API version of this request ("1.41" unless the path named another). */
   version: string
   store: Store
+  /** The store's images as the server last read them, read again when the data root's image files change (src/store/image-view.ts). */
+  imageView: ImageView
   /** The data root's events journal (handlers append what they did). */
   events: EventJournal
   /** The server's limits (body size, stall time). */

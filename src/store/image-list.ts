@@ -22,6 +22,7 @@ import { familiarName, familiarString, type Image, type ImageID, type Reference 
 import type { Store } from './index.js'
 import { unixSeconds } from '../fs/index.js'
 import { byCreatedDesc, imageSize, snapshot, type ImageSnapshot } from './image-query.js'
+import type { ImageView } from './image-view.js'
 
 /** docker's types.ImageSummary (the API's field names and order). */
 export interface ImageSummary {
@@ -63,8 +64,8 @@ export interface ListImagesOptions {
 export const NONE_TAG = '<none>:<none>'
 export const NONE_DIGEST = '<none>@<none>'
 
-/** Lists images as `docker images` does; see the file header. */
-export async function listImages(store: Store, opts: ListImagesOptions = {}): Promise<ImageSummary[]> {
+/** Lists images as `docker images` does; see the file header. A long-lived caller passes its ImageView to answer from memory. */
+export async function listImages(store: Store, opts: ListImagesOptions = {}, view?: ImageView): Promise<ImageSummary[]> {
   const patterns = (opts.reference ?? []).map(compilePattern)
   const createdOf = async (names: string[] | undefined): Promise<number[]> => {
     const out: number[] = []
@@ -76,7 +77,7 @@ export async function listImages(store: Store, opts: ListImagesOptions = {}): Pr
     const eq = l.indexOf('=')
     return eq < 0 ? { key: l } : { key: l.slice(0, eq), value: l.slice(eq + 1) }
   })
-  let list = summarize(await snapshot(store), { all: opts.all === true, patterns, ...(opts.dangling === false ? { excludeDangling: true } : {}) })
+  let list = summarize(await (view?.snapshot() ?? snapshot(store)), { all: opts.all === true, patterns, ...(opts.dangling === false ? { excludeDangling: true } : {}) })
   // dockerd keeps an image without tags even when it has digests (its danglingOnly test is on RepoTags).
   if (opts.dangling === true) list = list.filter((s) => s.RepoTags.every((t) => t === NONE_TAG))
   if (labels.length > 0) list = list.filter((s) => labels.every(({ key, value }) => s.Labels !== null && key in s.Labels && (value === undefined || s.Labels[key] === value)))

@@ -172,6 +172,7 @@ export {
 // image prune, system df, info counts): functions taking a Store, one module
 // each, so that the CLI and a later API server only format their results.
 export { containersOf, type ContainersUsing, type ContainerUsageOptions } from './image-query.js'
+export { ImageView } from './image-view.js'
 export { NONE_DIGEST, NONE_TAG, isDanglingSummary, listImages, type ImageSummary, type ListImagesOptions } from './image-list.js'
 export { goContainerConfig, inspectImage, type GoContainerConfig, type ImageInspect } from './image-inspect.js'
 export { MISSING_ID, imageHistory, type ImageHistoryItem } from './image-history.js'

@@ -16,15 +16,16 @@ export async function listImagesHandler(ctx: RequestContext): Promise<void> {
   const filters = parseFilters(ctx.query.get('filters'), ['dangling', 'label', 'before', 'since', 'reference'])
   const dangling = boolFilter(filters, 'dangling')
   const reference = filters.get('reference')
-  const images = await listImages(ctx.store, {
+  const opts = {
     all: boolParam(ctx.query, 'all'),
     ...(reference === undefined ? {} : { reference: [...reference] }),
     ...(dangling === undefined ? {} : { dangling }),
     ...(filters.has('label') ? { labels: [...filters.get('label')!] } : {}),
     ...(filters.has('before') ? { before: [...filters.get('before')!] } : {}),
     ...(filters.has('since') ? { since: [...filters.get('since')!] } : {}),
-  })
-  writeJson(ctx.res, 200, images)
+  }
+  // From the server's in-memory view: read again only when the data root's image files changed.
+  writeJson(ctx.res, 200, await listImages(ctx.store, opts, ctx.imageView))
 }
 
 /** GET /images/{name}/json */
@@ -67,7 +68,7 @@ interface NamesSnapshot {
 /** Which images exist and what their references name, before a removal (to say afterwards which image each item was about). */
 async function namesSnapshot(ctx: RequestContext): Promise<NamesSnapshot> {
   const snap: NamesSnapshot = { ids: new Set(), byRef: new Map() }
-  for (const image of await listImages(ctx.store, { all: true })) {
+  for (const image of await listImages(ctx.store, { all: true }, ctx.imageView)) {
     snap.ids.add(image.Id)
     for (const ref of [...image.RepoTags, ...image.RepoDigests]) snap.byRef.set(ref, image.Id)
   }
