@@ -8,7 +8,11 @@
  *   spool and no transaction, check reports each removed thing, the
  *   following check finds nothing, and the archive then loads;
  * - a probe dir (overlay2's check-overlayfs-support*) and a spool dir of a
- *   killed process are swept; the same dirs of a live process are kept.
+ *   killed process are swept; the same dirs of a live process are kept;
+ * - the read-only verbs (images, inspect, history, ps, version) run while
+ *   another process holds the data-root lock (they used to wait for it:
+ *   this test then ends on its timeout) and leave a dead transaction to
+ *   the next writing open, whose check reports it.
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
@@ -164,4 +168,46 @@ test('debris: probe and spool dirs of a killed process are swept on open, a live
   assert.deepEqual(subjects, dead.map((o) => o.path).sort())
   for (const o of dead) assert.equal(existsSync(o.path), false, o.path)
   for (const o of live) assert.equal(existsSync(o.path), true, `${o.path} of a live process was swept`)
+})
+
+test('debris: the read-only verbs open without recovery: a writer holding the data-root lock does not stop them, a dead transaction is left to the next writing open', { timeout: 180_000 }, async (t) => {
+  if (!requireRoot(t) || !requireTool(t, 'flock')) return
+  const root = tempDirFor(t, 'debris-reading-')
+  const store = await Store.open({ root, driver: DRIVER })
+  try {
+    await makeImage(store, { layers: [layerTar({ a: 'x' })], created: '2024-01-01T00:00:00Z', tags: ['reading:1'] })
+  } finally {
+    await store.close()
+  }
+  // What a registration killed mid-way leaves: a transaction dir nobody holds.
+  const dead = join(root, 'image', DRIVER, 'layerdb', 'tmp', 'write-set-dead')
+  mkdirSync(dead)
+  // A writer in the middle of a metadata step: the data-root lock held for the whole test.
+  // (flock and its sleep both hold the lock: a process group of their own, killed whole.)
+  const holder = spawn('flock', ['-x', join(root, 'strata.lock'), 'sleep', '600'], { stdio: 'ignore', detached: true })
+  const release = (): void => {
+    try {
+      process.kill(-holder.pid!, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+  }
+  t.after(release)
+  await new Promise((r) => setTimeout(r, 200))
+  for (const args of [['images', '-q'], ['inspect', '-f', '{{.Id}}', 'reading:1'], ['history', '-q', 'reading:1'], ['ps', '-a', '-q'], ['version', '-f', '{{(index .Server.Components 0).Details.StorageDriver}}']]) {
+    const o = await strata(args, { root, driver: DRIVER })
+    assert.equal(o.code, 0, `${args.join(' ')}: ${o.stderr}`)
+    if (args[0] !== 'ps') assert.notEqual(o.text.trim(), '', args.join(' '))
+  }
+  assert.equal(existsSync(dead), true, 'a reading verb ran the recovery')
+  release()
+  await exitOf(holder)
+  const check = await strata(['check', '--format', 'json'], { root, driver: DRIVER })
+  assert.equal(check.code, 0, check.stderr)
+  const subjects = check.text
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { subject: string }).subject)
+  assert.deepEqual(subjects, [dead])
+  assert.equal(existsSync(dead), false)
 })

@@ -399,6 +399,8 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
       filters: parseFilterFlags(values.filter),
       now,
     }),
+    // Sizes mount the containers' layers: a writing open then.
+    { reading: !size },
   )
   const trunc = values['no-trunc'] !== true
   return renderList(

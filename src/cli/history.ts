@@ -40,7 +40,7 @@ export async function historyCommand(args: string[], global: GlobalOptions): Pro
   // docker's -H is a boolean that defaults to true: only "-H=false" (or --human=false) turns it off.
   const human = values.human !== false
   const format = historyFormat(values.format === undefined || values.format === '' ? 'table' : values.format, values.quiet === true, human)
-  const rows = await withStore(global, (store) => imageHistory(store, positionals[0]!))
+  const rows = await withStore(global, (store) => imageHistory(store, positionals[0]!), { reading: true })
   const trunc = values['no-trunc'] !== true
   const now = Date.now()
   return renderList(

@@ -76,6 +76,7 @@ export async function imagesCommand(args: string[], global: GlobalOptions): Prom
       ...(filters.has('before') ? { before: filters.get('before')! } : {}),
       ...(filters.has('since') ? { since: filters.get('since')! } : {}),
     }),
+    { reading: true },
   )
   const trunc = values['no-trunc'] !== true
   // docker lists digests per tag when they are asked for or the format shows them (needDigest).

@@ -117,5 +117,6 @@ export async function inspectCommand(args: string[], global: GlobalOptions, kind
     // docker reports template failures and missing images in one list, in the order of the arguments.
     const all = outcome.map((o) => (typeof o === 'string' ? o : result.errors[o])).filter((e): e is string => e !== undefined)
     return { stdout: result.stdout, stderr: all.map((e) => `${e}\n`).join(''), exitCode: all.length > 0 ? 1 : 0 }
-  })
+    // -s mounts the containers' layers to measure them: a writing open then.
+  }, { reading: values.size !== true })
 }

@@ -198,6 +198,7 @@ function report(err: unknown, path: string): number {
 }
 
 // No top-level await: the bundled CLI (scripts/bundle-cli.mjs) is a CommonJS script, compiled with a V8 code cache.
-void main(process.argv.slice(2)).then((code) => {
+/** The command's end (the launcher's cache warm-up runs several commands in one process and waits for each). */
+export const done: Promise<void> = main(process.argv.slice(2)).then((code) => {
   process.exitCode = code
 })

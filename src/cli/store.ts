@@ -34,10 +34,21 @@ function checkDriverFits(global: GlobalOptions): void {
   })
 }
 
-/** Runs `fn` on the opened store and closes it however `fn` ends. */
-export async function withStore<T>(global: GlobalOptions, fn: (store: Store) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on the opened store and closes it however `fn` ends.
+ * `reading`: the verb only reads (images, inspect, ps, history, version),
+ * so the store is opened without its crash recovery (Store.open's
+ * `reading`), which costs a cold command the data-root lock and a lock
+ * probe per layer.
+ */
+export async function withStore<T>(global: GlobalOptions, fn: (store: Store) => Promise<T>, opts: { reading?: boolean } = {}): Promise<T> {
   checkDriverFits(global)
-  const store = await Store.open({ root: global.root, ...(global.driver === undefined ? {} : { driver: global.driver }), driverOptions: global.storageOpts })
+  const store = await Store.open({
+    root: global.root,
+    ...(global.driver === undefined ? {} : { driver: global.driver }),
+    driverOptions: global.storageOpts,
+    ...(opts.reading === true ? { reading: true } : {}),
+  })
   try {
     return await fn(store)
   } finally {

@@ -112,7 +112,7 @@ export async function versionCommand(args: string[], global: GlobalOptions): Pro
   let serverError = ''
   if (existsSync(global.root)) {
     try {
-      const driver = await withStore(global, async (store) => store.driver.name)
+      const driver = await withStore(global, async (store) => store.driver.name, { reading: true })
       server = {
         Platform: { Name: 'strata (no daemon)' },
         Components: [{ Name: 'Storage', Version: version, Details: { DataRoot: global.root, StorageDriver: driver, Format: 'dockerd 20.10' } }],

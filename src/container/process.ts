@@ -136,6 +136,8 @@ export async function reconcileContainer(store: Store, c: Container, runtime = D
 
 /** reconcileContainer's work, holding the container's lock. */
 async function reconcileLocked(store: Store, id: string, runtime: string): Promise<Container | undefined> {
+  // ps and inspect open the store to read; this writes.
+  await store.ensureRecovered()
   let now: Container
   try {
     now = await store.containers.get(id)

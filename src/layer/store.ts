@@ -16,6 +16,7 @@
  * const { stream } = await layers.export(layer.chainId)
  * await layer.release()
  */
+import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import type { Change } from '../archive/index.js'
@@ -67,6 +68,8 @@ export interface LayerStoreOptions {
   driver: GraphDriver
   /** Which chainIDs images keep alive; called under the data-root lock, so it must not take it. */
   imageReferences?: ImageReferences
+  /** Run the crash recovery on open (default true); false for a store opened to read (see Store.open's `reading`). */
+  recover?: boolean
 }
 
 async function mkdirMode(dir: string, mode: number): Promise<void> {
@@ -95,12 +98,18 @@ export class LayerStore {
   /** Opens (creating its directories) the layer store of `driver` on `root`, and recovers from crashes. */
   static async open(opts: LayerStoreOptions): Promise<LayerStore> {
     const store = new LayerStore(opts)
+    if (opts.recover === false && LayerStore.exists(opts.root, opts.driver.name)) return store
     await mkdirMode(store.paths.root, LAYERDB_DIR_MODE)
     await mkdirMode(store.paths.sha256, SHA256_DIR_MODE)
     await mkdirMode(store.paths.mounts, MOUNTS_DIR_MODE)
     await mkdirMode(store.paths.tmp, TMP_DIR_MODE)
     store.lastRecovery = await store.recover()
     return store
+  }
+
+  /** Whether the layer store of driver `driverName` exists on `root` (its layerdb/tmp, made last by open). */
+  static exists(root: string, driverName: string): boolean {
+    return existsSync(new LayerDbPaths(root, driverName).tmp)
   }
 
   /** Sets the image references later (the image store is usually built after the layer store). */

@@ -34,6 +34,19 @@ export interface OpenStoreOptions {
   driver?: string
   /** `--storage-opt k=v` pairs for the driver. */
   driverOptions?: Record<string, string>
+  /**
+   * Open to read (images, inspect, ps, history, version): the crash
+   * recovery and the debris sweep are left to the next opener that writes
+   * (ensureRecovered() runs them if this one has to write after all).
+   * What dead processes leave is invisible to reads: layer transactions
+   * live in layerdb/tmp until a rename publishes them, a deletion renames
+   * a layer dir to `-removing` before it removes anything, half-written
+   * files are `.tmp-*` names, and the listings skip all of these. A root
+   * whose layer store does not exist yet is opened as for writing.
+   * Recovery is what made every command take the data-root lock and probe
+   * every layer's and mount's lock (koffi's flock) on open.
+   */
+  reading?: boolean
 }
 
 export interface StoreCheckOptions {
@@ -52,6 +65,9 @@ export class Store {
   readonly containers: ContainerStore
   /** What dead processes had left and open() removed (debris.ts); check() reports it. */
   readonly debris: DebrisItem[]
+  /** Set while a store opened for reading has not run recovery (ensureRecovered). */
+  #recovery: (() => Promise<DebrisItem[]>) | undefined
+  #recovering: Promise<void> | undefined
 
   private constructor(parts: {
     root: string
@@ -62,6 +78,7 @@ export class Store {
     distribution: DistributionMetadataStore
     containers: ContainerStore
     debris: DebrisItem[]
+    recovery?: () => Promise<DebrisItem[]>
   }) {
     this.root = parts.root
     this.driver = parts.driver
@@ -71,6 +88,7 @@ export class Store {
     this.distribution = parts.distribution
     this.containers = parts.containers
     this.debris = parts.debris
+    this.#recovery = parts.recovery
   }
 
   static async open(opts: OpenStoreOptions): Promise<Store> {
@@ -80,7 +98,8 @@ export class Store {
     assertNoMigrationInProgress(opts.root)
     const driver = await openDriver(opts.root, opts.driver, opts.driverOptions)
     try {
-      const layers = await LayerStore.open({ root: opts.root, driver })
+      const reading = opts.reading === true && LayerStore.exists(opts.root, driver.name)
+      const layers = await LayerStore.open({ root: opts.root, driver, recover: !reading })
       const common = { root: opts.root, driverName: driver.name, lock: layers.lock }
       const images = await ImageStore.open({ root: opts.root, driverName: driver.name, layers })
       layers.setImageReferences(() => images.topChainIds())
@@ -88,16 +107,36 @@ export class Store {
       const distribution = await DistributionMetadataStore.open(common)
       const containers = await ContainerStore.open({ root: opts.root, layers })
       const imageHome = join(opts.root, 'image', driver.name)
-      const debris = [
-        ...(driver.sweptOnOpen ?? []).map((subject) => ({ subject, what: `${driver.name} probe scratch of a process that died` })),
-        ...debrisOfRecovery(layers.lastRecovery, layers.paths.tmp),
-        ...(await sweepDebris(opts.root, [imageHome, join(imageHome, 'imagedb', 'content', 'sha256')], layers.lock)),
-      ]
-      return new Store({ root: opts.root, driver, layers, images, references, distribution, containers, debris })
+      const recovery = async (): Promise<DebrisItem[]> => {
+        if (layers.lastRecovery === undefined) layers.lastRecovery = await layers.recover()
+        return [
+          ...(driver.sweptOnOpen ?? []).map((subject) => ({ subject, what: `${driver.name} probe scratch of a process that died` })),
+          ...debrisOfRecovery(layers.lastRecovery, layers.paths.tmp),
+          ...(await sweepDebris(opts.root, [imageHome, join(imageHome, 'imagedb', 'content', 'sha256')], layers.lock)),
+        ]
+      }
+      const parts = { root: opts.root, driver, layers, images, references, distribution, containers }
+      if (reading) return new Store({ ...parts, debris: [], recovery })
+      return new Store({ ...parts, debris: await recovery() })
     } catch (err) {
       await driver.cleanup().catch(() => {})
       throw err
     }
+  }
+
+  /**
+   * Runs the recovery and debris sweep a store opened for reading left
+   * out (see OpenStoreOptions.reading), once; a no-op otherwise. Call it
+   * before writing through such a store.
+   */
+  async ensureRecovered(): Promise<void> {
+    const recovery = this.#recovery
+    if (recovery === undefined) return
+    this.#recovering ??= recovery().then((items) => {
+      this.debris.push(...items)
+      this.#recovery = undefined
+    })
+    await this.#recovering
   }
 
   /**

@@ -1,5 +1,5 @@
 /** mount(2), umount2(2) and the new mount API (fsopen, fsconfig, fsmount, move_mount). */
-import { libc, check, koffi } from './libc.js'
+import { libc, check } from './libc.js'
 import { faultPoint } from './faults.js'
 import { closeSync } from 'node:fs'
 
@@ -115,4 +115,3 @@ export function mountNewApi(fstype: string, target: string, options: FsConfigOpt
   }
 }
 
-void koffi

@@ -33,7 +33,7 @@ function lookupName(fn: Lookup, id: number): string | undefined {
     // Any other failure is no name, as for Go, which leaves the name empty on a lookup error.
     if (rc !== 0) return undefined
     if (result.readBigUInt64LE(0) === 0n) return undefined
-    const offset = Number(record.readBigUInt64LE(0) - BigInt(koffi.address(buf)))
+    const offset = Number(record.readBigUInt64LE(0) - BigInt(koffi().address(buf)))
     if (offset < 0 || offset >= size) return undefined
     const end = buf.indexOf(0, offset)
     return buf.toString('utf8', offset, end < 0 ? size : end)

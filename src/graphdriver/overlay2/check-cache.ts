@@ -22,7 +22,7 @@ import { createHash } from 'node:crypto'
 import { mkdir, readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { atomicWriteFile } from '../../fs/index.js'
-import { statfs } from '../../sys/index.js'
+import { statfsType } from '../../sys/index.js'
 
 /** Where the results are kept; STRATA_CHECK_CACHE overrides it (an empty value turns the cache off). */
 function cacheDir(): string | undefined {
@@ -56,7 +56,7 @@ function readHostFacts(): Promise<string> {
 async function keyFor(kind: string, dir: string): Promise<string | undefined> {
   try {
     const st = await stat(dir)
-    return `${kind}\n${dir}\ndev ${st.dev} ino ${st.ino} fs ${statfs(dir).type}\n${await readHostFacts()}`
+    return `${kind}\n${dir}\ndev ${st.dev} ino ${st.ino} fs ${statfsType(dir)}\n${await readHostFacts()}`
   } catch {
     return undefined
   }

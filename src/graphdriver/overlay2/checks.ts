@@ -10,7 +10,7 @@ import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { makeOwnedDir, sweepOwnedEntries } from '../../fs/index.js'
 import { dirname, join, resolve } from 'node:path'
 import { isErrno } from '../../errors/index.js'
-import { FS_MAGIC, MNT_DETACH, lgetxattr, lsetxattr, mount, mountNewApi, statfs, umount2 } from '../../sys/index.js'
+import { FS_MAGIC, MNT_DETACH, lgetxattr, lsetxattr, mount, mountNewApi, statfsType, umount2 } from '../../sys/index.js'
 import { cachedCheck } from './check-cache.js'
 import { mountPointsUnder } from './mounts.js'
 import type { ProbeResult } from '../types.js'
@@ -269,7 +269,7 @@ const probedOk = new Set<string>()
 export async function probeOverlay2(root: string): Promise<ProbeResult> {
   const home = join(resolve(root), DRIVER_NAME)
   const dir = await nearestExisting(home)
-  const st = statfs(dir)
+  const st = { type: statfsType(dir) }
   const key = `${dir}\0${st.type}`
   if (probedOk.has(key)) return { ok: true }
   const result = await cachedCheck('probe', dir, () => probeUncached(dir, st), (r) => r.ok)
@@ -277,7 +277,7 @@ export async function probeOverlay2(root: string): Promise<ProbeResult> {
   return result
 }
 
-async function probeUncached(dir: string, st: ReturnType<typeof statfs>): Promise<ProbeResult> {
+async function probeUncached(dir: string, st: { type: number }): Promise<ProbeResult> {
   if (st.type === FS_MAGIC.overlay) {
     return {
       ok: false,

@@ -38,7 +38,7 @@ import { isMainThread } from 'node:worker_threads'
 import { applyLayerOffThread, changesNaive, exportOverlayUpper, type Change } from '../../archive/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
-import { MNT_DETACH, mount, mountAsync, mountNewApi, statfs, umount2Async } from '../../sys/index.js'
+import { MNT_DETACH, mount, mountAsync, mountNewApi, statfsType, umount2Async } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import { MountRefCounter } from '../mount-refs.js'
 import type { ApplyLayerOptions, DiffOptions, CreateOpts, DriverFactory, DriverOptions, GetOpts, GraphDriver, LayerApplyResult, PutOpts } from '../types.js'
@@ -246,7 +246,7 @@ export class Overlay2Driver implements GraphDriver {
     return new Overlay2Driver({
       home,
       realHome,
-      backingFs: dockerFsName(statfs(home).type),
+      backingFs: dockerFsName(statfsType(home)),
       indexOff: kernelKnowsIndexOption(),
       api,
       nativeDiffProblem: problem,
