@@ -24,6 +24,7 @@ import { importRootfs, loadImages, openImageDestination, openImageSource, saveIm
 import { ApiError } from '../errors.js'
 import { boolParam, uploadStream } from '../request.js'
 import { JsonMessageStream, writeError } from '../response.js'
+import { PullProgress } from './pull-progress.js'
 import type { RequestContext } from '../types.js'
 
 /** A layer's byte counts are sent at most this often (dockerd's progress reader: 100 ms), the last one always. */
@@ -127,27 +128,18 @@ async function pull(ctx: RequestContext, fromImage: string): Promise<void> {
   const credentials = registryCredentials(ctx)
   const name = referenceString(ref)
   const out = new JsonMessageStream(ctx.res)
-  let layerDigests: string[] = []
-  const onProgress = throttled((e: LayerProgress): void => {
-    const id = short(layerDigests[e.layer] ?? e.diffId)
-    if (e.phase === 'waiting') out.layer(id, 'Pulling fs layer')
-    else if (e.phase === 'exists') out.layer(id, 'Already exists')
-    else if (e.phase === 'copying') out.progress(id, 'Downloading', e.current, e.total ?? 0)
-    else {
-      out.layer(id, 'Download complete')
-      out.layer(id, 'Pull complete')
-    }
-  })
+  const progress = new PullProgress(out)
   try {
     const result = await pullImage(ctx.store, name, {
       ...(platform === undefined ? {} : { platform }),
       ...(credentials === undefined ? {} : { credentials }),
       onResolved: (image) => {
-        layerDigests = image.manifest.layers.map((l) => l.digest)
+        progress.resolved(image.manifest.layers.map((l) => l.digest))
         out.status(`Pulling from ${image.reference.path}`, ref.digest ?? ref.tag)
       },
-      onProgress,
+      onProgress: (e) => progress.event(e),
     })
+    progress.finish(result.updated)
     const shown = familiarString(parseReference(result.reference))
     await ctx.events.append(imageEvent('pull', shown, shown))
     out.status(`Digest: ${result.digest}`)
