@@ -7,8 +7,10 @@
  */
 import {
   attachContainer,
+  attachTty,
   execContainer,
   fixedNanoTime,
+  getContainer,
   killContainer,
   logSize,
   parseLogTime,
@@ -20,7 +22,9 @@ import {
   topContainer,
   waitContainer,
 } from '../container/index.js'
+import type { StartOptions } from '../container/index.js'
 import { StrataError } from '../errors/index.js'
+import { makeRaw } from '../sys/index.js'
 import { DOCKER_TABWRITER, tabwrite } from '../format/index.js'
 import type { Store } from '../store/index.js'
 import { checkArgCount, intFlag, parseFlags } from './args.js'
@@ -37,6 +41,7 @@ Start one or more stopped containers (in the background: a monitor process per c
 Options:
   -a, --attach        Attach STDOUT/STDERR and forward signals; exit with the container's status
   -i, --interactive   Attach container's STDIN
+      --detach-keys string   Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
 `,
   stop: `Usage: strata stop [OPTIONS] CONTAINER [CONTAINER...]
 
@@ -93,6 +98,16 @@ Options:
   -u, --user string     Username or UID (format: <name|uid>[:<group|gid>])
   -w, --workdir string  Working directory inside the container
 `,
+  attach: `Usage: strata attach [OPTIONS] CONTAINER
+
+Attach local standard input, output, and error streams to a running container
+(with a terminal: Ctrl-P Ctrl-Q detaches and leaves it running).
+
+Options:
+      --detach-keys string   Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
+      --no-stdin             Do not attach STDIN
+      --sig-proxy            Proxy all received signals to the process (default true)
+`,
   top: `Usage: strata top CONTAINER [ps OPTIONS]
 
 Display the running processes of a container.
@@ -128,16 +143,98 @@ function proxySignals(store: Store, id: string): () => void {
   }
 }
 
-/** Starts `id` and stays attached until it exits; the exit code, or the start's failure in docker's words. */
-export async function startAttached(store: Store, id: string, interactive: boolean): Promise<CommandResult> {
-  const offset = await logSize(store, id)
+export interface AttachedRun {
+  /** Typed input goes to the container (-i). */
+  interactive: boolean
+  /** docker's --detach-keys (a terminal only). */
+  detachKeys?: string
+  /** Start it first (start -a, run); otherwise it runs already (attach). */
+  start: boolean
+}
+
+/** docker's CheckTty: input from something that is not a terminal cannot feed a container's terminal. */
+export function ttyInputError(interactive: boolean, tty: boolean): CommandResult | undefined {
+  if (interactive && tty && process.stdin.isTTY !== true) return { stdout: '', stderr: 'the input device is not a TTY\n', exitCode: 1 }
+  return undefined
+}
+
+/**
+ * Attached to a container with a terminal: the local terminal in raw mode
+ * (restored on every way out: the end, a detach, an error, SIGTERM/SIGHUP,
+ * the process's exit), its size passed at the start and on every SIGWINCH
+ * (stdout's 'resize'). The detach keys leave the container running and
+ * exit 0 printing nothing, as docker 20.10; otherwise the container's
+ * exit code.
+ */
+async function attachTerminal(store: Store, id: string, how: AttachedRun): Promise<CommandResult & { detached?: boolean }> {
+  const stdin = process.stdin
+  const out = process.stdout
+  const size = out.isTTY === true ? { rows: out.rows, cols: out.columns } : undefined
+  if (how.start) {
+    const failed = await startOrExitCode(store, id, { attachFirst: true, ...(size === undefined ? {} : { consoleSize: size }) })
+    if (failed !== undefined) return failed
+  }
+  const raw = how.interactive && stdin.isTTY === true
+  const restore = (): void => {
+    if (raw && stdin.isTTY === true) stdin.setRawMode(false)
+  }
+  let session: Awaited<ReturnType<typeof attachTty>> | undefined
+  const bye = (): void => session?.close()
   try {
-    await startContainer(store, id)
+    session = await attachTty(store, id, {
+      stdout: out,
+      ...(how.interactive ? { stdin } : {}),
+      ...(size === undefined ? {} : { size }),
+      ...(how.detachKeys === undefined ? {} : { detachKeys: how.detachKeys }),
+    })
+    if (raw) {
+      stdin.setRawMode(true)
+      makeRaw(0)
+    }
+    process.once('exit', restore)
+    process.once('SIGTERM', bye)
+    process.once('SIGHUP', bye)
+    const onResize = (): void => session?.resize(out.rows, out.columns)
+    out.on('resize', onResize)
+    let detached: boolean
+    try {
+      ;({ detached } = await session.done)
+    } finally {
+      out.off('resize', onResize)
+    }
+    if (detached) return { stdout: '', exitCode: 0, detached: true }
+    const { exitCode } = await waitContainer(store, id)
+    return { stdout: '', exitCode }
+  } finally {
+    restore()
+    process.off('exit', restore)
+    process.off('SIGTERM', bye)
+    process.off('SIGHUP', bye)
+    if (how.interactive) stdin.pause()
+  }
+}
+
+/** Starts `id`; a start failure with an exit code (127: no such command) is docker's message and that code. */
+async function startOrExitCode(store: Store, id: string, opts: StartOptions = {}): Promise<CommandResult | undefined> {
+  try {
+    await startContainer(store, id, opts)
+    return undefined
   } catch (err) {
     if (err instanceof StrataError && typeof err.details.exitCode === 'number') {
       return { stdout: '', stderr: `Error: ${err.message}\n`, exitCode: err.details.exitCode }
     }
     throw err
+  }
+}
+
+/** Starts `id` (unless how.start is false) and stays attached until it exits or the detach keys; the exit code, or the start's failure in docker's words. */
+export async function startAttached(store: Store, id: string, how: AttachedRun): Promise<CommandResult & { detached?: boolean }> {
+  const c = await store.containers.get(id)
+  if (c.record.Config.Tty === true) return attachTerminal(store, id, how)
+  const offset = await logSize(store, id)
+  if (how.start) {
+    const failed = await startOrExitCode(store, id)
+    if (failed !== undefined) return failed
   }
   const undo = proxySignals(store, id)
   try {
@@ -145,9 +242,9 @@ export async function startAttached(store: Store, id: string, interactive: boole
       fromOffset: offset,
       stdout: process.stdout,
       stderr: process.stderr,
-      ...(interactive ? { stdin: process.stdin } : {}),
+      ...(how.interactive ? { stdin: process.stdin } : {}),
     })
-    if (interactive) process.stdin.destroy()
+    if (how.interactive) process.stdin.destroy()
     return { stdout: '', exitCode }
   } finally {
     undo()
@@ -158,11 +255,17 @@ export async function processVerb(verb: string, args: string[], global: GlobalOp
   const help = PROCESS_HELPS[verb]!
   switch (verb) {
     case 'start': {
-      const { values, positionals } = parseFlags(args, { attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' } }, help)
+      const { values, positionals } = parseFlags(args, { attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' }, 'detach-keys': { type: 'string' } }, help)
       checkArgCount(positionals, { min: 1 }, help)
       if (values.attach === true || values.interactive === true) {
         if (positionals.length > 1) throw new UsageError('you cannot start and attach multiple containers at once')
-        return withStore(global, async (store) => startAttached(store, (await store.containers.get(positionals[0]!)).id, values.interactive === true))
+        return withStore(global, async (store) => {
+          const c = await store.containers.get(positionals[0]!)
+          const interactive = values.interactive === true
+          const refused = ttyInputError(interactive, c.record.Config.Tty === true)
+          if (refused !== undefined) return refused
+          return startAttached(store, c.id, { interactive, start: true, ...(values['detach-keys'] === undefined ? {} : { detachKeys: values['detach-keys'] }) })
+        })
       }
       return each(global, positionals, async (store, ref) => {
         await startContainer(store, ref)
@@ -204,6 +307,8 @@ export async function processVerb(verb: string, args: string[], global: GlobalOp
     }
     case 'logs':
       return logs(args, global)
+    case 'attach':
+      return attach(args, global)
     case 'exec':
       return exec(args, global)
     case 'top': {
@@ -217,6 +322,26 @@ export async function processVerb(verb: string, args: string[], global: GlobalOp
     default:
       throw new UsageError(`unknown verb ${verb}`)
   }
+}
+
+/** docker attach: refused for a container that is not running (docker's words), then attached until it exits or the detach keys. */
+async function attach(args: string[], global: GlobalOptions): Promise<CommandResult> {
+  const help = PROCESS_HELPS.attach!
+  const { values, positionals } = parseFlags(args, { 'detach-keys': { type: 'string' }, 'no-stdin': { type: 'boolean' }, 'sig-proxy': { type: 'boolean' } }, help)
+  checkArgCount(positionals, { min: 1, max: 1 }, help)
+  return withStore(global, async (store) => {
+    const c = await getContainer(store, positionals[0]!)
+    const s = c.record.State
+    if (!c.running) return { stdout: '', stderr: 'You cannot attach to a stopped container, start it first\n', exitCode: 1 }
+    if (s.Paused) return { stdout: '', stderr: 'You cannot attach to a paused container, unpause it first\n', exitCode: 1 }
+    if (s.Restarting) return { stdout: '', stderr: 'You cannot attach to a restarting container, wait until it is running\n', exitCode: 1 }
+    const tty = c.record.Config.Tty === true
+    const refused = ttyInputError(values['no-stdin'] !== true, tty)
+    if (refused !== undefined) return refused
+    const interactive = values['no-stdin'] !== true && c.record.Config.OpenStdin === true
+    const keys = values['detach-keys']
+    return startAttached(store, c.id, { interactive, start: false, ...(keys === undefined ? {} : { detachKeys: keys }) })
+  })
 }
 
 async function logs(args: string[], global: GlobalOptions): Promise<CommandResult> {

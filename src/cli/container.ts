@@ -24,7 +24,7 @@ import {
   unmountContainer,
   type CreateContainerOptions,
 } from '../container/index.js'
-import { PROCESS_HELPS, processVerb, startAttached } from './container-process.js'
+import { PROCESS_HELPS, processVerb, startAttached, ttyInputError } from './container-process.js'
 import { StrataError } from '../errors/index.js'
 import { goTimeString } from '../fs/index.js'
 import { ellipsis, humanSize4, humanSizeWithPrecision } from './docker-format.js'
@@ -47,7 +47,9 @@ const CREATE_OPTIONS = `Options:
   -w, --workdir DIR          Working directory inside the container
   -u, --user UID[:GID]       User (numeric or from the image's /etc/passwd)
       --entrypoint CMD       Overwrite the image's entrypoint ("" clears it)
-  -l, --label KEY=VALUE      Set a label (repeatable)`
+  -l, --label KEY=VALUE      Set a label (repeatable)
+  -i, --interactive          Keep STDIN open
+  -t, --tty                  Allocate a pseudo-TTY (the monitor holds it; Ctrl-P Ctrl-Q detaches)`
 
 export const CONTAINER_HELPS: Record<string, string> = {
   create: `Usage: strata create [OPTIONS] IMAGE [COMMAND] [ARG...]
@@ -64,7 +66,7 @@ network namespace with only loopback.
 
 ${CREATE_OPTIONS}
   -d, --detach               Run container in background and print container ID
-  -i, --interactive          Keep STDIN open
+      --detach-keys KEYS     Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
       --restart POLICY       no, on-failure[:max-retries], always, unless-stopped
                              (applied by the monitor while the host runs; nothing restarts after a reboot)
       --rm                   Remove the container when it exits
@@ -196,6 +198,7 @@ export async function containerVerb(verb: string, args: string[], global: Global
     case 'unpause':
     case 'exec':
     case 'top':
+    case 'attach':
       return processVerb(verb, args, global)
     case 'ps':
       return ps(args, global)
@@ -236,10 +239,13 @@ const VALUE_FLAGS: Record<string, string> = {
   '-l': 'label',
   '--label': 'label',
   '--restart': 'restart',
+  '--detach-keys': 'detach-keys',
 }
 
 /** create/run booleans: which verbs take them. */
-const BOOL_FLAGS: Record<string, { key: 'rm' | 'detach' | 'interactive'; verbs: string[] }> = {
+const BOOL_FLAGS: Record<string, { key: 'rm' | 'detach' | 'interactive' | 'tty'; verbs: string[] }> = {
+  '-t': { key: 'tty', verbs: ['run', 'create'] },
+  '--tty': { key: 'tty', verbs: ['run', 'create'] },
   '--rm': { key: 'rm', verbs: ['run'] },
   '-d': { key: 'detach', verbs: ['run'] },
   '--detach': { key: 'detach', verbs: ['run'] },
@@ -253,9 +259,25 @@ function firstPositional(args: string[]): number {
     const a = args[i]!
     if (a === '--') return i + 1
     if (!a.startsWith('-') || a === '-') return i
-    if (!a.includes('=') && a in VALUE_FLAGS) i++
+    if (!a.includes('=') && (a in VALUE_FLAGS || lastShortTakesValue(a))) i++
   }
   return args.length
+}
+
+/** `-it`, `-dit`: grouped short booleans (pflag), spread out; anything else as it is. */
+function spreadShorts(args: string[]): string[] {
+  const out: string[] = []
+  for (const [i, a] of args.entries()) {
+    if (a === '--' || (!a.startsWith('-') && !(i > 0 && (args[i - 1]! in VALUE_FLAGS)))) return [...out, ...args.slice(i)]
+    if (/^-[a-zA-Z]{2,}$/.test(a) && [...a.slice(1)].every((c) => `-${c}` in BOOL_FLAGS)) out.push(...[...a.slice(1)].map((c) => `-${c}`))
+    else out.push(a)
+  }
+  return out
+}
+
+/** `-ie VALUE`: a group ending in a flag that takes a value. */
+function lastShortTakesValue(a: string): boolean {
+  return /^-[a-zA-Z]{2,}$/.test(a) && `-${a.at(-1)!}` in VALUE_FLAGS
 }
 
 interface CreateArgs {
@@ -263,13 +285,16 @@ interface CreateArgs {
   opts: CreateContainerOptions
   rm: boolean
   detach: boolean
+  detachKeys?: string
 }
 
-function parseCreate(verb: string, args: string[]): CreateArgs {
+function parseCreate(verb: string, given: string[]): CreateArgs {
+  const args = spreadShorts(given)
   const opts: CreateContainerOptions = {}
   const env: string[] = []
   const labels: Record<string, string> = {}
-  const bools = { rm: false, detach: false, interactive: false }
+  const bools = { rm: false, detach: false, interactive: false, tty: false }
+  let detachKeys: string | undefined
   let i = 0
   for (; i < args.length; i++) {
     const arg = args[i]!
@@ -319,9 +344,13 @@ function parseCreate(verb: string, args: string[]): CreateArgs {
       case 'restart':
         opts.restartPolicy = parseRestartPolicy(value)
         break
+      case 'detach-keys':
+        detachKeys = value
+        break
     }
   }
   if (bools.interactive) opts.interactive = true
+  if (bools.tty) opts.tty = true
   if (bools.detach) opts.detached = true
   const policy = opts.restartPolicy?.Name ?? 'no'
   // docker's CLI refuses this pair itself (exit 125).
@@ -331,7 +360,7 @@ function parseCreate(verb: string, args: string[]): CreateArgs {
   if (cmd.length > 0) opts.cmd = cmd
   if (env.length > 0) opts.env = env
   if (Object.keys(labels).length > 0) opts.labels = labels
-  return { image, opts, rm: bools.rm, detach: bools.detach }
+  return { image, opts, rm: bools.rm, detach: bools.detach, ...(detachKeys === undefined ? {} : { detachKeys }) }
 }
 
 async function create(args: string[], global: GlobalOptions): Promise<CommandResult> {
@@ -341,7 +370,10 @@ async function create(args: string[], global: GlobalOptions): Promise<CommandRes
 }
 
 async function run(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { image, opts, rm, detach } = parseCreate('run', args)
+  const { image, opts, rm, detach, detachKeys } = parseCreate('run', args)
+  // docker's CheckTty, before anything is created.
+  const refused = detach ? undefined : ttyInputError(opts.interactive === true, opts.tty === true)
+  if (refused !== undefined) return refused
   return withStore(global, async (store) => {
     // A detached --rm container is removed by its monitor when it exits (AutoRemove, as dockerd).
     const c = await createContainer(store, image, { ...opts, autoRemove: detach && rm })
@@ -354,10 +386,14 @@ async function run(args: string[], global: GlobalOptions): Promise<CommandResult
       }
       return `${c.id}\n`
     }
+    let detached = false
     try {
-      return await startAttached(store, c.id, opts.interactive === true)
+      const r = await startAttached(store, c.id, { interactive: opts.interactive === true, start: true, ...(detachKeys === undefined ? {} : { detachKeys }) })
+      detached = r.detached === true
+      return r
     } finally {
-      if (rm) await removeContainer(store, c.id, { force: true })
+      // Detached from its terminal, it runs on: not removed (see the README's differences).
+      if (rm && !detached) await removeContainer(store, c.id, { force: true })
     }
   })
 }

@@ -132,13 +132,14 @@ export async function resolveUser(rootfs: string, user: string): Promise<Process
 /** The config.json of a bundle whose root is `rootfs`. */
 export function runtimeSpec(config: ContainerConfig, rootfs: string, hostname: string, user: ProcessUser, binds: ReadonlyArray<{ source: string; destination: string }> = []): Record<string, unknown> {
   const { path, args } = commandOf(config)
-  let env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${hostname}`], config.Env ?? [])
+  // dockerd's CreateDaemonEnvironment: a terminal gets TERM=xterm unless the config says otherwise.
+  let env = mergeEnv([DEFAULT_PATH, `HOSTNAME=${hostname}`, ...(config.Tty === true ? ['TERM=xterm'] : [])], config.Env ?? [])
   if (!env.some((e) => e.startsWith('HOME='))) env = [...env, `HOME=${user.home}`]
   const caps = DEFAULT_CAPS
   return {
     ociVersion: '1.0.2-dev',
     process: {
-      terminal: false,
+      terminal: config.Tty === true,
       // The primary group as the one supplementary group, as dockerd's getUser gives a user without others.
       user: { uid: user.uid, gid: user.gid, additionalGids: [user.gid] },
       args: [path, ...args],

@@ -21,7 +21,7 @@ import type { Store } from '../store/index.js'
 import { resolveUser, runtimeSpec } from './bundle.js'
 import { DirWatch } from './dir-watch.js'
 import { INIT_FILES } from './init-files.js'
-import { bundleDir, logPath, monitorLogPath, pidFilePath, stdinFifoPath } from './monitor/paths.js'
+import { bundleDir, logPath, monitorLogPath, pidFilePath, runDir, stdinFifoPath } from './monitor/paths.js'
 import type { MonitorHello } from './monitor/monitor.js'
 
 export const DEFAULT_RUNTIME = 'runc'
@@ -31,6 +31,10 @@ const MONITOR_MAIN = fileURLToPath(new URL('./monitor/main.js', import.meta.url)
 export interface StartOptions {
   /** The runc binary (default: "runc" on PATH). */
   runtime?: string
+  /** A terminal's output is held for the first attach (docker run -it attaches before the start; see attachTty). */
+  attachFirst?: boolean
+  /** A terminal's window size to start with (rows, cols). */
+  consoleSize?: { rows: number; cols: number }
 }
 
 export interface StartResult {
@@ -153,6 +157,7 @@ async function reconcileLocked(store: Store, id: string, runtime: string): Promi
   await runc(['delete', '--force', id], runtime)
   await rm(bundleDir(store.root, id), { recursive: true, force: true }).catch(() => {})
   await unlink(stdinFifoPath(store.root, id)).catch(() => {})
+  await rm(runDir(id), { recursive: true, force: true }).catch(() => {})
   try {
     const m = await store.layers.getMount(id)
     if (m.mountCount > 0) await store.layers.unmount(id)
@@ -236,7 +241,8 @@ export async function startContainer(store: Store, ref: string, opts: StartOptio
         r.HasBeenManuallyStopped = false
         r.LogPath = logPath(root, c.id)
       })
-      const hello = await spawnMonitor(root, c.id, runtime)
+      const flags = c.record.Config.Tty !== true ? [] : [...(opts.attachFirst === true ? ['--attach-first'] : []), ...(opts.consoleSize === undefined ? [] : [`--size=${opts.consoleSize.rows}x${opts.consoleSize.cols}`])]
+      const hello = await spawnMonitor(root, c.id, runtime, flags)
       // From any hello on, the monitor owns the mount, the bundle and the record's state.
       handedOver = hello !== undefined
       if (hello === undefined) {
@@ -267,11 +273,11 @@ function initFileBinds(dir: string): Array<{ source: string; destination: string
 }
 
 /** Spawns the monitor (own session, stdio to its log file) and reads its hello; undefined when it died without one. */
-async function spawnMonitor(root: string, id: string, runtime: string): Promise<MonitorHello | undefined> {
+async function spawnMonitor(root: string, id: string, runtime: string, flags: string[]): Promise<MonitorHello | undefined> {
   const out = openSync(monitorLogPath(root, id), 'a', 0o600)
   let child
   try {
-    child = spawn(process.execPath, [MONITOR_MAIN, root, id, runtime], { detached: true, stdio: ['ignore', out, out, 'pipe'] })
+    child = spawn(process.execPath, [MONITOR_MAIN, root, id, runtime, ...flags], { detached: true, stdio: ['ignore', out, out, 'pipe'] })
   } finally {
     closeSync(out)
   }

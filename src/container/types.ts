@@ -31,6 +31,8 @@ export interface CreateContainerOptions {
   /** "uid[:gid]" or a name from the image's /etc/passwd. */
   user?: string
   labels?: Record<string, string>
+  /** A terminal (docker -t): the monitor holds a pty's master, attaches go through its socket (monitor/tty-run.ts). */
+  tty?: boolean
   /** Keep stdin open (docker -i): attaches feed it through the monitor. */
   interactive?: boolean
   /** Created for a detached run (docker run -d): no stream is attached (Config.Attach* false). */

@@ -36,6 +36,8 @@ import { EventJournal, containerEvent } from '../../events/index.js'
 import { JsonLogWriter } from './json-log.js'
 import { bundleDir, logPath, pidFilePath, stdinFifoPath } from './paths.js'
 import { shouldRestart, type RestartPolicy, type RestartState } from './restart.js'
+import { runcQuiet, startFailure, type RunOutcome } from './runc.js'
+import { removeRunDir, runOnceTty, type TtyRunOptions } from './tty-run.js'
 
 /** What the monitor tells its starter once: the container runs (its init PID), or why it could not start. */
 export type MonitorHello = { ok: true; pid: number } | { ok: false; error: string; exitCode?: number }
@@ -45,14 +47,10 @@ export interface MonitorOptions {
   id: string
   runtime: string
   hello: (msg: MonitorHello) => void
-}
-
-interface RunOutcome {
-  started: boolean
-  exitCode: number
-  /** Why it did not start, or what went wrong with runc itself. */
-  error: string
-  startedAtMs: number
+  /** A terminal's first run holds its output for the first attach (docker run -it, start -ai). */
+  attachFirst?: boolean
+  /** A terminal's window size to start with. */
+  size?: { rows: number; cols: number }
 }
 
 function log(msg: string): void {
@@ -63,22 +61,6 @@ function exitCodeOf(code: number | null, signal: NodeJS.Signals | null): number 
   if (code !== null) return code
   if (signal !== null) return 128 + (osConstants.signals[signal] ?? 0)
   return 255
-}
-
-/** dockerd's translateContainerdStartErr: the exit code a start failure leaves. */
-function startFailureCode(message: string, cmd: string): number {
-  const m = message.toLowerCase()
-  if (m.includes(cmd.toLowerCase()) && (m.includes('executable file not found') || m.includes('no such file or directory'))) return 127
-  if (m.includes('permission denied')) return 126
-  return 128
-}
-
-function runcQuiet(runtime: string, args: string[]): Promise<void> {
-  return new Promise((resolve) => {
-    const child = spawn(runtime, args, { stdio: 'ignore' })
-    child.on('error', () => resolve())
-    child.on('close', () => resolve())
-  })
 }
 
 export async function monitorContainer(opts: MonitorOptions): Promise<void> {
@@ -176,7 +158,12 @@ class ContainerMonitor {
     process.on('SIGUSR1', () => this.#wake?.())
     let outcome: RunOutcome
     for (;;) {
-      outcome = await runOnce(this.#opts, first, logs, (pid) => this.#started(pid))
+      const onStarted = (pid: number): Promise<void> => this.#started(pid)
+      if (first.Config.Tty === true) {
+        const o = this.#opts
+        const tty: TtyRunOptions = { root: o.root, id: o.id, runtime: o.runtime, attachFirst: o.attachFirst === true && restartState.count === 0, ...(o.size === undefined ? {} : { size: o.size }) }
+        outcome = await runOnceTty(tty, first, logs, onStarted)
+      } else outcome = await runOnce(this.#opts, first, logs, onStarted)
       if (!outcome.started) break
       const now = await this.#update(() => {})
       if (now === undefined) break
@@ -219,6 +206,7 @@ class ContainerMonitor {
     await runcQuiet(this.#opts.runtime, ['delete', '--force', id])
     await rm(bundleDir(root, id), { recursive: true, force: true }).catch(() => {})
     await unlink(stdinFifoPath(root, id)).catch(() => {})
+    await removeRunDir(id)
     let store: OpenedStore | undefined
     try {
       const { Store } = await import('../../store/index.js')
@@ -315,15 +303,7 @@ async function runOnce(opts: MonitorOptions, record: ContainerRecord, logs: Json
   logs.end('stderr')
   if (result.error !== undefined) return { started, exitCode: 128, error: `${runtime} could not be started: ${result.error.message}`, startedAtMs }
   const exitCode = exitCodeOf(result.code, result.signal)
-  if (!started) {
-    const said = Buffer.concat(early).toString('utf8').trim().split('\n').at(-1) ?? ''
-    // runc logs its error as logrus does (time="..." level=error msg="..."); the message, unquoted, in containerd's words.
-    const logged = /msg="((?:[^"\\]|\\.)*)"/.exec(said)
-    const reason = (logged === null ? said : logged[1]!.replace(/\\(.)/g, '$1')).replace(/^runc run failed: /, 'runc create failed: ')
-    const cmd = record.Path
-    const error = `OCI runtime create failed: ${reason || `${runtime} exited with ${exitCode}`}: unknown`
-    return { started, exitCode: startFailureCode(error, cmd), error, startedAtMs }
-  }
+  if (!started) return { started, startedAtMs, ...startFailure(Buffer.concat(early).toString('utf8'), exitCode, record.Path, runtime) }
   return { started, exitCode, error: result.signal !== null ? `${runtime} was killed by ${result.signal}` : '', startedAtMs }
 }
 

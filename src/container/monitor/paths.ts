@@ -31,3 +31,26 @@ export function monitorLogPath(root: string, id: string): string {
 export function stdinFifoPath(root: string, id: string): string {
   return join(containerDir(root, id), 'stdin.fifo')
 }
+
+/**
+ * A started container's sockets live outside the data root, in
+ * `/run/strata/containers/<id>/` (0700; gone with a reboot, as they should
+ * be): a unix socket path may not exceed 107 bytes, which a data root's
+ * `containers/<64 hex>/…` would pass under most roots. Here:
+ *
+ *   attach.sock    the monitor's attach socket for a tty container (attach-protocol.ts)
+ *   console.sock   runc's --console-socket while `runc create` hands over the pty master
+ */
+export const RUN_ROOT = '/run/strata/containers'
+
+export function runDir(id: string): string {
+  return join(RUN_ROOT, id)
+}
+
+export function attachSocketPath(id: string): string {
+  return join(runDir(id), 'attach.sock')
+}
+
+export function consoleSocketPath(id: string): string {
+  return join(runDir(id), 'console.sock')
+}

@@ -36,6 +36,11 @@
  *   reconciliation take) the monitor file removed and State stopped. So
  *   a waiter that sees the container stopped sees everything released,
  *   and a start that follows never races the old monitor.
+ * - A container with a terminal (Config.Tty) runs through `runc create
+ *   --console-socket` + `runc start` instead (tty-run.ts): the monitor
+ *   receives the pty master, is the init's subreaper and reaper, logs the
+ *   terminal's output as stdout and serves attaches on its attach socket
+ *   (attach-protocol.ts) in `/run/strata/containers/<id>/` (paths.ts).
  * - Output goes to `<id>-json.log` in docker's json-file format
  *   (json-log.ts), appended line by line; the record's LogPath names it
  *   and hostconfig's LogConfig says json-file, so dockerd reads it too.
