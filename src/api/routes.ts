@@ -14,6 +14,7 @@ import * as images from './handlers/images.js'
 import * as lifecycle from './handlers/lifecycle.js'
 import * as transfer from './handlers/image-transfer.js'
 import * as networks from './handlers/networks.js'
+import * as stats from './handlers/stats.js'
 import * as system from './handlers/system.js'
 import { writeJson } from './response.js'
 import type { Handler, RequestContext, Route } from './types.js'
@@ -108,11 +109,11 @@ function containerRoutes(): Route[] {
     route('POST', '/containers/{id}/exec', streams.execCreateHandler),
     route('POST', '/exec/{id}/start', streams.execStartHandler, { hijack: true }),
     route('GET', '/exec/{id}/json', streams.execInspectHandler),
-    unsupported('POST', '/containers/{id}/rename', 'renaming containers in strata serve yet'),
-    ...unsupportedAll('this container verb (no pausing, live resizing, statistics or resource updates)', [
-      ['GET', '/containers/{id}/stats'],
-      ['POST', '/containers/{id}/pause'],
-      ['POST', '/containers/{id}/unpause'],
+    route('POST', '/containers/{id}/rename', lifecycle.renameContainerHandler),
+    route('POST', '/containers/{id}/pause', lifecycle.pauseContainerHandler),
+    route('POST', '/containers/{id}/unpause', lifecycle.unpauseContainerHandler),
+    route('GET', '/containers/{id}/stats', stats.containerStatsHandler),
+    ...unsupportedAll('this container verb (no live resizing or resource updates)', [
       ['POST', '/containers/{id}/update'],
       ['POST', '/containers/{id}/resize'],
       ['GET', '/containers/{id}/attach/ws'],

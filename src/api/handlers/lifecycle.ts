@@ -1,6 +1,6 @@
 /**
  * A container's process through the Engine API, as dockerd 20.10 answers:
- * start, stop, kill, restart, wait and logs, each the library call the CLI
+ * start, stop, kill, restart, wait, logs, pause, unpause and rename, each the library call the CLI
  * makes (src/container process.ts, logs.ts: a monitor per started
  * container runs it). Waits end when the client goes away.
  */
@@ -9,14 +9,17 @@ import {
   getContainer,
   killContainer,
   parseLogTime,
+  pauseContainer,
   readLogs,
+  renameContainer,
   restartContainer,
   startContainer,
   stopContainer,
   waitContainer,
 } from '../../container/index.js'
 import { containerEvent, nowNano } from '../../events/index.js'
-import { ApiError } from '../errors.js'
+import { StrataError } from '../../errors/index.js'
+import { ApiError, messageOf, statusOf } from '../errors.js'
 import { boolParam, intParam } from '../request.js'
 import { stdcopyFrame, writeEmpty } from '../response.js'
 import type { RequestContext } from '../types.js'
@@ -70,6 +73,37 @@ export async function restartContainerHandler(ctx: RequestContext): Promise<void
   const t = stopTimeout(ctx)
   const r = await restartContainer(ctx.store, ctx.params.id!, { signal: clientGone(ctx), ...(t === undefined ? {} : { timeout: t }) })
   await event(ctx, 'restart', r.id)
+  writeEmpty(ctx.res, 204)
+}
+
+/** POST /containers/{id}/pause and /unpause: 204; 409 when not running, already paused or not paused. */
+export async function pauseContainerHandler(ctx: RequestContext): Promise<void> {
+  const r = await pauseContainer(ctx.store, ctx.params.id!, true)
+  await event(ctx, 'pause', r.id)
+  writeEmpty(ctx.res, 204)
+}
+
+export async function unpauseContainerHandler(ctx: RequestContext): Promise<void> {
+  const r = await pauseContainer(ctx.store, ctx.params.id!, false)
+  await event(ctx, 'unpause', r.id)
+  writeEmpty(ctx.res, 204)
+}
+
+/** POST /containers/{id}/rename?name=: 204; 400 without a name, a bad one or the same one; 409 when it is taken. The event names the old one, as dockerd's (`oldName`: "/old"). */
+export async function renameContainerHandler(ctx: RequestContext): Promise<void> {
+  const name = ctx.query.get('name') ?? ''
+  if (name === '') throw new ApiError(400, 'Neither old nor new names may be empty')
+  const c = await getContainer(ctx.store, ctx.params.id!)
+  try {
+    await renameContainer(ctx.store, c.id, name)
+  } catch (err) {
+    // dockerd's words: its name reservation fails with this prefix.
+    if (err instanceof StrataError && /^(Invalid container name|Conflict\.)/.test(err.message)) {
+      throw new ApiError(statusOf(err), `Error when allocating new name: ${messageOf(err)}`, { cause: err })
+    }
+    throw err
+  }
+  await event(ctx, 'rename', c.id, { oldName: c.record.Name })
   writeEmpty(ctx.res, 204)
 }
 
