@@ -114,3 +114,45 @@ test('run -it: a real terminal, resize, Ctrl-P Ctrl-Q, attach again, exit code, 
   await started.waitFor(/25 90\r\n/)
   assert.equal(await started.exit, 5, started.output())
 })
+
+test('exec -it (runc relays the terminal), exec -d (in the background, no output); bad input', async (t) => {
+  if (!requireRoot(t) || !requireTool(t, 'runc', 'busybox', 'python3') || !requireDockerd(t)) return
+  const env = await containerEnv(t, 'vfs')
+  const cli = (...args: string[]): string[] => [process.execPath, STRATA_CLI, '--root', env.root, '-s', 'vfs', ...args]
+  const strata = (...args: string[]): { stdout: string; stderr: string; status: number | null } => {
+    const r = spawnSync(process.execPath, cli(...args).slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    return { stdout: r.stdout, stderr: r.stderr, status: r.status }
+  }
+  const ok = (...args: string[]): string => {
+    const r = strata(...args)
+    assert.equal(r.status, 0, `strata ${args.join(' ')}: ${r.stderr}`)
+    return r.stdout
+  }
+  ok('run', '-d', '--name', 'bg', IMAGE_TAG, 'sleep', '600')
+
+  const session = onPty(cli('exec', '-it', 'bg', 'sh'), { rows: 33, cols: 101 })
+  t.after(() => session.kill())
+  await session.waitFor(/\/ # /)
+  session.type('tty; stty size\r')
+  await session.waitFor(/\/dev\/pts\/[0-9]+\r\n33 101\r\n/)
+  const from = session.output().length
+  session.resize(20, 70)
+  session.type('stty size\r')
+  await session.waitFor(/20 70\r\n/, from)
+  session.type('exit 4\r')
+  assert.equal(await session.exit, 4, session.output())
+
+  const noTty = strata('exec', '-it', 'bg', 'sh')
+  assert.deepEqual([noTty.status, noTty.stderr], [1, 'the input device is not a TTY\n'])
+
+  const detached = strata('exec', '-d', 'bg', 'sh', '-c', 'echo made > /made')
+  assert.deepEqual([detached.status, detached.stdout, detached.stderr], [0, '', ''])
+  for (let i = 0; strata('exec', 'bg', 'cat', '/made').stdout !== 'made\n'; i++) {
+    assert.ok(i < 500, 'exec -d never wrote its file')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  const missing = strata('exec', '-d', 'bg', 'nope')
+  assert.equal(missing.status, 1)
+  assert.match(missing.stderr, /^Error response from daemon: OCI runtime exec failed: .*"nope": executable file not found in \$PATH: unknown\n$/)
+  ok('rm', '-f', 'bg')
+})

@@ -92,6 +92,7 @@ Unpause all processes within one or more containers.
 Run a command in a running container.
 
 Options:
+  -d, --detach          Detached mode: run command in the background
   -e, --env list        Set environment variables
   -i, --interactive     Keep STDIN open even if not attached
   -t, --tty             Allocate a pseudo-TTY
@@ -419,8 +420,10 @@ async function exec(args: string[], global: GlobalOptions): Promise<CommandResul
   )
   const rest = args.slice(args[i] === '--' ? i + 1 : i)
   checkArgCount(rest, { min: 2 }, help)
-  if (values.detach === true) throw new UsageError('strata exec does not run detached processes (-d): run it attached')
   const [ref, ...cmd] = rest as [string, ...string[]]
+  // docker's CheckTty, for an attached exec only.
+  const refused = values.detach === true ? undefined : ttyInputError(values.interactive === true, values.tty === true)
+  if (refused !== undefined) return refused
   const env = (values.env ?? []).map((v) => (v.includes('=') ? v : `${v}=${process.env[v] ?? ''}`))
   const exitCode = await withStore(global, (store) =>
     execContainer(store, ref, {
@@ -430,8 +433,14 @@ async function exec(args: string[], global: GlobalOptions): Promise<CommandResul
       ...(values.user === undefined ? {} : { user: values.user }),
       tty: values.tty === true,
       interactive: values.interactive === true,
+      detach: values.detach === true,
       stdio: 'inherit',
+    }).catch((err: unknown) => {
+      // A detached exec that could not start: docker 20.10 says it as the daemon's error, exit 1.
+      if (err instanceof StrataError && typeof err.details.exitCode === 'number') return { message: `Error response from daemon: ${err.message}`, exitCode: 1 }
+      throw err
     }),
   )
+  if (typeof exitCode !== 'number') return { stdout: '', stderr: `${exitCode.message}\n`, exitCode: exitCode.exitCode }
   return { stdout: '', exitCode }
 }

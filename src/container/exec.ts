@@ -23,6 +23,8 @@ export interface ExecOptions {
   stdio?: 'inherit' | 'pipe'
   /** Keep stdin attached (docker exec -i); otherwise the process reads /dev/null. */
   interactive?: boolean
+  /** Run it in the background (docker exec -d): returns once it runs, with 0; nothing of its output is kept. */
+  detach?: boolean
   /** Receives the runc child (to read or write its pipes). */
   onSpawn?: (child: ChildProcess) => void
   runtime?: string
@@ -40,7 +42,9 @@ export async function execContainer(store: Store, ref: string, opts: ExecOptions
   if (c.record.State.Paused) throw new StrataError('IN_USE', `Container ${c.id} is paused, unpause the container before exec`, { details: { id: c.id } })
   if (c.record.State.Restarting) throw new StrataError('IN_USE', `Container ${c.id} is restarting, wait until the container is running`, { details: { id: c.id } })
   const args = ['exec']
-  if (opts.tty === true) args.push('--tty')
+  const detach = opts.detach === true
+  if (detach) args.push('--detach')
+  else if (opts.tty === true) args.push('--tty')
   for (const kv of opts.env ?? []) args.push('--env', kv)
   if (opts.workingDir !== undefined && opts.workingDir !== '') args.push('--cwd', opts.workingDir)
   if (opts.user !== undefined && opts.user !== '') {
@@ -49,6 +53,7 @@ export async function execContainer(store: Store, ref: string, opts: ExecOptions
     args.push('--user', `${u.uid}:${u.gid}`)
   }
   args.push(c.id, ...opts.cmd)
+  if (detach) return execDetached(opts.runtime ?? DEFAULT_RUNTIME, args, c.id, opts.cmd[0]!)
   const stdin = opts.interactive === true ? (opts.stdio === 'pipe' ? 'pipe' : 'inherit') : 'ignore'
   const out = opts.stdio === 'pipe' ? 'pipe' : 'inherit'
   const child = spawn(opts.runtime ?? DEFAULT_RUNTIME, args, { stdio: [stdin, out, out] })
@@ -56,6 +61,29 @@ export async function execContainer(store: Store, ref: string, opts: ExecOptions
   return new Promise((resolve, reject) => {
     child.once('error', (err) => reject(new StrataError('NOT_SUPPORTED', `Cannot exec in container ${c.id}: ${err.message}`, { cause: err })))
     child.once('close', (code, signal) => resolve(code ?? (signal === null ? 255 : 128 + 9)))
+  })
+}
+
+/**
+ * `runc exec --detach`: runc returns once the process runs (its stdio is
+ * /dev/null, as dockerd gives a detached exec nothing to write to); a
+ * process that cannot start is an error in dockerd's words, with the exit
+ * code docker exec would give (127 not found, 126 otherwise).
+ */
+function execDetached(runtime: string, args: string[], id: string, cmd: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(runtime, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    let err = ''
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()))
+    child.once('error', (e) => reject(new StrataError('NOT_SUPPORTED', `Cannot exec in container ${id}: ${e.message}`, { cause: e })))
+    child.once('close', (code) => {
+      if (code === 0) return resolve(0)
+      const line = err.trim().split('\n').at(-1) ?? ''
+      const m = /msg="((?:[^"\\]|\\.)*)"/.exec(line)
+      const why = (m === null ? line : m[1]!.replace(/\\(.)/g, '$1')) || `runc exec exited with ${code}`
+      const exitCode = /executable file not found|no such file or directory/.test(why) && why.includes(cmd) ? 127 : 126
+      reject(new StrataError('INVALID_ARGUMENT', `OCI runtime exec failed: ${why}: unknown`, { details: { id, exitCode } }))
+    })
   })
 }
 
