@@ -5,6 +5,7 @@
  * `X-Docker-Container-Path-Stat` (base64 JSON), as dockerd sends it.
  */
 import { archiveFromContainer, extractToContainer, statContainerPath, type ContainerPathStat } from '../../container/index.js'
+import { containerEvent } from '../../events/index.js'
 import { ApiError } from '../errors.js'
 import { boolParam, uploadStream } from '../request.js'
 import type { RequestContext } from '../types.js'
@@ -22,6 +23,12 @@ function statHeader(stat: ContainerPathStat): string {
   return Buffer.from(JSON.stringify(stat)).toString('base64')
 }
 
+/** dockerd's events for a copy out (archive-path) and in (extract-to-dir). */
+async function event(ctx: RequestContext, action: string): Promise<void> {
+  const c = await ctx.store.containers.get(ctx.params.id!).catch(() => undefined)
+  if (c !== undefined) await ctx.events.append(containerEvent(action, c.id, c.record.Config.Image ?? c.record.Image, c.name))
+}
+
 /** HEAD /containers/{id}/archive?path= */
 export async function headArchive(ctx: RequestContext): Promise<void> {
   const stat = await statContainerPath(ctx.store, ctx.params.id!, pathParam(ctx))
@@ -32,6 +39,7 @@ export async function headArchive(ctx: RequestContext): Promise<void> {
 /** GET /containers/{id}/archive?path=: the stat header and a tar of the path. */
 export async function getArchive(ctx: RequestContext): Promise<void> {
   const { stat, tar } = await archiveFromContainer(ctx.store, ctx.params.id!, pathParam(ctx))
+  await event(ctx, 'archive-path')
   ctx.res.writeHead(200, { 'Content-Type': 'application/x-tar', [STAT_HEADER]: statHeader(stat) })
   ctx.res.on('close', () => tar.destroy())
   tar.on('error', (err) => ctx.res.destroy(err))
@@ -43,6 +51,7 @@ export async function getArchive(ctx: RequestContext): Promise<void> {
 export async function putArchive(ctx: RequestContext): Promise<void> {
   const path = pathParam(ctx)
   await extractToContainer(ctx.store, ctx.params.id!, path, uploadStream(ctx), { noOverwriteDirNonDir: boolParam(ctx.query, 'noOverwriteDirNonDir') })
+  await event(ctx, 'extract-to-dir')
   ctx.res.writeHead(200)
   ctx.res.end()
 }

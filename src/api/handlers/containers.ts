@@ -224,8 +224,12 @@ export async function commitHandler(ctx: RequestContext): Promise<void> {
     ...(author === '' ? {} : { author }),
     ...(changes.length === 0 ? {} : { changes }),
   })
-  await ctx.events.append(containerEvent('commit', c.id, c.record.Config.Image ?? c.record.Image, c.name, { comment }))
-  if (reference !== undefined) await ctx.events.append(imageEvent('tag', result.imageId, familiarString(parseReference(reference))))
+  // dockerd's order: the new image's tag, then the commit naming it (imageID, imageRef).
+  const shownRef = reference === undefined ? undefined : familiarString(parseReference(reference))
+  if (shownRef !== undefined) await ctx.events.append(imageEvent('tag', result.imageId, shownRef))
+  await ctx.events.append(
+    containerEvent('commit', c.id, c.record.Config.Image ?? c.record.Image, c.name, { comment, imageID: result.imageId, ...(shownRef === undefined ? {} : { imageRef: shownRef }) }),
+  )
   writeJson(ctx.res, 201, { Id: result.imageId })
 }
 

@@ -141,7 +141,8 @@ async function pull(ctx: RequestContext, fromImage: string): Promise<void> {
     })
     progress.finish(result.updated)
     const shown = familiarString(parseReference(result.reference))
-    await ctx.events.append(imageEvent('pull', shown, shown))
+    // dockerd: the reference as the ID, the repository without its tag as the name.
+    await ctx.events.append(imageEvent('pull', shown, familiarString({ ...parseReference(result.reference), tag: undefined, digest: undefined })))
     out.status(`Digest: ${result.digest}`)
     out.status(`Status: ${result.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${shown}`)
     out.end()

@@ -112,5 +112,7 @@ export async function systemDf(ctx: RequestContext): Promise<void> {
     Containers: containers.map((c) => ({ ...c, SizeRw: sizes.get(c.Id) ?? 0, SizeRootFs: 0 })),
     Volumes: [],
     BuildCache: [],
+    // Deprecated in 1.41, still sent by dockerd 20.10.
+    BuilderSize: 0,
   })
 }

@@ -71,7 +71,11 @@ export async function killContainerHandler(ctx: RequestContext): Promise<void> {
 /** POST /containers/{id}/restart?t=: 204. */
 export async function restartContainerHandler(ctx: RequestContext): Promise<void> {
   const t = stopTimeout(ctx)
+  const wasRunning = (await getContainer(ctx.store, ctx.params.id!)).running
   const r = await restartContainer(ctx.store, ctx.params.id!, { signal: clientGone(ctx), ...(t === undefined ? {} : { timeout: t }) })
+  // dockerd logs the stop (when it ran) and the start a restart is made of, then the restart.
+  if (wasRunning) await event(ctx, 'stop', r.id)
+  await event(ctx, 'start', r.id)
   await event(ctx, 'restart', r.id)
   writeEmpty(ctx.res, 204)
 }
