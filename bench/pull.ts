@@ -16,10 +16,27 @@ import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
 import { push, startRegistry } from '../test/helpers/registry.js'
 import { benchContext, debianImage } from './debian-image.js'
-import { compare, sh, type CaseResult, STRATA_CLI } from './harness.js'
+import { compare, sh, type CaseResult, type Contender, STRATA_CLI } from './harness.js'
 import { privateStorage } from './peer-stores.js'
 
 const CLI = STRATA_CLI
+
+/** The same pull through the strata named by STRATA_BENCH_BASELINE, when set. */
+function baselineContenders(ref: string, root: string): Contender[] {
+  const cli = process.env.STRATA_BENCH_BASELINE
+  if (cli === undefined || cli === '') return []
+  return [
+    {
+      name: `strata pull, baseline build (${cli})`,
+      prepare: async () => {
+        for (const m of mountsAtOrUnder([root]).reverse()) umount2(m, MNT_DETACH)
+        rmSync(root, { recursive: true, force: true })
+        await sh('sync')
+      },
+      run: async () => void (await run(process.execPath, [cli, '--root', root, '-s', 'overlay2', 'pull', '-q', ref])),
+    },
+  ]
+}
 
 export async function pullBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
   const image = await debianImage(work, log)
@@ -42,7 +59,7 @@ export async function pullBench(work: string, log: (m: string) => void): Promise
     const skopeoStore = privateStorage(join(work, 'skopeo'))
     cleanups.push(() => skopeoStore.wipe())
     cleanups.push(() => {
-      for (const m of mountsAtOrUnder([strataRoot]).reverse()) umount2(m, MNT_DETACH)
+      for (const m of mountsAtOrUnder([strataRoot, `${strataRoot}-baseline`]).reverse()) umount2(m, MNT_DETACH)
     })
 
     log('pull: strata vs docker vs podman vs skopeo')
@@ -58,6 +75,8 @@ export async function pullBench(work: string, log: (m: string) => void): Promise
         run: async () => void (await run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', 'pull', '-q', ref])),
       },
       [
+        // STRATA_BENCH_BASELINE=path/to/strata.js: another build of strata (the one before a change) in the same run.
+        ...baselineContenders(ref, `${strataRoot}-baseline`),
         {
           name: 'docker pull (dockerd 20.10, overlay2)',
           prepare: async () => {

@@ -80,7 +80,9 @@ class OffThreadApply {
   readonly #worker = takeWorker()
   readonly #id = nextId++
   readonly #it: AsyncIterator<unknown>
+  /** The source's digest, unless the caller knows it verified (ApplyOptions.sourceDigest). */
   readonly #sourceHash = new Digester()
+  #sourceSize = 0
   #resolve!: (r: ApplyResult) => void
   #reject!: (err: unknown) => void
   #settled = false
@@ -181,7 +183,8 @@ class OffThreadApply {
     try {
       for (;;) {
         const bytes = toBytes(r.value)
-        this.#sourceHash.update(bytes as Buffer)
+        if (this.#opts.sourceDigest === undefined) this.#sourceHash.update(bytes as Buffer)
+        this.#sourceSize += bytes.length
         parts.push(bytes)
         size += bytes.length
         if (size >= CHUNK) break
@@ -235,7 +238,8 @@ class OffThreadApply {
     }
     let result: ApplyResult
     try {
-      result = finishApply(workerResult, this.#sourceHash.digest(), this.#sourceHash.size, this.#opts.expectedDiffId)
+      const digest = this.#opts.sourceDigest ?? this.#sourceHash.digest()
+      result = finishApply(workerResult, digest, this.#sourceSize, this.#opts.expectedDiffId)
     } catch (err) {
       this.#finish(err)
       return

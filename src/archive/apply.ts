@@ -25,6 +25,13 @@ export interface ApplyOptions {
   tarSplit?: LineSink
   /** The diffID the uncompressed stream must have; checked at the end. */
   expectedDiffId?: Digest
+  /**
+   * The digest the source's bytes (as given, compressed or not) are known
+   * to have: whoever made the stream verifies them as they flow and fails
+   * the stream at its end otherwise (a registry or OCI blob). They are not
+   * hashed a second time here then; the result's digest is this one.
+   */
+  sourceDigest?: Digest
 }
 
 export interface ApplyResult {
@@ -70,7 +77,7 @@ export interface DecompressedApplyResult {
  * it: applyLayer below through a HashingStream, applyLayerOffThread on the
  * thread that feeds its worker). No expectedDiffId check here.
  */
-export async function applyDecompressed(target: string, source: Readable, opts: Omit<ApplyOptions, 'expectedDiffId'>): Promise<DecompressedApplyResult> {
+export async function applyDecompressed(target: string, source: Readable, opts: Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'>): Promise<DecompressedApplyResult> {
   const { compression, stream } = await openDecompressed(source)
   const diff = compression === 'none' ? undefined : new Digester()
   let applier: Applier | undefined
@@ -124,8 +131,9 @@ export function finishApply(body: DecompressedApplyResult, sourceDigest: Digest,
 export async function applyLayer(target: string, source: Readable, opts: ApplyOptions): Promise<ApplyResult> {
   // The source is hashed once, as it comes: its digest, and the diffID too when it is not compressed.
   const hashed = new HashingStream()
+  if (opts.sourceDigest !== undefined) hashed.stopHashing()
   // pipeline, not pipe: a source that already failed or closed early (before this call) fails the apply instead of stalling it.
   pipeline(source, hashed, () => {})
   const body = await applyDecompressed(target, hashed, opts)
-  return finishApply(body, hashed.digest(), hashed.size, opts.expectedDiffId)
+  return finishApply(body, opts.sourceDigest ?? hashed.digest(), hashed.size, opts.expectedDiffId)
 }

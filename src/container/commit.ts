@@ -58,6 +58,9 @@ function commitReference(s: string): string {
   return referenceString(withDefaultTag(ref))
 }
 
+/** Changes up to this size (the container's mountSize) are applied on the committing thread. */
+const IN_THREAD_COMMIT_BYTES = 4 << 20
+
 /**
  * Commits a container's changes as a new image; returns its ID. The
  * container may be running (its files are read as they are; dockerd
@@ -69,8 +72,13 @@ export async function commitContainer(store: Store, ref: string, opts: CommitOpt
   const c = await store.containers.get(ref)
   const parent = await store.images.get(c.record.Image)
   const config = orderContainerConfig(applyChanges(opts.changes ?? [], c.record.Config))
+  // Small changes (the usual commit) apply on this thread: a worker's start (a fresh V8 isolate
+  // loading the apply bundle) cost more CPU than the whole apply of a 1-file change. Big ones
+  // go to a worker, which keeps `strata serve`'s event loop free meanwhile.
+  // (Only drivers that apply natively use workers; their diff size reads the upper dir alone.)
+  const inThread = store.driver.parallelApply === true && (await store.layers.mountSize(c.id)) <= IN_THREAD_COMMIT_BYTES
   const diff = await store.layers.mountDiff(c.id)
-  const { layer } = await store.layers.register(diff, topChainId(parent.config))
+  const { layer } = await store.layers.register(diff, topChainId(parent.config), { inThread })
   try {
     const addedLayer = layer.diffId !== EMPTY_LAYER_DIFF_ID
     const created = formatRfc3339Nano(nowNs(), 0)

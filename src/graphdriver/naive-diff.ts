@@ -193,7 +193,7 @@ class NaiveDiffDriver implements GraphDriver {
     void parent // the layer already holds its parent's content (create copied or snapshotted it)
     const layerFs = await this.#d.get(id)
     try {
-      return await applyLayer(layerFs, source, { whiteouts: 'full', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
+      return await applyLayer(layerFs, source, { whiteouts: 'full', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId, sourceDigest: opts.sourceDigest })
     } finally {
       await this.#d.put(id)
     }

@@ -92,6 +92,20 @@ export interface ApplyLayerOptions {
   tarSplit?: LineSink
   /** The diffID the uncompressed tar must hash to; DIGEST_MISMATCH otherwise. */
   expectedDiffId?: Digest
+  /**
+   * The digest the source's bytes (as given, compressed or not) are known
+   * to have: whoever made the stream verifies them as they flow and fails
+   * the stream at its end otherwise (a registry or OCI blob). They are not
+   * hashed a second time here then; the result's digest is this one.
+   */
+  sourceDigest?: Digest
+  /**
+   * Apply on the calling thread. Drivers that apply in a worker thread
+   * (overlay2) otherwise start one, a fresh V8 isolate that loads the
+   * apply bundle: tens of ms of CPU, more than a small tar's whole apply
+   * (a 1-file commit). Drivers that always apply in-thread ignore it.
+   */
+  inThread?: boolean
 }
 
 /**

@@ -63,6 +63,7 @@ function registerOptions(layer: ChainLayerSource): RegisterOptions {
   return {
     ...(layer.expectedDiffId === undefined ? {} : { expectedDiffId: layer.expectedDiffId }),
     ...(layer.onProgress === undefined ? {} : { onProgress: layer.onProgress }),
+    ...(layer.sourceDigest === undefined ? {} : { sourceDigest: layer.sourceDigest }),
   }
 }
 

@@ -162,6 +162,8 @@ export async function applyPending(ctx: StoreContext, p: PendingLayer, parentCac
     const applied = await ctx.driver.applyLayer(p.cacheId, parentCacheId, input, {
       tarSplit: tarSplit.sink,
       ...(opts.expectedDiffId === undefined ? {} : { expectedDiffId: opts.expectedDiffId }),
+      ...(opts.inThread === true ? { inThread: true } : {}),
+      ...(opts.sourceDigest === undefined ? {} : { sourceDigest: opts.sourceDigest }),
     })
     const ts = tarSplit
     tarSplit = undefined

@@ -53,6 +53,10 @@ export interface RegisterOptions {
   expectedDiffId?: DiffID
   /** Bytes of the source read so far (compressed), for progress bars. */
   onProgress?: (bytesRead: number) => void
+  /** Apply on this thread, not in a worker (see ApplyLayerOptions.inThread): for a small tar, such as a commit's changes. */
+  inThread?: boolean
+  /** The digest the source stream verifies itself (see ApplyLayerOptions.sourceDigest): not hashed again. */
+  sourceDigest?: Digest
 }
 
 export interface RegisterResult {
@@ -86,6 +90,8 @@ export interface ChainLayerSource {
   expectedDiffId?: DiffID
   /** Bytes of this layer's source read so far (compressed). */
   onProgress?: (bytesRead: number) => void
+  /** The digest open()'s stream verifies itself as it flows (a registry or OCI blob): the apply does not hash it again. */
+  sourceDigest?: Digest
 }
 
 export interface RegisterChainOptions {

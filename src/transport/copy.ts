@@ -311,6 +311,10 @@ async function registerLayers(store: Store, plans: LoadPlan[], journal: LoadJour
         image.layers.map((l, j) => ({
           open: progress === undefined ? () => l.open() : () => openReporting(l, (phase, current) => progress({ image: i, layer: j, diffId: l.diffId, phase, current, ...(l.size === undefined ? {} : { total: l.size }) })),
           expectedDiffId: l.diffId,
+          // A source that names a compressed blob's digest verifies it as the blob streams
+          // (SourceLayer.digest): hashed there, not again in the apply. An uncompressed blob's
+          // digest is its diffID, which the apply itself checks (and the OCI source leaves to it).
+          ...(l.digest === undefined || l.digest === l.diffId ? {} : { sourceDigest: l.digest }),
           ...(progress === undefined
             ? {}
             : { onProgress: (n: number) => progress({ image: i, layer: j, diffId: l.diffId, phase: 'copying', current: n, ...(l.size === undefined ? {} : { total: l.size }) }) }),

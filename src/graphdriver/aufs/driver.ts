@@ -35,7 +35,7 @@ import { readFileSync } from 'node:fs'
 import { chmod, lstat, mkdir, readFile, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
-import { applyLayerOffThread, changesAufs, exportAufsBranch, type Change } from '../../archive/index.js'
+import { applyLayer, applyLayerOffThread, changesAufs, exportAufsBranch, type Change } from '../../archive/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists } from '../../fs/index.js'
 import { statfs } from '../../sys/index.js'
@@ -512,7 +512,9 @@ export class AufsDriver implements GraphDriver {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted; its branch cannot be written underneath the mount`, { details: { id } })
       }
       const dir = diffPath(this.home, id)
-      const result = await applyLayerOffThread(dir, source, { whiteouts: 'aufs', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
+      const applyOpts = { whiteouts: 'aufs' as const, tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId, sourceDigest: opts.sourceDigest }
+      // A small tar the caller knows of (a commit) on this thread (ApplyLayerOptions.inThread).
+      const result = opts.inThread === true ? await applyLayer(dir, source, applyOpts) : await applyLayerOffThread(dir, source, applyOpts)
       return { ...result, size: result.diskSize ?? (await directorySize(dir)) }
     })
   }

@@ -35,7 +35,7 @@ import { mkdir, readdir, readlink, realpath, rm, rmdir, chmod, symlink, unlink, 
 import { basename, dirname, join, normalize, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { isMainThread } from 'node:worker_threads'
-import { applyLayerOffThread, changesNaive, exportOverlayUpper, type Change } from '../../archive/index.js'
+import { applyLayer, applyLayerOffThread, changesNaive, exportOverlayUpper, type Change } from '../../archive/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
 import { MNT_DETACH, mount, mountAsync, mountNewApi, statfsType, umount2Async } from '../../sys/index.js'
@@ -679,8 +679,10 @@ export class Overlay2Driver implements GraphDriver {
         throw new StrataError('IN_USE', `Layer "${id}" is mounted; overlayfs does not allow writing to its diff dir underneath the mount`)
       }
       const diffDir = join(this.#dir(id), DIFF_DIR)
-      // In a worker thread, so that the layers of an image apply side by side (see parallelApply).
-      const result = await applyLayerOffThread(diffDir, source, { whiteouts: 'overlay', tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId })
+      // In a worker thread, so that the layers of an image apply side by side (see parallelApply);
+      // a small tar the caller knows of (a commit) on this thread, which a worker's start would outweigh.
+      const applyOpts = { whiteouts: 'overlay' as const, tarSplit: opts.tarSplit, expectedDiffId: opts.expectedDiffId, sourceDigest: opts.sourceDigest }
+      const result = opts.inThread === true ? await applyLayer(diffDir, source, applyOpts) : await applyLayerOffThread(diffDir, source, applyOpts)
       // The apply counts directory.Size as it writes when it can tell (a fresh diff dir, nothing replaced); else walk.
       return { ...result, size: result.diskSize ?? (await directorySize(diffDir)) }
     })
