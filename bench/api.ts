@@ -7,15 +7,21 @@
  * - `docker images`: the list, with both servers warm;
  * - `docker create debian true`: a container made (dockerd mounts nothing
  *   at create either), the containers removed between runs;
+ * - `docker run --rm --network none busybox true`: create, attach, start,
+ *   wait and the removal, one client;
  * - `docker pull` of the debian image from a local distribution registry
  *   (skopeo pushed it; gzip'd layers), the image removed between runs.
  *
- * Target (issue 16): strata ≤ 0.5× dockerd on create and images. `docker
- * run --rm` waits for the container lifecycle in strata serve.
+ * Target (issue 16): strata ≤ 0.5× dockerd on create and images. The same
+ * client against a stub that answers `_ping`, the image list and create
+ * with canned bytes is the floor row: what the docker CLI costs by itself
+ * (process start, config, two requests), which neither server can go
+ * below.
  */
 import { mkdirSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
-import { busyboxRootfsTar, startStrataServe } from '../test/helpers/api-server.js'
+import { busyboxRootfsTar, httpUnix, startStrataServe } from '../test/helpers/api-server.js'
 import { startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
 import { push, startRegistry } from '../test/helpers/registry.js'
@@ -23,6 +29,31 @@ import { benchContext, debianImage } from './debian-image.js'
 import { compare, type CaseResult } from './harness.js'
 
 const DOCKER = '/usr/bin/docker'
+
+/**
+ * The client's floor: an HTTP server on a unix socket that answers what
+ * `docker images` and `docker create` ask (`_ping`, the image list as
+ * strata answered it, a container ID) without doing anything, with
+ * dockerd's headers.
+ */
+async function startStub(socket: string, imagesJson: string): Promise<Server> {
+  const headers = { 'Api-Version': '1.41', 'Docker-Experimental': 'false', Ostype: 'linux', Server: 'Docker/20.10 (linux)' }
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      const path = (req.url ?? '').replace(/^\/v1\.\d+/, '').split('?')[0]
+      if (path === '/_ping') return res.writeHead(200, { ...headers, 'Content-Type': 'text/plain; charset=utf-8' }).end(req.method === 'HEAD' ? undefined : 'OK')
+      if (path === '/images/json') return res.writeHead(200, { ...headers, 'Content-Type': 'application/json' }).end(imagesJson)
+      if (path === '/containers/create') return res.writeHead(201, { ...headers, 'Content-Type': 'application/json' }).end(`{"Id":"${'0'.repeat(64)}","Warnings":[]}\n`)
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"message":"page not found"}\n')
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(socket, () => resolve())
+  })
+  return server
+}
 
 export async function apiBench(work: string, log: (m: string) => void): Promise<CaseResult[]> {
   const image = await debianImage(work, log)
@@ -32,9 +63,11 @@ export async function apiBench(work: string, log: (m: string) => void): Promise<
     const dockerd = await startDockerd(ctx, { storageDriver: 'overlay2', dataRoot: join(work, 'dockerd') })
     mkdirSync(join(work, 'strata'))
     const serve = await startStrataServe(ctx, { root: join(work, 'strata'), driver: 'overlay2' })
+    const stubSocket = join(work, 'stub.sock')
     const clients = {
       dockerd: (args: string[]) => run(DOCKER, ['-H', dockerd.host, ...args], { env: { ...serve.clientEnv(), DOCKER_HOST: dockerd.host } }),
       strata: (args: string[]) => run(DOCKER, args, { env: serve.clientEnv() }),
+      stub: (args: string[]) => run(DOCKER, args, { env: { ...serve.clientEnv(), DOCKER_HOST: `unix://${stubSocket}` } }),
     }
     const both = async (args: string[]): Promise<void> => {
       await clients.dockerd(args)
@@ -55,6 +88,9 @@ export async function apiBench(work: string, log: (m: string) => void): Promise<
     mkdirSync(tmp)
     await push(image.archive, ref, tmp)
     await both(['images'])
+    const imagesJson = (await httpUnix(serve.socket, 'GET', '/v1.41/images/json')).text
+    const stub = await startStub(stubSocket, imagesJson)
+    cleanups.push(() => new Promise<void>((resolve) => stub.close(() => resolve())))
 
     const results: CaseResult[] = []
     const contender = (name: string, server: keyof typeof clients, args: string[], prepare?: () => Promise<void>): { name: string; run: () => Promise<void>; prepare?: () => Promise<void> } => ({
@@ -64,7 +100,10 @@ export async function apiBench(work: string, log: (m: string) => void): Promise<
     })
 
     log('docker images')
-    results.push(await compare('docker images (2 images), median of 11', contender('docker → strata serve', 'strata', ['images']), [contender('docker → dockerd 20.10', 'dockerd', ['images'])], 11))
+    const FLOOR = 'floor: docker → a stub answering canned bytes (the client alone)'
+    results.push(
+      await compare('docker images (2 images), median of 11', contender('docker → strata serve', 'strata', ['images']), [contender('docker → dockerd 20.10', 'dockerd', ['images']), contender(FLOOR, 'stub', ['images'])], 11),
+    )
 
     log('docker create')
     const removeAll = (server: keyof typeof clients) => async (): Promise<void> => {
@@ -75,12 +114,18 @@ export async function apiBench(work: string, log: (m: string) => void): Promise<
       await compare(
         'docker create debian true, median of 11',
         contender('docker → strata serve', 'strata', ['create', image.tag, 'true'], removeAll('strata')),
-        [contender('docker → dockerd 20.10', 'dockerd', ['create', image.tag, 'true'], removeAll('dockerd'))],
+        [contender('docker → dockerd 20.10', 'dockerd', ['create', image.tag, 'true'], removeAll('dockerd')), contender(FLOOR, 'stub', ['create', image.tag, 'true'])],
         11,
       ),
     )
     await removeAll('strata')()
     await removeAll('dockerd')()
+
+    log('docker run --rm')
+    const runArgs = ['run', '--rm', '--network', 'none', 'busybox', 'true']
+    results.push(
+      await compare('docker run --rm --network none busybox true, median of 7', contender('docker → strata serve', 'strata', runArgs), [contender('docker → dockerd 20.10', 'dockerd', runArgs)], 7),
+    )
 
     log('docker pull')
     const rmiPulled = (server: keyof typeof clients) => async (): Promise<void> => {

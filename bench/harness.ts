@@ -63,12 +63,23 @@ export function sh(script: string): Promise<void> {
   })
 }
 
+/** A markdown table cell: a `|` in it (a shell pipeline as a peer's name) would end the cell, so it is escaped. */
+export function tableCell(text: string): string {
+  return text.replace(/\|/g, '\\|')
+}
+
+/** Seconds for the table: three decimals under 0.1 s (a CLI call through a warm server takes a few hundredths), else two. */
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 100 ? 3 : 2)} s`
+}
+
 export function formatResults(results: CaseResult[]): string {
   const lines = ['| case | strata | peer | peer time | strata / peer |', '|---|---|---|---|---|']
   for (const r of results) {
-    if (r.peers.length === 0) lines.push(`| ${r.title} | ${(r.strata.ms / 1000).toFixed(2)} s | (no peer) | | |`)
+    const title = tableCell(r.title)
+    if (r.peers.length === 0) lines.push(`| ${title} | ${seconds(r.strata.ms)} | (no peer) | | |`)
     for (const p of r.peers) {
-      lines.push(`| ${r.title} | ${(r.strata.ms / 1000).toFixed(2)} s | ${p.name} | ${(p.ms / 1000).toFixed(2)} s | ${(r.strata.ms / p.ms).toFixed(2)} |`)
+      lines.push(`| ${title} | ${seconds(r.strata.ms)} | ${tableCell(p.name)} | ${seconds(p.ms)} | ${(r.strata.ms / p.ms).toFixed(2)} |`)
     }
   }
   return lines.join('\n')

@@ -22,7 +22,8 @@ export function ratioRows(section: string): RatioRow[] {
   const rows: RatioRow[] = []
   for (const line of section.split('\n')) {
     if (!line.startsWith('|')) continue
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim())
+    // Cells split on unescaped bars only (formatResults escapes a `|` inside a cell as `\|`).
+    const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim().replace(/\\\|/g, '|'))
     if (cells.length !== 5) continue
     const [title, strata, peer, peerTime, ratio] = cells as [string, string, string, string, string]
     const r = Number(ratio)
@@ -32,6 +33,11 @@ export function ratioRows(section: string): RatioRow[] {
     rows.push({ title, peer, strataSeconds: Number(s[1]), peerSeconds: Number(p[1]), ratio: r })
   }
   return rows
+}
+
+/** As the table prints seconds: three decimals under 0.1 s, else two. */
+function secs(s: number): string {
+  return `${s.toFixed(s < 0.1 ? 3 : 2)} s`
 }
 
 function escapeXml(text: string): string {
@@ -74,7 +80,7 @@ export function ratioChart(name: string, rows: RatioRow[]): string {
     const w = Math.max(1, Math.abs(end - one))
     const colour = r.ratio <= 1 ? '#3a9d5d' : '#e08a2c'
     out.push(`<rect x="${left.toFixed(1)}" y="${y + 18}" width="${w.toFixed(1)}" height="16" fill="${colour}"/>`)
-    out.push(`<text x="${(Math.max(one, end) + 6).toFixed(1)}" y="${y + 31}">${r.ratio.toFixed(2)}× (${r.strataSeconds.toFixed(2)} s vs ${r.peerSeconds.toFixed(2)} s)</text>`)
+    out.push(`<text x="${(Math.max(one, end) + 6).toFixed(1)}" y="${y + 31}">${r.ratio.toFixed(2)}× (${secs(r.strataSeconds)} vs ${secs(r.peerSeconds)})</text>`)
   })
   // The 1× line across the bars only, not through the rows' labels.
   rows.forEach((_, i) => {
