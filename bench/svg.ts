@@ -14,6 +14,9 @@ export interface RatioRow {
   peer: string
   strataSeconds: number
   peerSeconds: number
+  /** The times as the table printed them (its precision, not more). */
+  strataText: string
+  peerText: string
   ratio: number
 }
 
@@ -30,14 +33,9 @@ export function ratioRows(section: string): RatioRow[] {
     const s = /^([\d.]+) s$/.exec(strata)
     const p = /^([\d.]+) s$/.exec(peerTime)
     if (ratio === '' || !Number.isFinite(r) || s === null || p === null) continue
-    rows.push({ title, peer, strataSeconds: Number(s[1]), peerSeconds: Number(p[1]), ratio: r })
+    rows.push({ title, peer, strataSeconds: Number(s[1]), peerSeconds: Number(p[1]), strataText: strata, peerText: peerTime, ratio: r })
   }
   return rows
-}
-
-/** As the table prints seconds: three decimals under 0.1 s, else two. */
-function secs(s: number): string {
-  return `${s.toFixed(s < 0.1 ? 3 : 2)} s`
 }
 
 function escapeXml(text: string): string {
@@ -80,7 +78,7 @@ export function ratioChart(name: string, rows: RatioRow[]): string {
     const w = Math.max(1, Math.abs(end - one))
     const colour = r.ratio <= 1 ? '#3a9d5d' : '#e08a2c'
     out.push(`<rect x="${left.toFixed(1)}" y="${y + 18}" width="${w.toFixed(1)}" height="16" fill="${colour}"/>`)
-    out.push(`<text x="${(Math.max(one, end) + 6).toFixed(1)}" y="${y + 31}">${r.ratio.toFixed(2)}× (${secs(r.strataSeconds)} vs ${secs(r.peerSeconds)})</text>`)
+    out.push(`<text x="${(Math.max(one, end) + 6).toFixed(1)}" y="${y + 31}">${r.ratio.toFixed(2)}× (${r.strataText} vs ${r.peerText})</text>`)
   })
   // The 1× line across the bars only, not through the rows' labels.
   rows.forEach((_, i) => {
