@@ -20,9 +20,9 @@
  * between the checks.
  */
 import { readdir, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { isErrno, isStrataError } from '../errors/index.js'
-import { DirLock, isTempName, pathExists, TEMP_PREFIX } from '../fs/index.js'
+import { DirLock, isTempName, TEMP_PREFIX } from '../fs/index.js'
 import { CONTAINER_ID_RE, containerDir, containersDir, draftDir } from './records.js'
 import type { ContainerLayers } from './store.js'
 import type { ContainerRecoveryReport } from './types.js'
@@ -67,14 +67,17 @@ export async function recoverContainers(root: string, layers: ContainerLayers): 
     }
   }
   const orphans = await layers.lock.withLock(async () => {
-    const out: string[] = []
-    for (const m of await layers.listMounts()) {
-      if (!CONTAINER_ID_RE.test(m.name)) continue
-      if (await pathExists(containerDir(root, m.name))) continue
-      if (await pathExists(draftDir(root, m.name))) continue
-      out.push(m.name)
-    }
-    return out
+    // Every create runs this (the API server's too): names and one listing
+    // of containers/, not four file reads and two stats per container. A
+    // mount listed here had its draft before it existed, so the listing
+    // after it shows the draft or (published under this lock) the record.
+    const names = (await layers.listMountNames()).filter((n) => CONTAINER_ID_RE.test(n))
+    const present = new Set(await entries(dir))
+    const candidates = names.filter((n) => !present.has(basename(containerDir(root, n))) && !present.has(basename(draftDir(root, n))))
+    if (candidates.length === 0) return []
+    // Only mounts whose record reads well, as before (check() reports the others).
+    const readable = new Set((await layers.listMounts()).map((m) => m.name))
+    return candidates.filter((n) => readable.has(n))
   })
   for (const name of orphans) {
     await removeMountIfAny(layers, name)

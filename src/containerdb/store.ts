@@ -50,6 +50,8 @@ export interface ContainerLayers {
   /** The data-root lock every store shares. */
   lock: StoreLock
   listMounts(): Promise<Array<{ name: string }>>
+  /** The mount names alone (no record read). */
+  listMountNames(): Promise<string[]>
   removeMount(name: string, opts?: { force?: boolean }): Promise<void>
 }
 
