@@ -185,6 +185,9 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
   inst.started = true
   inst.running = true
   let child: ChildProcess | undefined
+  let spawned: (ch: ChildProcess | undefined) => void = () => {}
+  // execContainer spawns after awaits of its own: the output is pumped once the child exists (or the exec failed first).
+  const childReady = new Promise<ChildProcess | undefined>((resolve) => (spawned = resolve))
   const done = execContainer(ctx.store, c.id, {
     cmd: inst.cmd,
     env: inst.env,
@@ -194,6 +197,7 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
     onSpawn: (ch) => {
       child = ch
       inst.pid = ch.pid ?? 0
+      spawned(ch)
     },
   }).then(
     (code) => code,
@@ -202,6 +206,7 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
       return 126
     },
   )
+  void done.then(() => spawned(undefined))
   const finish = done.then(async (code) => {
     inst.running = false
     inst.exitCode = code
@@ -209,6 +214,7 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
   })
   await event(ctx, `exec_start: ${inst.cmd.join(' ')}`, c, { execID: inst.id })
   if (body.Detach === true) {
+    child = await childReady
     child?.stdout?.resume()
     child?.stderr?.resume()
     return writeEmpty(ctx.res, 204)
@@ -216,6 +222,7 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
   const { input, output } = ctx.hijack()
   input.on('data', () => {})
   input.on('error', () => {})
+  child = await childReady
   if (child !== undefined) {
     const pump = (stream: 'stdout' | 'stderr', from: NodeJS.ReadableStream | null, wanted: boolean): Promise<void> =>
       new Promise((resolve) => {

@@ -198,9 +198,8 @@ export async function loadImagesHandler(ctx: RequestContext): Promise<void> {
         await ctx.events.append(imageEvent('load', image.id, image.id))
         if (image.tagged.length === 0) out.stream(`Loaded image ID: ${image.id}\n`)
         for (const ref of image.tagged) {
-          const shown = familiarString(parseReference(ref))
-          await ctx.events.append(imageEvent('tag', image.id, shown))
-          out.stream(`Loaded image: ${shown}\n`)
+          // dockerd 20.10 logs the load alone, no tag event for the names it sets.
+          out.stream(`Loaded image: ${familiarString(parseReference(ref))}\n`)
         }
       }
       // dockerd 20.10: what loaded before a refused RepoTags name stays, and the stream ends with its error.
