@@ -162,9 +162,9 @@ async function lifecycle(docker: Docker, remote: string): Promise<Record<string,
   return { ...out, events }
 }
 
-const COMPARED_EVENTS = new Set(['tag', 'pull', 'save', 'load', 'create', 'start', 'extract-to-dir', 'archive-path', 'rename', 'pause', 'unpause', 'stop', 'restart', 'commit', 'export', 'destroy', 'prune'])
+const COMPARED_EVENTS = new Set(['tag', 'pull', 'save', 'load', 'create', 'start', 'extract-to-dir', 'archive-path', 'rename', 'pause', 'unpause', 'kill', 'stop', 'restart', 'commit', 'export', 'destroy', 'prune'])
 
-/** Events both servers log the same way (dockerd's kill/die around a stop and its untag/delete split differ; image IDs differ). */
+/** Events both servers log the same way (die comes from strata's monitor at its own moment; dockerd's untag/delete split differs; image IDs differ). */
 function comparable(events: Event[]): string[] {
   return events.filter(([type, action]) => type !== 'volume' && (COMPARED_EVENTS.has(action) || action.startsWith('exec_'))).map((e) => e.join(' ').replace(/sha256:[0-9a-f]{64}/g, 'IMAGE'))
 }

@@ -50,6 +50,8 @@ export interface StopOptions {
   timeout?: number
   runtime?: string
   signal?: AbortSignal
+  /** Called (and awaited) before each signal a stop sends: the stop signal, then SIGKILL when the timeout ran out (dockerd logs a kill event for each). */
+  onSignal?: (signal: number) => void | Promise<void>
 }
 
 export interface WaitOptions {
@@ -425,10 +427,12 @@ export async function stopContainer(store: Store, ref: string, opts: StopOptions
   }
   const stopSignal = parseSignal(c.record.Config.StopSignal || 'SIGTERM')
   const timeout = opts.timeout ?? (c.record.Config as { StopTimeout?: number }).StopTimeout ?? 10
+  await opts.onSignal?.(stopSignal)
   await signalInit(c.id, stopSignal, runtime)
   // A paused process gets the signal once thawed (dockerd unpauses after signalling too).
   if (c.record.State.Paused) await runc(['resume', c.id], runtime)
   if (!(await stoppedWithin(store, c.id, timeout < 0 ? -1 : timeout * 1000, opts.signal))) {
+    await opts.onSignal?.(osConstants.signals.SIGKILL)
     await signalInit(c.id, osConstants.signals.SIGKILL, runtime, true)
     await stoppedWithin(store, c.id, -1, opts.signal)
   }

@@ -10,9 +10,9 @@ import {
   killContainer,
   parseLogTime,
   pauseContainer,
+  parseSignal,
   readLogs,
   renameContainer,
-  restartContainer,
   startContainer,
   stopContainer,
   waitContainer,
@@ -51,10 +51,16 @@ export async function startContainerHandler(ctx: RequestContext): Promise<void> 
   writeEmpty(ctx.res, 204)
 }
 
+/** dockerd's kill event for each signal a stop sends (`signal`: its number). */
+function killEvent(ctx: RequestContext, id: string): (signal: number) => Promise<void> {
+  return (signal) => event(ctx, 'kill', id, { signal: String(signal) })
+}
+
 /** POST /containers/{id}/stop?t=: 204, 304 when it was not running. */
 export async function stopContainerHandler(ctx: RequestContext): Promise<void> {
   const t = stopTimeout(ctx)
-  const r = await stopContainer(ctx.store, ctx.params.id!, { signal: clientGone(ctx), ...(t === undefined ? {} : { timeout: t }) })
+  const c = await getContainer(ctx.store, ctx.params.id!)
+  const r = await stopContainer(ctx.store, c.id, { signal: clientGone(ctx), onSignal: killEvent(ctx, c.id), ...(t === undefined ? {} : { timeout: t }) })
   if (!r.wasRunning) return writeEmpty(ctx.res, 304)
   await event(ctx, 'stop', r.id)
   writeEmpty(ctx.res, 204)
@@ -64,17 +70,19 @@ export async function stopContainerHandler(ctx: RequestContext): Promise<void> {
 export async function killContainerHandler(ctx: RequestContext): Promise<void> {
   const signal = ctx.query.get('signal') || 'KILL'
   const r = await killContainer(ctx.store, ctx.params.id!, signal)
-  await event(ctx, 'kill', r.id, { signal })
+  // As dockerd: the signal's number.
+  await event(ctx, 'kill', r.id, { signal: String(parseSignal(signal)) })
   writeEmpty(ctx.res, 204)
 }
 
 /** POST /containers/{id}/restart?t=: 204. */
 export async function restartContainerHandler(ctx: RequestContext): Promise<void> {
   const t = stopTimeout(ctx)
-  const wasRunning = (await getContainer(ctx.store, ctx.params.id!)).running
-  const r = await restartContainer(ctx.store, ctx.params.id!, { signal: clientGone(ctx), ...(t === undefined ? {} : { timeout: t }) })
-  // dockerd logs the stop (when it ran) and the start a restart is made of, then the restart.
-  if (wasRunning) await event(ctx, 'stop', r.id)
+  const c = await getContainer(ctx.store, ctx.params.id!)
+  // restartContainer's two steps, so that the events come as dockerd logs them: kill(s), stop, start, restart.
+  const stopped = await stopContainer(ctx.store, c.id, { signal: clientGone(ctx), onSignal: killEvent(ctx, c.id), ...(t === undefined ? {} : { timeout: t }) })
+  if (stopped.wasRunning) await event(ctx, 'stop', c.id)
+  const r = await startContainer(ctx.store, c.id)
   await event(ctx, 'start', r.id)
   await event(ctx, 'restart', r.id)
   writeEmpty(ctx.res, 204)
