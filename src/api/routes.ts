@@ -9,6 +9,7 @@ import { ApiError, notImplemented } from './errors.js'
 import * as archive from './handlers/archive.js'
 import * as containers from './handlers/containers.js'
 import * as streams from './handlers/attach-exec.js'
+import * as tty from './handlers/tty.js'
 import * as events from './handlers/events.js'
 import * as images from './handlers/images.js'
 import * as lifecycle from './handlers/lifecycle.js'
@@ -109,15 +110,15 @@ function containerRoutes(): Route[] {
     route('POST', '/containers/{id}/exec', streams.execCreateHandler),
     route('POST', '/exec/{id}/start', streams.execStartHandler, { hijack: true }),
     route('GET', '/exec/{id}/json', streams.execInspectHandler),
+    route('POST', '/containers/{id}/resize', tty.resizeContainerHandler),
+    route('POST', '/exec/{id}/resize', streams.execResizeHandler),
     route('POST', '/containers/{id}/rename', lifecycle.renameContainerHandler),
     route('POST', '/containers/{id}/pause', lifecycle.pauseContainerHandler),
     route('POST', '/containers/{id}/unpause', lifecycle.unpauseContainerHandler),
     route('GET', '/containers/{id}/stats', stats.containerStatsHandler),
-    ...unsupportedAll('this container verb (no live resizing or resource updates)', [
+    ...unsupportedAll('this container verb (no resource updates, no websocket attach)', [
       ['POST', '/containers/{id}/update'],
-      ['POST', '/containers/{id}/resize'],
       ['GET', '/containers/{id}/attach/ws'],
-      ['POST', '/exec/{id}/resize'],
     ]),
   ]
 }

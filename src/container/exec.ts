@@ -5,6 +5,9 @@
  * splits it).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { closeSync, constants as fsConstants, openSync } from 'node:fs'
+import { ReadStream } from 'node:tty'
+import { closeFd, makeRaw, openPty, setWindowSize } from '../sys/index.js'
 import { StrataError } from '../errors/index.js'
 import type { Store } from '../store/index.js'
 import { resolveUser } from './bundle.js'
@@ -19,8 +22,8 @@ export interface ExecOptions {
   user?: string
   /** A terminal (docker exec -t): runc allocates a pty and relays it through its own stdio. */
   tty?: boolean
-  /** The child's stdio: 'inherit' (the caller's streams; stdin only with interactive) or 'pipe'. */
-  stdio?: 'inherit' | 'pipe'
+  /** The child's stdio: 'inherit' (the caller's streams; stdin only with interactive), 'pipe', or three descriptors. */
+  stdio?: 'inherit' | 'pipe' | [number, number, number]
   /** Keep stdin attached (docker exec -i); otherwise the process reads /dev/null. */
   interactive?: boolean
   /** Run it in the background (docker exec -d): returns once it runs, with 0; nothing of its output is kept. */
@@ -54,9 +57,10 @@ export async function execContainer(store: Store, ref: string, opts: ExecOptions
   }
   args.push(c.id, ...opts.cmd)
   if (detach) return execDetached(opts.runtime ?? DEFAULT_RUNTIME, args, c.id, opts.cmd[0]!)
+  const fds = Array.isArray(opts.stdio) ? opts.stdio : undefined
   const stdin = opts.interactive === true ? (opts.stdio === 'pipe' ? 'pipe' : 'inherit') : 'ignore'
   const out = opts.stdio === 'pipe' ? 'pipe' : 'inherit'
-  const child = spawn(opts.runtime ?? DEFAULT_RUNTIME, args, { stdio: [stdin, out, out] })
+  const child = spawn(opts.runtime ?? DEFAULT_RUNTIME, args, { stdio: fds ?? [stdin, out, out] })
   opts.onSpawn?.(child)
   return new Promise((resolve, reject) => {
     child.once('error', (err) => reject(new StrataError('NOT_SUPPORTED', `Cannot exec in container ${c.id}: ${err.message}`, { cause: err })))
@@ -85,6 +89,75 @@ function execDetached(runtime: string, args: string[], id: string, cmd: string):
       reject(new StrataError('INVALID_ARGUMENT', `OCI runtime exec failed: ${why}: unknown`, { details: { id, exitCode } }))
     })
   })
+}
+
+export interface ExecTerminal {
+  /** The terminal's master: the process's output to read, its input to write. Ends once the process and runc are gone. */
+  readonly terminal: ReadStream
+  /** runc's PID. */
+  readonly pid: number
+  /** Sets the window size (runc passes it on to the container's terminal). */
+  resize(rows: number, cols: number): void
+  /** The process's exit code (126/127 as docker's when it cannot start). */
+  readonly exit: Promise<number>
+}
+
+/**
+ * An exec with a terminal for a caller that has none (the Engine API
+ * server): a pty is opened here and its slave given to `runc exec --tty`
+ * as stdin, stdout and stderr; runc makes the container's own terminal,
+ * relays between the two and resizes the container's from this one when
+ * it gets SIGWINCH (sent after each resize: runc is not this pty's
+ * session, so the kernel does not). The CLI's exec -it lets runc use the
+ * user's terminal directly instead.
+ */
+export async function execTerminal(store: Store, ref: string, opts: ExecOptions & { size?: { rows: number; cols: number } }): Promise<ExecTerminal> {
+  const { master, slavePath } = openPty()
+  let slave: number
+  try {
+    if (opts.size !== undefined && opts.size.rows > 0 && opts.size.cols > 0) setWindowSize(master, opts.size.rows, opts.size.cols)
+    slave = openSync(slavePath, fsConstants.O_RDWR | fsConstants.O_NOCTTY)
+    // Raw from the start: runc sets its console raw too, but not before all output (seen: "\r\r\n").
+    makeRaw(slave)
+  } catch (err) {
+    closeFd(master)
+    throw err
+  }
+  let child: ChildProcess | undefined
+  let spawned!: () => void
+  const isSpawned = new Promise<void>((resolve) => (spawned = resolve))
+  const exit = execContainer(store, ref, {
+    ...opts,
+    tty: true,
+    interactive: true,
+    stdio: [slave, slave, slave],
+    onSpawn: (ch) => {
+      child = ch
+      spawned()
+    },
+  })
+  try {
+    // A refusal (not running, paused) rejects before anything is spawned.
+    await Promise.race([exit, isSpawned])
+  } catch (err) {
+    closeFd(master)
+    throw err
+  } finally {
+    // runc has its copy; this one would keep the terminal open after runc is gone.
+    closeSync(slave)
+  }
+  const terminal = new ReadStream(master)
+  terminal.on('error', () => {})
+  return {
+    terminal,
+    pid: child!.pid ?? 0,
+    resize: (rows, cols) => {
+      if (terminal.destroyed || rows <= 0 || cols <= 0) return
+      setWindowSize(master, rows, cols)
+      if (child?.pid !== undefined && child.exitCode === null) child.kill('SIGWINCH')
+    },
+    exit,
+  }
 }
 
 export interface TopResult {

@@ -28,9 +28,9 @@ export {
   type WaitOptions,
   type WaitResult,
 } from './process.js'
-export { execContainer, parsePsOutput, topContainer, type ExecOptions, type TopResult } from './exec.js'
+export { execContainer, execTerminal, parsePsOutput, topContainer, type ExecOptions, type ExecTerminal, type TopResult } from './exec.js'
 export { attachContainer, type AttachOptions } from './attach.js'
-export { attachTty, parseDetachKeys, DetachKeyScanner, DEFAULT_DETACH_KEYS, type TtyAttachOptions, type TtyAttachment } from './tty-attach.js'
+export { attachTty, resizeContainerTty, parseDetachKeys, DetachKeyScanner, DEFAULT_DETACH_KEYS, type TtyAttachOptions, type TtyAttachment } from './tty-attach.js'
 export { fixedNanoTime, logSize, parseLogLine, parseLogTime, readLogs, type LogEntry, type ReadLogsOptions } from './logs.js'
 export { parseRestartPolicy, type RestartPolicy } from './monitor/restart.js'
 export { runContainer, type RunContainerOptions, type RunContainerResult } from './run.js'

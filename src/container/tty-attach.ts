@@ -10,7 +10,7 @@ import { connect, type Socket } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
 import { StrataError } from '../errors/index.js'
 import type { Store } from '../store/index.js'
-import { FRAME_STDIN, encodeFrame, resizeFrame } from './monitor/attach-protocol.js'
+import { FRAME_ATTACH, FRAME_STDIN, encodeFrame, resizeFrame } from './monitor/attach-protocol.js'
 import { attachSocketPath } from './monitor/paths.js'
 import { getContainer } from './process.js'
 
@@ -125,6 +125,7 @@ export async function attachTty(store: Store, ref: string, opts: TtyAttachOption
     throw new StrataError('IN_USE', 'You cannot attach to a stopped container, start it first', { details: { id: c.id }, cause: err })
   }
   socket.on('error', () => {})
+  socket.write(encodeFrame(FRAME_ATTACH, Buffer.alloc(0)))
   if (opts.size !== undefined && opts.size.rows > 0 && opts.size.cols > 0) socket.write(resizeFrame(opts.size.rows, opts.size.cols))
   let detached = false
   const scanner = new DetachKeyScanner(keys)
@@ -161,4 +162,27 @@ export async function attachTty(store: Store, ref: string, opts: TtyAttachOption
     done,
     close: leave,
   }
+}
+
+/**
+ * Sets the window size of running container `ref`'s terminal (the API's
+ * POST /containers/{id}/resize): a connection to its monitor that only
+ * resizes. A container without a terminal is left alone. IN_USE when it
+ * is not running.
+ */
+export async function resizeContainerTty(store: Store, ref: string, rows: number, cols: number): Promise<void> {
+  const c = await getContainer(store, ref)
+  if (!c.running) throw new StrataError('IN_USE', `Container ${c.id} is not running`, { details: { id: c.id } })
+  if (c.record.Config.Tty !== true) return
+  let socket: Socket
+  try {
+    socket = await connectTo(attachSocketPath(c.id))
+  } catch (err) {
+    throw new StrataError('IN_USE', `Container ${c.id} is not running`, { details: { id: c.id }, cause: err })
+  }
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => {
+    socket.once('close', () => resolve())
+    socket.end(resizeFrame(rows, cols))
+  })
 }

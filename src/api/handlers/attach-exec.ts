@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import {
   execContainer,
+  execTerminal,
   getContainer,
   logSize,
   readLogs,
@@ -23,7 +24,8 @@ import type { Container } from '../../containerdb/index.js'
 import { containerEvent } from '../../events/index.js'
 import { isStrataError } from '../../errors/index.js'
 import { ApiError } from '../errors.js'
-import { boolParam, readJsonObject } from '../request.js'
+import { boolParam, intParam, readJsonObject } from '../request.js'
+import { attachTtyHandler, execResizers } from './tty.js'
 import { stdcopyFrame, writeEmpty, writeJson } from '../response.js'
 import type { RequestContext } from '../types.js'
 
@@ -54,9 +56,10 @@ function send(out: Writable, chunk: Buffer): Promise<void> {
  * it runs, from now on (from its first line with logs=1).
  */
 export async function attachHandler(ctx: RequestContext): Promise<void> {
-  if (ctx.query.get('detachKeys')) throw new ApiError(501, 'detachKeys: strata serve has no interactive attach')
   const c = await getContainer(ctx.store, ctx.params.id!)
   const tty = c.record.Config.Tty === true
+  if (tty) return attachTtyHandler(ctx, c)
+  if (ctx.query.get('detachKeys')) throw new ApiError(501, 'detachKeys without a terminal: strata serve finds detach keys only in a terminal\'s input')
   const stream = boolParam(ctx.query, 'stream')
   const logs = boolParam(ctx.query, 'logs')
   const wantOut = boolParam(ctx.query, 'stdout')
@@ -112,6 +115,7 @@ interface ExecInstance {
   workingDir: string
   user: string
   tty: boolean
+  attachStdin: boolean
   attachStdout: boolean
   attachStderr: boolean
   running: boolean
@@ -137,8 +141,6 @@ export async function execCreateHandler(ctx: RequestContext): Promise<void> {
   if (!c.running) throw new ApiError(409, `Container ${c.id} is not running`)
   const cmd = stringList(body.Cmd, 'Cmd')
   if (cmd.length === 0) throw new ApiError(400, 'No exec command specified')
-  if (body.AttachStdin === true) throw new ApiError(501, 'exec with stdin (docker exec -i) in strata serve yet')
-  if (body.Tty === true) throw new ApiError(501, 'exec with a terminal (docker exec -t) in strata serve yet')
   if (body.Privileged === true) throw new ApiError(501, 'privileged exec')
   const inst: ExecInstance = {
     id: randomBytes(32).toString('hex'),
@@ -147,7 +149,8 @@ export async function execCreateHandler(ctx: RequestContext): Promise<void> {
     env: stringList(body.Env, 'Env'),
     workingDir: typeof body.WorkingDir === 'string' ? body.WorkingDir : '',
     user: typeof body.User === 'string' ? body.User : '',
-    tty: false,
+    tty: body.Tty === true,
+    attachStdin: body.AttachStdin === true,
     attachStdout: body.AttachStdout !== false,
     attachStderr: body.AttachStderr !== false,
     running: false,
@@ -179,11 +182,11 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
   const body = await readJsonObject(ctx)
   const inst = findExec(ctx.params.id!)
   if (inst.started) throw new ApiError(409, `Error: Exec command ${inst.id} has already run`)
-  if (body.Tty === true) throw new ApiError(501, 'exec with a terminal (docker exec -t) in strata serve yet')
   const c = await getContainer(ctx.store, inst.containerId)
   if (!c.running) throw new ApiError(409, `Container ${c.id} is not running`)
   inst.started = true
   inst.running = true
+  if (inst.tty) return execTerminalStart(ctx, inst, c, body.Detach === true)
   let child: ChildProcess | undefined
   let spawned: (ch: ChildProcess | undefined) => void = () => {}
   // execContainer spawns after awaits of its own: the output is pumped once the child exists (or the exec failed first).
@@ -194,6 +197,7 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
     workingDir: inst.workingDir,
     user: inst.user,
     stdio: 'pipe',
+    interactive: inst.attachStdin && body.Detach !== true,
     onSpawn: (ch) => {
       child = ch
       inst.pid = ch.pid ?? 0
@@ -220,9 +224,13 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
     return writeEmpty(ctx.res, 204)
   }
   const { input, output } = ctx.hijack()
-  input.on('data', () => {})
   input.on('error', () => {})
   child = await childReady
+  if (inst.attachStdin && child?.stdin !== null && child?.stdin !== undefined) {
+    // docker exec -i: the client's input is the process's stdin; its end (the client's CloseWrite) closes it.
+    child.stdin.on('error', () => {})
+    input.pipe(child.stdin)
+  } else input.on('data', () => {})
   if (child !== undefined) {
     const pump = (stream: 'stdout' | 'stderr', from: NodeJS.ReadableStream | null, wanted: boolean): Promise<void> =>
       new Promise((resolve) => {
@@ -239,6 +247,69 @@ export async function execStartHandler(ctx: RequestContext): Promise<void> {
   output.end()
 }
 
+/**
+ * An exec with a terminal: the process on a pty of this server's
+ * (src/container execTerminal), the hijacked connection carrying raw
+ * bytes both ways; ends once the process exited and its output is sent.
+ */
+async function execTerminalStart(ctx: RequestContext, inst: ExecInstance, c: Container, detach: boolean): Promise<void> {
+  let term: Awaited<ReturnType<typeof execTerminal>>
+  try {
+    term = await execTerminal(ctx.store, c.id, { cmd: inst.cmd, env: inst.env, workingDir: inst.workingDir, user: inst.user })
+  } catch (err) {
+    inst.running = false
+    inst.exitCode = 126
+    throw err
+  }
+  inst.pid = term.pid
+  execResizers.set(inst.id, term.resize)
+  const finish = term.exit.then(
+    async (code) => {
+      inst.running = false
+      inst.exitCode = code
+      execResizers.delete(inst.id)
+      await event(ctx, 'exec_die', c, { execID: inst.id, exitCode: String(code) })
+    },
+    (err: unknown) => {
+      inst.running = false
+      inst.exitCode = 126
+      execResizers.delete(inst.id)
+      ctx.log(`exec ${inst.id}: ${(err as Error).message}`)
+    },
+  )
+  await event(ctx, `exec_start: ${inst.cmd.join(' ')}`, c, { execID: inst.id })
+  const ended = new Promise<void>((resolve) => {
+    term.terminal.on('end', resolve)
+    term.terminal.on('close', resolve)
+    term.terminal.on('error', () => resolve())
+  })
+  if (detach) {
+    term.terminal.resume()
+    return writeEmpty(ctx.res, 204)
+  }
+  const { input, output } = ctx.hijack()
+  input.on('error', () => {})
+  output.on('error', () => {})
+  if (inst.attachStdin) input.on('data', (b: Buffer) => void (term.terminal.destroyed ? undefined : term.terminal.write(b)))
+  else input.on('data', () => {})
+  term.terminal.on('data', (b: Buffer) => {
+    if (inst.attachStdout && !output.destroyed) output.write(b)
+  })
+  await Promise.all([finish, ended])
+  term.terminal.destroy()
+  output.end()
+}
+
+/** POST /exec/{id}/resize?h=&w= : the terminal of a running exec (nothing for one without). */
+export async function execResizeHandler(ctx: RequestContext): Promise<void> {
+  const inst = findExec(ctx.params.id!)
+  const rows = intParam(ctx.query, 'h', 0)!
+  const cols = intParam(ctx.query, 'w', 0)!
+  if (rows < 0 || cols < 0 || rows > 0xffff || cols > 0xffff) throw new ApiError(400, `invalid terminal size ${rows}x${cols}`)
+  execResizers.get(inst.id)?.(rows, cols)
+  writeEmpty(ctx.res, 200)
+}
+
 /** GET /exec/{id}/json */
 export async function execInspectHandler(ctx: RequestContext): Promise<void> {
   const inst = findExec(ctx.params.id!)
@@ -249,7 +320,7 @@ export async function execInspectHandler(ctx: RequestContext): Promise<void> {
     ExitCode: inst.exitCode,
     ID: inst.id,
     OpenStderr: inst.attachStderr,
-    OpenStdin: false,
+    OpenStdin: inst.attachStdin,
     OpenStdout: inst.attachStdout,
     ProcessConfig: { arguments: inst.cmd.slice(1), entrypoint: inst.cmd[0] ?? '', privileged: false, tty: inst.tty, ...(inst.user === '' ? {} : { user: inst.user }) },
     Running: inst.running,

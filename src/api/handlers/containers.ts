@@ -24,6 +24,7 @@ import { ApiError, notImplemented } from '../errors.js'
 import { boolParam, intParam, parseFilters, readJsonBody, readJsonObject, type Filters } from '../request.js'
 import { writeEmpty, writeJson } from '../response.js'
 import type { RequestContext } from '../types.js'
+import { noteConsoleSize } from './tty.js'
 import { strataVersion } from '../server-version.js'
 
 /** Whether a JSON value is what a client sends for "not set". */
@@ -88,9 +89,7 @@ export function createOptions(body: Record<string, unknown>, name: string | null
   const image = stringField(body.Image, 'Image')
   if (image === undefined) throw new ApiError(400, 'Config cannot be empty in order to create a container')
   for (const [key, value] of Object.entries(body)) {
-    if (key === 'Tty' || key === 'OpenStdin' || key === 'StdinOnce') {
-      if (value === true) throw notImplemented(`${key} (interactive containers) in strata serve yet`)
-    } else if (CONFIG_REFUSED.has(key) && !isUnset(value)) {
+    if (CONFIG_REFUSED.has(key) && !isUnset(value)) {
       throw notImplemented(`the container setting ${key}`)
     }
   }
@@ -129,13 +128,18 @@ export function createOptions(body: Record<string, unknown>, name: string | null
   // docker run -d attaches nothing; the record says so as dockerd's does (Config.Attach*).
   if (body.AttachStdout === false && body.AttachStderr === false && body.AttachStdin !== true) opts.detached = true
   if (host.AutoRemove === true) opts.autoRemove = true
+  // docker run -i / -t: stdin kept open, a terminal (StdinOnce follows from the attach, as the CLI sets it).
+  if (body.OpenStdin === true) opts.interactive = true
+  if (body.Tty === true) opts.tty = true
   return { image, opts }
 }
 
 /** POST /containers/create?name= : 201 {"Id","Warnings"}. */
 export async function createContainerHandler(ctx: RequestContext): Promise<void> {
-  const { image, opts } = createOptions(await readJsonObject(ctx), ctx.query.get('name'))
+  const body = await readJsonObject(ctx)
+  const { image, opts } = createOptions(body, ctx.query.get('name'))
   const c = await createContainer(ctx.store, image, opts)
+  noteConsoleSize(c.id, body)
   await ctx.events.append(containerEvent('create', c.id, image, c.name))
   writeJson(ctx.res, 201, { Id: c.id, Warnings: [] })
 }

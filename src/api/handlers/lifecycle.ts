@@ -23,6 +23,7 @@ import { ApiError, messageOf, statusOf } from '../errors.js'
 import { boolParam, intParam } from '../request.js'
 import { stdcopyFrame, writeEmpty } from '../response.js'
 import type { RequestContext } from '../types.js'
+import { consoleSizes, pendingAttaches } from './tty.js'
 
 /** Aborted when the client closes the connection before the answer. */
 function clientGone(ctx: RequestContext): AbortSignal {
@@ -45,7 +46,11 @@ function stopTimeout(ctx: RequestContext): number | undefined {
 
 /** POST /containers/{id}/start: 204, 304 when it runs already. */
 export async function startContainerHandler(ctx: RequestContext): Promise<void> {
-  const r = await startContainer(ctx.store, ctx.params.id!)
+  // docker run -it attached first: the monitor holds the terminal's output for that attach (tty.ts).
+  const c = await getContainer(ctx.store, ctx.params.id!)
+  const size = consoleSizes.get(c.id)
+  consoleSizes.delete(c.id)
+  const r = await startContainer(ctx.store, c.id, { ...(pendingAttaches.has(c.id) ? { attachFirst: true } : {}), ...(size === undefined ? {} : { consoleSize: size }) })
   if (r.alreadyRunning) return writeEmpty(ctx.res, 304)
   await event(ctx, 'start', r.id)
   writeEmpty(ctx.res, 204)

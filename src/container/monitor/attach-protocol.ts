@@ -10,7 +10,8 @@
  *   has exited and its output is drained; a client that wants the exit
  *   code then waits for the container (process.ts waitContainer).
  * - client → monitor: frames of [type u8][length u32 big-endian][payload]:
- *   STDIN (bytes for the terminal, only passed on with Config.OpenStdin)
+ *   ATTACH (empty: send me the output; until then a connection gets none,
+ *   so a resize-only connection never takes the first client's output), STDIN (bytes for the terminal, only passed on with Config.OpenStdin)
  *   and RESIZE (rows u16, cols u16: TIOCSWINSZ on the master, the
  *   process gets SIGWINCH).
  * - A client leaves by closing its end (a detach, or it died): the
@@ -18,6 +19,8 @@
  */
 export const FRAME_STDIN = 1
 export const FRAME_RESIZE = 2
+/** The client wants the output (an attach; a connection that only resizes never sends it). */
+export const FRAME_ATTACH = 3
 
 /** A frame longer than this is a broken client: it is cut off. */
 export const MAX_FRAME = 1 << 20

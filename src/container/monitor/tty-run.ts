@@ -25,7 +25,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { ReadStream } from 'node:tty'
 import type { ContainerRecord } from '../../containerdb/index.js'
 import { acceptNow, becomeSubreaper, closeFd, receiveFdNow, reapNow, setWindowSize } from '../../sys/index.js'
-import { FRAME_RESIZE, FRAME_STDIN, FrameDecoder } from './attach-protocol.js'
+import { FRAME_ATTACH, FRAME_RESIZE, FRAME_STDIN, FrameDecoder } from './attach-protocol.js'
 import type { JsonLogWriter } from './json-log.js'
 import { attachSocketPath, bundleDir, consoleSocketPath, pidFilePath, runDir } from './paths.js'
 import { runcQuiet, startFailure, type RunOutcome } from './runc.js'
@@ -51,7 +51,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** The attach socket: clients in, output out. */
 class AttachServer {
   readonly #server: Server
+  /** Connections that asked for the output. */
   readonly #clients = new Set<Socket>()
+  readonly #all = new Set<Socket>()
   #early: Buffer[] | undefined
   #earlySize = 0
   #master: ReadStream | undefined
@@ -95,14 +97,10 @@ class AttachServer {
   }
 
   #accept(socket: Socket): void {
-    this.#clients.add(socket)
-    this.#firstCame()
     socket.on('error', () => {})
     socket.on('close', () => this.#clients.delete(socket))
-    if (this.#early !== undefined) {
-      for (const b of this.#early) socket.write(b)
-      this.#early = undefined
-    }
+    this.#all.add(socket)
+    socket.on('close', () => this.#all.delete(socket))
     const frames = new FrameDecoder()
     socket.on('data', (chunk: Buffer) => {
       let got
@@ -113,7 +111,14 @@ class AttachServer {
         return
       }
       for (const f of got) {
-        if (f.type === FRAME_STDIN && this.#openStdin) this.#master?.write(f.payload)
+        if (f.type === FRAME_ATTACH && !this.#clients.has(socket)) {
+          this.#clients.add(socket)
+          if (this.#early !== undefined) {
+            for (const b of this.#early) socket.write(b)
+            this.#early = undefined
+          }
+          this.#firstCame()
+        } else if (f.type === FRAME_STDIN && this.#openStdin) this.#master?.write(f.payload)
         else if (f.type === FRAME_RESIZE && f.payload.length >= 4 && this.#masterFd >= 0 && this.#master?.destroyed === false) {
           try {
             setWindowSize(this.#masterFd, f.payload.readUInt16BE(0), f.payload.readUInt16BE(2))
@@ -127,7 +132,7 @@ class AttachServer {
 
   /** Ends every client's connection and stops listening. */
   async close(): Promise<void> {
-    for (const c of this.#clients) c.end()
+    for (const c of this.#all) c.end()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
 }

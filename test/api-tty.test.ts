@@ -1,0 +1,86 @@
+/**
+ * Terminals through `strata serve` with the real docker CLIs on a real
+ * pseudo-terminal (helpers/pty.ts), as users type them: `docker run -it`
+ * (attach before start: the hijacked connection carries raw bytes both
+ * ways, the monitor holds the first prompt for it), the window size and
+ * its changes (POST /containers/{id}/resize), Ctrl-P Ctrl-Q (detached,
+ * exit 0, the container Up), `docker attach` to the same shell and its
+ * exit code, `docker logs`, `docker exec -it` (a pty of the server's,
+ * POST /exec/{id}/resize), `docker exec -d` and `exec -i`; docker 20.10
+ * and 28.
+ */
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { DOCKER_20, DOCKER_28, importBusybox, startStrataServe } from './helpers/api-server.js'
+import { testDataRoot } from './helpers/archive-fixtures.js'
+import { requireRoot, requireTool } from './helpers/peers.js'
+import { onPty } from './helpers/pty.js'
+
+test('docker run -it, resize, Ctrl-P Ctrl-Q, attach, exec -it/-d/-i through strata serve (docker 20.10 and 28)', async (t) => {
+  if (!requireRoot(t) || !requireTool(t, 'runc', 'busybox', 'python3', DOCKER_20, DOCKER_28)) return
+  const root = testDataRoot(t, 'strata-test-api-tty-')
+  await importBusybox(t, root)
+  const serve = await startStrataServe(t, { root })
+  const env = serve.clientEnv()
+  const docker = async (...args: string[]): Promise<string> => (await serve.docker(DOCKER_20, args)).stdout.toString()
+  t.after(async () => {
+    await serve.docker(DOCKER_20, ['rm', '-f', 'a1', 'bg']).catch(() => {})
+  })
+
+  const run = onPty([DOCKER_20, 'run', '-it', '--name', 'a1', 'busybox', 'sh'], { rows: 30, cols: 100, env })
+  t.after(() => run.kill())
+  await run.waitFor(/\/ # /)
+  run.type('echo mark$((6*7)); tty; stty size\r')
+  await run.waitFor(/mark42\r\n\/dev\/pts\/[0-9]+\r\n30 100\r\n\/ # /)
+  let from = run.output().length
+  run.resize(40, 120)
+  // The CLI passes the new size on (POST resize) when it gets SIGWINCH: asked until the shell sees it.
+  for (let i = 0; !/40 120\r\n/.test(run.output().slice(from)); i++) {
+    assert.ok(i < 100, `the new size never reached the container: ${JSON.stringify(run.output().slice(from))}`)
+    run.type('stty size\r')
+    await run.waitFor(/[0-9]+ [0-9]+\r\n\/ # /, run.output().length)
+  }
+  from = run.output().length
+  run.type('\x10\x11')
+  assert.equal(await run.exit, 0, run.output())
+  assert.match(await docker('ps', '--format', '{{.Names}} {{.Status}}'), /^a1 Up /)
+  assert.equal(await docker('inspect', '-f', '{{.Config.Tty}} {{.Config.OpenStdin}} {{.Config.StdinOnce}}', 'a1'), 'true true true\n')
+
+  const attach = onPty([DOCKER_28, 'attach', 'a1'], { rows: 30, cols: 100, env })
+  t.after(() => attach.kill())
+  attach.type('echo back$((1+1))\r')
+  await attach.waitFor(/back2\r\n/)
+  attach.type('exit 3\r')
+  assert.equal(await attach.exit, 3, attach.output())
+  assert.match(await docker('ps', '-a', '--format', '{{.Names}} {{.Status}}'), /^a1 Exited \(3\) /)
+  const logs = await docker('logs', 'a1')
+  for (const seen of ['mark42\r\n', '30 100\r\n', 'back2\r\n']) assert.ok(logs.includes(seen), `logs have ${JSON.stringify(seen)}: ${JSON.stringify(logs)}`)
+
+  await docker('run', '-d', '--name', 'bg', 'busybox', 'sleep', '600')
+  const exec = onPty([DOCKER_20, 'exec', '-it', 'bg', 'sh'], { rows: 33, cols: 101, env })
+  t.after(() => exec.kill())
+  await exec.waitFor(/\/ # /)
+  exec.type('tty; stty size\r')
+  await exec.waitFor(/\/dev\/pts\/[0-9]+\r\n33 101\r\n/)
+  from = exec.output().length
+  exec.resize(20, 70)
+  for (let i = 0; !/20 70\r\n/.test(exec.output().slice(from)); i++) {
+    assert.ok(i < 100, `the new size never reached the exec: ${JSON.stringify(exec.output().slice(from))}`)
+    exec.type('stty size\r')
+    await exec.waitFor(/[0-9]+ [0-9]+\r\n\/ # /, exec.output().length)
+  }
+  exec.type('exit 4\r')
+  assert.equal(await exec.exit, 4, exec.output())
+
+  assert.equal(await docker('exec', '-d', 'bg', 'sh', '-c', 'echo made > /made'), '')
+  for (let i = 0; (await serve.docker(DOCKER_20, ['exec', 'bg', 'cat', '/made']).catch(() => ({ stdout: Buffer.alloc(0) }))).stdout.toString() !== 'made\n'; i++) {
+    assert.ok(i < 200, 'exec -d never wrote its file')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  assert.equal((await serve.docker(DOCKER_28, ['exec', '-i', 'bg', 'tr', 'a-z', 'A-Z'], Buffer.from('piped in\n'))).stdout.toString(), 'PIPED IN\n')
+
+  const again = onPty([DOCKER_28, 'run', '-it', '--rm', 'busybox', 'sh', '-c', 'stty size; exit 6'], { rows: 25, cols: 90, env })
+  t.after(() => again.kill())
+  assert.equal(await again.exit, 6, again.output())
+  assert.match(again.output(), /25 90\r\n/)
+})
