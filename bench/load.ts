@@ -30,6 +30,10 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
     const dockerd = await startDockerd(benchContext(cleanups, log), { storageDriver: 'overlay2', dataRoot: join(work, 'dockerd') })
     const strataRoot = join(work, 'strata')
     const strata = (...args: string[]): Promise<unknown> => run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', ...args])
+    // STRATA_BENCH_BASELINE=path/to/strata.js: another build of strata (the one before a change) in the same run, on its own root.
+    const baseline = process.env.STRATA_BENCH_BASELINE ?? ''
+    const baselineRoot = join(work, 'strata-baseline')
+    const baselineStrata = (...args: string[]): Promise<unknown> => run(process.execPath, [baseline, '--root', baselineRoot, '-s', 'overlay2', ...args])
     const podmanStorage = privateStorage(join(work, 'podman'))
     cleanups.push(() => podmanStorage.wipe())
     const skopeoStorage = privateStorage(join(work, 'skopeo'))
@@ -47,6 +51,19 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
         run: async () => void (await strata('load', '-q', '-i', image.archive)),
       },
       [
+        ...(baseline === ''
+          ? []
+          : [
+              {
+                name: `strata load, baseline build (${baseline})`,
+                prepare: async () => {
+                  for (const m of mountsAtOrUnder([baselineRoot])) umount2(m, MNT_DETACH)
+                  rmSync(baselineRoot, { recursive: true, force: true })
+                  await sh('sync')
+                },
+                run: async () => void (await baselineStrata('load', '-q', '-i', image.archive)),
+              },
+            ]),
         {
           name: 'docker load (dockerd 20.10, overlay2)',
           prepare: async () => {
@@ -90,12 +107,15 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
     const saveResult = await compare(
       `save that image to a docker-archive file, median of 5`,
       { name: 'strata save', prepare: fresh, run: async () => void (await strata('save', '-o', out, image.tag)) },
-      [{ name: 'docker save (dockerd 20.10)', prepare: fresh, run: async () => void (await dockerd.docker(['save', '-o', out, image.tag])) }],
+      [
+        ...(baseline === '' ? [] : [{ name: `strata save, baseline build (${baseline})`, prepare: fresh, run: async () => void (await baselineStrata('save', '-o', out, image.tag)) }]),
+        { name: 'docker save (dockerd 20.10)', prepare: fresh, run: async () => void (await dockerd.docker(['save', '-o', out, image.tag])) },
+      ],
       5,
     )
     return [loadResult, saveResult]
   } finally {
     for (const fn of cleanups.reverse()) await fn()
-    for (const m of mountsAtOrUnder([join(work, 'strata')])) umount2(m, MNT_DETACH)
+    for (const m of mountsAtOrUnder([join(work, 'strata'), join(work, 'strata-baseline')])) umount2(m, MNT_DETACH)
   }
 }

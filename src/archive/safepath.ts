@@ -105,9 +105,34 @@ export class ScopedResolver {
     const key = components.slice(0, n).join('/')
     const cached = this.#cache.get(key)
     if (cached !== undefined) return cached
-    const resolved = this.#resolve(components.slice(0, n), create, key)
+    const resolved = this.#resolveBelowParent(components, n, create) ?? this.#resolve(components.slice(0, n), create, key)
     this.#cache.set(key, resolved)
     return resolved
+  }
+
+  /**
+   * The directory `components[0..n)` resolved from its parent's resolution
+   * (cached or computed the same way): one lstat for a plain directory
+   * where #resolve walks every component from the root again (a deep tree
+   * of thousands of directories cost an lstat per level per directory).
+   * Undefined when the last component is not a plain directory name that
+   * exists as a directory (or is made, with `create`): #resolve then does
+   * it the long way, with its symlink handling and its errors.
+   */
+  #resolveBelowParent(components: readonly string[], n: number, create: boolean): string | undefined {
+    const part = components[n - 1]!
+    if (n < 2 || part === '' || part === '.' || part === '..') return undefined
+    const parent = this.parentDir(components.slice(0, n), create)
+    const current = `${parent}/${part}`
+    let st: Stats
+    try {
+      st = lstatSync(current)
+    } catch (err) {
+      if (!create || !isErrno(err, 'ENOENT')) return undefined
+      mkdirSync(current, 0o755)
+      return current
+    }
+    return st.isDirectory() ? current : undefined
   }
 
   /** The path of `components` inside the root: resolved parent + final name (not followed). */
