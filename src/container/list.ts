@@ -175,7 +175,8 @@ export async function listContainers(store: Store, opts: ListContainersOptions =
     if (!all && !c.running) continue
     const s = containerSummary(c, now)
     if (ids.length > 0 && !ids.some((v) => c.id.startsWith(v))) continue
-    if (names.length > 0 && !names.some((re) => re.test(`/${c.name}`))) continue
+    // dockerd 20.10 tries the name with and without its slash, so ^web$ matches.
+    if (names.length > 0 && !names.some((re) => re.test(`/${c.name}`) || re.test(c.name))) continue
     if (statuses.length > 0 && !statuses.includes(s.State)) continue
     if (exitCodes.length > 0 && !(s.State === 'exited' && exitCodes.includes(c.record.State.ExitCode))) continue
     if (filters.has('ancestor')) {
