@@ -81,6 +81,10 @@ export function httpUnix(socket: string, method: string, path: string, opts: { b
 }
 
 export async function startStrataServe(t: TestContext, opts: ServeOptions = {}): Promise<StrataServe> {
+  // Hooks run oldest first: the server must be stopped before its data root is unmounted and removed (a server still
+  // putting a container's mount away raced the removal: umount2 EINVAL in api-archive's teardown).
+  let stopFirst: (() => Promise<number | null>) | undefined
+  t.after(() => stopFirst?.())
   const root = opts.root ?? testDataRoot(t, 'strata-test-api-')
   const dir = shortTempDir(t, 'strata-api-')
   const socket = join(dir, 'strata.sock')
@@ -104,7 +108,7 @@ export async function startStrataServe(t: TestContext, opts: ServeOptions = {}):
     })()
     return stopping
   }
-  t.after(stop)
+  stopFirst = stop
   const deadline = Date.now() + 30_000
   for (;;) {
     if (exitCode !== undefined) throw new Error(`strata serve exited (${exitCode}) before answering: ${output}`)
