@@ -6,7 +6,7 @@
  * its changes (POST /containers/{id}/resize), Ctrl-P Ctrl-Q (detached,
  * exit 0, the container Up), `docker attach` to the same shell and its
  * exit code, `docker logs`, `docker exec -it` (a pty of the server's,
- * POST /exec/{id}/resize), `docker exec -d` and `exec -i`; docker 20.10
+ * POST /exec/{id}/resize), `docker exec -d`, `exec -i` and `run -i` (no terminal); docker 20.10
  * and 28; a client killed mid-session (the container runs on, the server
  * keeps no descriptor); and the same session side by side with dockerd
  * 20.10 (every outcome equal).
@@ -106,6 +106,8 @@ test('docker run -it, resize, Ctrl-P Ctrl-Q, attach, exec -it/-d/-i through stra
     await new Promise((r) => setTimeout(r, 20))
   }
   assert.equal((await serve.docker(DOCKER_28, ['exec', '-i', 'bg', 'tr', 'a-z', 'A-Z'], Buffer.from('piped in\n'))).stdout.toString(), 'PIPED IN\n')
+  // run -i without a terminal: stdin over the hijacked connection into the monitor's fifo, closed at its end (StdinOnce).
+  assert.equal((await serve.docker(DOCKER_20, ['run', '-i', '--rm', 'busybox', 'sh', '-c', 'tr a-z A-Z; echo end'], Buffer.from('run piped\n'))).stdout.toString(), 'RUN PIPED\nend\n')
 
   const again = onPty([DOCKER_28, 'run', '-it', '--rm', 'busybox', 'sh', '-c', 'stty size; exit 6'], { rows: 25, cols: 90, env })
   t.after(() => again.kill())

@@ -6,7 +6,7 @@
  * its monitor reads (monitor/paths.ts); returns once the container
  * stopped and all its output was passed on, with its exit code.
  */
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, existsSync } from 'node:fs'
 import type { Readable, Writable } from 'node:stream'
 import type { Store } from '../store/index.js'
 import { readLogs } from './logs.js'
@@ -28,6 +28,24 @@ function writeTo(out: Writable, text: string): Promise<void> {
     if (out.write(text)) resolve()
     else out.once('drain', resolve)
   })
+}
+
+/**
+ * Feeds `input` into the stdin of container `id` (created with OpenStdin)
+ * through the fifo its monitor reads; waits for the fifo when the
+ * container is about to start (docker run -i attaches first). With
+ * StdinOnce the container's stdin closes when `input` ends. `signal`
+ * gives up waiting.
+ */
+export async function feedContainerStdin(store: Store, id: string, input: Readable, signal?: AbortSignal): Promise<void> {
+  const fifo = stdinFifoPath(store.root, id)
+  while (!existsSync(fifo)) {
+    if (signal?.aborted === true) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  const out = createWriteStream(fifo)
+  out.on('error', () => {})
+  input.pipe(out)
 }
 
 export async function attachContainer(store: Store, id: string, opts: AttachOptions): Promise<WaitResult> {

@@ -29,7 +29,7 @@ export {
   type WaitResult,
 } from './process.js'
 export { execContainer, execTerminal, parsePsOutput, topContainer, type ExecOptions, type ExecTerminal, type TopResult } from './exec.js'
-export { attachContainer, type AttachOptions } from './attach.js'
+export { attachContainer, feedContainerStdin, type AttachOptions } from './attach.js'
 export { attachTty, resizeContainerTty, parseDetachKeys, DetachKeyScanner, DEFAULT_DETACH_KEYS, type TtyAttachOptions, type TtyAttachment } from './tty-attach.js'
 export { fixedNanoTime, logSize, parseLogLine, parseLogTime, readLogs, type LogEntry, type ReadLogsOptions } from './logs.js'
 export { parseRestartPolicy, type RestartPolicy } from './monitor/restart.js'

@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream'
 import {
   execContainer,
   execTerminal,
+  feedContainerStdin,
   getContainer,
   logSize,
   readLogs,
@@ -64,7 +65,7 @@ export async function attachHandler(ctx: RequestContext): Promise<void> {
   const logs = boolParam(ctx.query, 'logs')
   const wantOut = boolParam(ctx.query, 'stdout')
   const wantErr = boolParam(ctx.query, 'stderr')
-  if (boolParam(ctx.query, 'stdin') && c.record.Config.OpenStdin === true) throw new ApiError(501, 'attaching stdin in strata serve yet')
+  const wantStdin = boolParam(ctx.query, 'stdin') && c.record.Config.OpenStdin === true
   const ac = new AbortController()
   const fromOffset = logs ? 0 : await logSize(ctx.store, c.id)
   let opened!: () => void
@@ -82,8 +83,10 @@ export async function attachHandler(ctx: RequestContext): Promise<void> {
   // Errors before the log is open (no such container) are still an HTTP status.
   await Promise.race([isOpen, first])
   const { input, output } = ctx.hijack()
-  input.on('data', () => {})
   input.on('error', () => {})
+  // docker run -i: the client's input is the container's stdin (through its monitor's fifo); its CloseWrite ends it.
+  if (wantStdin) void feedContainerStdin(ctx.store, c.id, input, ac.signal)
+  else input.on('data', () => {})
   output.on('close', () => ac.abort(new Error('the client went away')))
   output.on('error', () => ac.abort(new Error('the client went away')))
   try {
