@@ -93,9 +93,12 @@ export async function attachTtyHandler(ctx: RequestContext, c: Container): Promi
       ctx.log(`attach ${c.id}: ${(err as Error).message}`)
       return
     }
-    // The client leaving (its connection closed) is a detach: the container runs on.
+    // The client leaving (its connection closed) is a detach: the container runs on. The server's
+    // connections are half-open ones, so a killed client is only an end of its input: with stdin
+    // attached (a terminal, which never ends by itself) that end is taken for the client's going.
     const leave = (): void => session.close()
     output.on('close', leave)
+    if (wantStdin) input.once('end', leave)
     if (closed) session.close()
     await session.done
     output.off('close', leave)
