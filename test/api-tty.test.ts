@@ -13,13 +13,27 @@
  */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { test } from 'node:test'
 import { DOCKER_20, DOCKER_28, busyboxRootfsTar, importBusybox, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
-import { testDataRoot } from './helpers/archive-fixtures.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { onPty } from './helpers/pty.js'
+
+/**
+ * Every container of `root` that runc still runs is killed and its
+ * monitor waited for (it unmounts the layer and removes its files), so
+ * nothing outlives the test, whatever it stopped at.
+ */
+async function reapContainers(root: string): Promise<void> {
+  if (root === '' || !existsSync(join(root, 'containers'))) return
+  for (const id of readdirSync(join(root, 'containers'))) {
+    if (!/^[0-9a-f]{64}$/.test(id)) continue
+    spawnSync('runc', ['delete', '--force', id], { stdio: 'ignore' })
+    for (let i = 0; i < 500 && existsSync(join(root, 'containers', id, 'strata-monitor.json')); i++) await new Promise((r) => setTimeout(r, 10))
+  }
+}
 
 /** The children of `pid` (the program a pty driver runs). */
 function childrenOf(pid: number): number[] {
@@ -32,14 +46,14 @@ function childrenOf(pid: number): number[] {
 
 test('docker run -it, resize, Ctrl-P Ctrl-Q, attach, exec -it/-d/-i through strata serve (docker 20.10 and 28)', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'runc', 'busybox', 'python3', DOCKER_20, DOCKER_28)) return
-  const root = testDataRoot(t, 'strata-test-api-tty-')
+  // Hooks run oldest first: the containers go before the server stops and before the data root is removed.
+  let root = ''
+  t.after(() => reapContainers(root))
+  const serve = await startStrataServe(t)
+  root = serve.root
   await importBusybox(t, root)
-  const serve = await startStrataServe(t, { root })
   const env = serve.clientEnv()
   const docker = async (...args: string[]): Promise<string> => (await serve.docker(DOCKER_20, args)).stdout.toString()
-  t.after(async () => {
-    await serve.docker(DOCKER_20, ['rm', '-f', 'a1', 'bg']).catch(() => {})
-  })
 
   const run = onPty([DOCKER_20, 'run', '-it', '--name', 'a1', 'busybox', 'sh'], { rows: 30, cols: 100, env })
   t.after(() => run.kill())
@@ -115,6 +129,8 @@ test('docker run -it, resize, Ctrl-P Ctrl-Q, attach, exec -it/-d/-i through stra
   t.after(() => again.kill())
   assert.equal(await again.exit, 6, again.output())
   assert.match(again.output(), /25 90\r\n/)
+  await docker('rm', '-f', 'a1', 'bg')
+  assert.equal(await docker('ps', '-aq'), '')
 })
 
 /** What a user sees of one terminal session script, with the parts that differ by nature (IDs, times) left out. */
@@ -187,9 +203,11 @@ async function transcript(t: import('node:test').TestContext, env: NodeJS.Proces
 
 test('side by side with dockerd 20.10: the same terminal session through docker 20.10 against dockerd and strata serve', async (t) => {
   if (!requireRoot(t) || !requireTool(t, 'runc', 'busybox', 'python3', DOCKER_20) || !requireDockerd(t)) return
-  const root = testDataRoot(t, 'strata-test-api-tty-side-')
+  let root = ''
+  t.after(() => reapContainers(root))
+  const serve = await startStrataServe(t)
+  root = serve.root
   await importBusybox(t, root)
-  const serve = await startStrataServe(t, { root })
   const dockerd = await startDockerd(t, { storageDriver: 'overlay2' })
   t.after(() => dockerd.stop())
   await dockerd.docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox:latest'], await busyboxRootfsTar(t))
