@@ -8,7 +8,7 @@
  * `mount` is not.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { mkdir, readdir, rename, writeFile } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -20,7 +20,7 @@ import { listDriverLayerIds } from '../src/layer/index.js'
 import { makeBusyboxRootfs } from './helpers/fixtures.js'
 import { run } from './helpers/peers.js'
 import { mountsAtOrUnder } from './helpers/dockerd.js'
-import { canRunLayerTests, layerEnv, type LayerEnv } from './helpers/layer-env.js'
+import { canRunLayerTests, layerEnv, spawnStoreProcess, type LayerEnv } from './helpers/layer-env.js'
 
 const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner']
 const DRIVERS = ['vfs', 'overlay2'] as const
@@ -56,49 +56,6 @@ function setup(t: TestContext, name: string): Promise<Env> {
   return layerEnv(t, name, { cleanupErrors: 'ignore' })
 }
 
-interface Other {
-  child: ChildProcess
-  line: () => Promise<string>
-}
-
-/** Another node process running `body` with `store` and `driver` open on `root`. */
-function otherProcess(root: string, driverName: string, body: string): Other {
-  const layerUrl = new URL('../src/layer/index.js', import.meta.url).href
-  const driverUrl = new URL('../src/graphdriver/index.js', import.meta.url).href
-  const code = `
-    import { LayerStore } from ${JSON.stringify(layerUrl)}
-    import { openDriver } from ${JSON.stringify(driverUrl)}
-    const driver = await openDriver(${JSON.stringify(root)}, ${JSON.stringify(driverName)})
-    const store = await LayerStore.open({ root: ${JSON.stringify(root)}, driver })
-    ${body}
-  `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let buffered = ''
-  let stderr = ''
-  const lines: string[] = []
-  const waiters: Array<(l: string) => void> = []
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
-  child.stdout!.on('data', (c: Buffer) => {
-    buffered += c.toString()
-    let i: number
-    while ((i = buffered.indexOf('\n')) >= 0) {
-      const l = buffered.slice(0, i)
-      buffered = buffered.slice(i + 1)
-      const w = waiters.shift()
-      if (w) w(l)
-      else lines.push(l)
-    }
-  })
-  const line = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const l = lines.shift()
-      if (l !== undefined) return resolve(l)
-      waiters.push(resolve)
-      child.once('exit', (code, sig) => reject(new Error(`other process exited (${code ?? sig}): ${stderr}`)))
-    })
-  return { child, line }
-}
-
 async function kill(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const gone = new Promise<void>((r) => child.once('exit', () => r()))
@@ -114,7 +71,7 @@ for (const driverName of DRIVERS) {
       const store = await env.open()
       const driverBefore = await listDriverLayerIds(env.driver)
       // The source gives half the tar, then stalls: the process is mid-apply when killed.
-      const other = otherProcess(
+      const other = spawnStoreProcess(
         env.root,
         driverName,
         `const { Readable } = await import('node:stream')
@@ -215,7 +172,7 @@ for (const driverName of DRIVERS) {
       await store.mount('c1')
       const c1 = await store.getMount('c1')
 
-      const other = otherProcess(env.root, driverName, `console.log(await driver.get(${JSON.stringify(small.cacheId)})); await new Promise(() => {})`)
+      const other = spawnStoreProcess(env.root, driverName, `console.log(await driver.get(${JSON.stringify(small.cacheId)})); await new Promise(() => {})`)
       env.defer(() => kill(other.child))
       const merged = await other.line()
       assert.ok(mountsAtOrUnder([env.root]).includes(merged))

@@ -8,7 +8,7 @@
  * (after unmounting anything left) however the test ends.
  */
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { chmod, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -24,7 +24,7 @@ import { LayerStore, listDriverLayerIds, type ChainID, type LayerHandle } from '
 import { makeBusyboxRootfs, makeRichTree } from './helpers/fixtures.js'
 import { run } from './helpers/peers.js'
 import { snapshotTree } from './helpers/tree.js'
-import { canRunLayerTests, collect, layerEnv, type LayerEnv } from './helpers/layer-env.js'
+import { canRunLayerTests, collect, layerEnv, spawnStoreProcess, type LayerEnv } from './helpers/layer-env.js'
 
 const TAR_CREATE = ['--format=posix', '--xattrs', '--xattrs-include=*', '--numeric-owner']
 const DRIVERS = ['vfs', 'overlay2'] as const
@@ -115,44 +115,6 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
     assert.equal(err.code, code, err.message)
     return true
   })
-}
-
-/** A node process running `body` (ESM, top-level await) with `store`, `driver`, `LayerStore` and `openDriver` in scope. */
-function spawnStoreProcess(root: string, driverName: string, body: string): { child: ChildProcess; line: () => Promise<string> } {
-  const layerUrl = new URL('../src/layer/index.js', import.meta.url).href
-  const driverUrl = new URL('../src/graphdriver/index.js', import.meta.url).href
-  const code = `
-    import { LayerStore } from ${JSON.stringify(layerUrl)}
-    import { openDriver } from ${JSON.stringify(driverUrl)}
-    const driver = await openDriver(${JSON.stringify(root)}, ${JSON.stringify(driverName)})
-    const store = await LayerStore.open({ root: ${JSON.stringify(root)}, driver })
-    ${body}
-  `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'pipe'] })
-  let buffered = ''
-  let stderr = ''
-  const waiters: Array<(l: string) => void> = []
-  const lines: string[] = []
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
-  child.stdout!.on('data', (c: Buffer) => {
-    buffered += c.toString()
-    let i: number
-    while ((i = buffered.indexOf('\n')) >= 0) {
-      const l = buffered.slice(0, i)
-      buffered = buffered.slice(i + 1)
-      const w = waiters.shift()
-      if (w) w(l)
-      else lines.push(l)
-    }
-  })
-  const line = (): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const l = lines.shift()
-      if (l !== undefined) return resolve(l)
-      waiters.push(resolve)
-      child.once('exit', (code, sig) => reject(new Error(`child exited (${code ?? sig}) before printing a line: ${stderr}`)))
-    })
-  return { child, line }
 }
 
 function exited(child: ChildProcess): Promise<void> {

@@ -15,12 +15,9 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Readable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
-import { readTar } from '../src/archive/tar/index.js'
-import { sha256Of } from '../src/digest/index.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
-import { CHANGE_SCRIPT, CHANGED_OUTPUT, makeDockerdAufsRoot, type ExportEntry } from './helpers/aufs-root.js'
+import { CHANGE_SCRIPT, CHANGED_OUTPUT, exportListing, makeDockerdAufsRoot, type ExportEntry } from './helpers/aufs-root.js'
 import { IMAGE_TAG, threeLayerArchive } from './helpers/docker-image.js'
 import { mountsAtOrUnder, requireDockerd, startDockerd, type Dockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
@@ -35,29 +32,6 @@ async function scratch(t: TestContext): Promise<string> {
     assert.deepEqual(left, [], `mounts left under ${dir}`)
   })
   return dir
-}
-
-/** `docker export`'s tar as a listing (as helpers/aufs-root.ts records it). */
-async function exportListing(tar: Buffer): Promise<Map<string, ExportEntry>> {
-  const out = new Map<string, ExportEntry>()
-  for await (const e of readTar(Readable.from([tar]))) {
-    const chunks: Buffer[] = []
-    for await (const c of e.body()) chunks.push(c)
-    const h = e.header
-    const name = h.name.replace(/^\.\//, '').replace(/\/$/, '')
-    if (name === '' || name === '.') continue
-    out.set(name, {
-      type: h.type,
-      mode: h.mode & 0o7777,
-      uid: h.uid,
-      gid: h.gid,
-      mtimeSec: h.mtime.sec,
-      size: h.type === 'file' ? h.size : 0,
-      ...(h.type === 'file' ? { sha256: sha256Of(Buffer.concat(chunks)) } : {}),
-      ...(h.type === 'symlink' || h.type === 'hardlink' ? { linkname: h.linkname } : {}),
-    })
-  }
-  return out
 }
 
 function listingDifferences(a: Map<string, ExportEntry>, b: Map<string, ExportEntry>): string[] {

@@ -94,7 +94,7 @@ export interface DockerdAufsRoot {
 const randomId = (): string => randomBytes(32).toString('hex')
 
 /** `docker export`'s tar as a map of entries. */
-async function exportListing(tar: Buffer): Promise<Map<string, ExportEntry>> {
+export async function exportListing(tar: Buffer): Promise<Map<string, ExportEntry>> {
   const out = new Map<string, ExportEntry>()
   for await (const e of readTar(Readable.from([tar]))) {
     const chunks: Buffer[] = []

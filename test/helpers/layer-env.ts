@@ -5,6 +5,7 @@
  * reports anything left mounted, and removes the root.
  */
 import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -78,4 +79,48 @@ export async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = []
   for await (const c of stream) chunks.push(c as Buffer)
   return Buffer.concat(chunks)
+}
+
+/** Another node process with a store open on the same root; `line()` resolves with its next line of output. */
+export interface StoreProcess {
+  child: ChildProcess
+  line: () => Promise<string>
+}
+
+/** A node process running `body` (ESM, top-level await) with `store`, `driver`, `LayerStore` and `openDriver` in scope. */
+export function spawnStoreProcess(root: string, driverName: string, body: string): StoreProcess {
+  const layerUrl = new URL('../../src/layer/index.js', import.meta.url).href
+  const driverUrl = new URL('../../src/graphdriver/index.js', import.meta.url).href
+  const code = `
+    import { LayerStore } from ${JSON.stringify(layerUrl)}
+    import { openDriver } from ${JSON.stringify(driverUrl)}
+    const driver = await openDriver(${JSON.stringify(root)}, ${JSON.stringify(driverName)})
+    const store = await LayerStore.open({ root: ${JSON.stringify(root)}, driver })
+    ${body}
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let buffered = ''
+  let stderr = ''
+  const waiters: Array<(l: string) => void> = []
+  const lines: string[] = []
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()))
+  child.stdout!.on('data', (c: Buffer) => {
+    buffered += c.toString()
+    let i: number
+    while ((i = buffered.indexOf('\n')) >= 0) {
+      const l = buffered.slice(0, i)
+      buffered = buffered.slice(i + 1)
+      const w = waiters.shift()
+      if (w) w(l)
+      else lines.push(l)
+    }
+  })
+  const line = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const l = lines.shift()
+      if (l !== undefined) return resolve(l)
+      waiters.push(resolve)
+      child.once('exit', (code, sig) => reject(new Error(`child exited (${code ?? sig}) before printing a line: ${stderr}`)))
+    })
+  return { child, line }
 }
