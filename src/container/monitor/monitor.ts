@@ -109,7 +109,9 @@ class ContainerMonitor {
     // dockerd logs die for every exit, before an AutoRemove's destroy; an API wait for "removed" reads the exit code here when the record went first.
     const journal = new EventJournal(this.#root)
     const image = first.Config.Image ?? first.Image
-    const name = first.Name.replace(/^\//, '')
+    // The name as it is now: a rename while the container ran shows in its die event, as in dockerd's.
+    const current = this.#recordGone ? first : await readRecord(this.#root, this.#id).catch(() => first)
+    const name = current.Name.replace(/^\//, '')
     if (outcome.started) await journal.append(containerEvent('die', this.#id, image, name, { exitCode: String(outcome.exitCode) }))
     if (hostConfig.AutoRemove === true && !this.#recordGone && store !== undefined) {
       const { removeContainer } = await import('../lifecycle.js')
