@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DOCKER_20, DOCKER_28, importBusybox, startStrataServe, type StrataServe } from './helpers/api-server.js'
+import { DOCKER_20, DOCKER_28, importBusybox, dockerOn, removeAllContainersAfter, startStrataServe, type StrataServe } from './helpers/api-server.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { strata } from './helpers/strata-cli.js'
 
@@ -26,27 +26,6 @@ function canRun(t: TestContext, bin = DOCKER_20): boolean {
     return false
   }
   return true
-}
-
-/** A docker command's exit code and output, whatever the code. */
-function docker(s: StrataServe, args: string[], bin = DOCKER_20): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env: s.clientEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-/** Every container of the data root removed by the strata CLI (rm -f kills a running one): no process outlives the test. */
-function removeAllAfter(t: TestContext, root: string): void {
-  t.after(async () => {
-    const ids = (await strata(['ps', '-aq', '--no-trunc'], { root })).text.split('\n').filter((l) => l !== '')
-    for (const id of ids) await strata(['rm', '-f', id], { root })
-  })
 }
 
 function watchEvents(t: TestContext, s: StrataServe): () => string[] {
@@ -62,12 +41,12 @@ function watchEvents(t: TestContext, s: StrataServe): () => string[] {
 test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait, start, restart, kill, rm', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllAfter(t, s.root)
+  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   const events = watchEvents(t, s)
   await sleep(500)
   const ok = async (args: string[]): Promise<string> => {
-    const r = await docker(s, args)
+    const r = await dockerOn(s, args)
     assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`)
     return r.stdout
   }
@@ -80,7 +59,7 @@ test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait
   // logs: the two streams apart (stdcopy), --tail, -t; the strata CLI reads the same log.
   let logs = { code: 0 as number | null, stdout: '', stderr: '' }
   for (let i = 0; i < 100 && (logs.stdout === '' || logs.stderr === ''); i++) {
-    logs = await docker(s, ['logs', 'c1'])
+    logs = await dockerOn(s, ['logs', 'c1'])
     if (logs.stdout === '' || logs.stderr === '') await sleep(100)
   }
   assert.equal(logs.code, 0)
@@ -90,20 +69,20 @@ test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait
   // logged last is a race (dockerd's too): --tail 1 must give the log file's last entry.
   const logLines = (await readFile(join(s.root, 'containers', id, `${id}-json.log`), 'utf8')).trimEnd().split('\n')
   const lastLogged = (JSON.parse(logLines[logLines.length - 1]!) as { log: string }).log
-  const tail = await docker(s, ['logs', '--tail', '1', 'c1'])
+  const tail = await dockerOn(s, ['logs', '--tail', '1', 'c1'])
   assert.equal(tail.stdout + tail.stderr, lastLogged)
   assert.match(await ok(['logs', '-t', 'c1']), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z hi\n$/)
   assert.equal((await strata(['logs', 'c1'], { root: s.root })).text, 'hi\n')
 
   // exec and top, in the running container.
   assert.equal((await ok(['exec', 'c1', 'cat', '/etc/hostname'])).trim(), id.slice(0, 12))
-  const execFail = await docker(s, ['exec', 'c1', 'sh', '-c', 'echo to-err >&2; exit 5'])
+  const execFail = await dockerOn(s, ['exec', 'c1', 'sh', '-c', 'echo to-err >&2; exit 5'])
   assert.equal(execFail.code, 5)
   assert.equal(execFail.stderr, 'to-err\n')
   assert.match(await ok(['top', 'c1']), /sleep 100/)
 
   // logs -f ends when the container stops; stop (sleep as PID 1 ignores SIGTERM: killed after -t 1), wait gives its status.
-  const follow = docker(s, ['logs', '-f', 'c1'])
+  const follow = dockerOn(s, ['logs', '-f', 'c1'])
   assert.equal((await ok(['stop', '-t', '1', 'c1'])).trim(), 'c1')
   const followed = await follow
   assert.equal(followed.code, 0)
@@ -120,7 +99,7 @@ test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait
   assert.equal((await ok(['inspect', '-f', '{{.State.Running}} {{.RestartCount}}', 'c1'])).trim().split(' ')[0], 'true')
   assert.equal((await ok(['kill', '-s', 'KILL', 'c1'])).trim(), 'c1')
   assert.equal((await ok(['wait', 'c1'])).trim(), '137')
-  const notRunning = await docker(s, ['kill', 'c1'])
+  const notRunning = await dockerOn(s, ['kill', 'c1'])
   assert.notEqual(notRunning.code, 0)
   assert.match(notRunning.stderr, /is not running/)
   assert.match(await ok(['logs', 'c1']), /^hi\nhi\nhi\n$/)
@@ -137,36 +116,36 @@ test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait
 test('docker 20.10 through strata serve: attached runs print the output and exit with the container status; --rm leaves nothing', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllAfter(t, s.root)
+  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
 
-  const hello = await docker(s, ['run', '--rm', 'busybox', 'echo', 'hello'])
+  const hello = await dockerOn(s, ['run', '--rm', 'busybox', 'echo', 'hello'])
   assert.equal(hello.code, 0, hello.stderr)
   assert.equal(hello.stdout, 'hello\n')
-  const three = await docker(s, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'])
+  const three = await dockerOn(s, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'])
   assert.equal(three.code, 3, three.stderr)
   assert.equal(three.stdout, 'out\n')
   assert.equal(three.stderr, 'err\n')
   // AutoRemove: the monitor removed both (docker's wait for "removed" returned).
-  assert.equal((await docker(s, ['ps', '-aq'])).stdout.trim(), '')
+  assert.equal((await dockerOn(s, ['ps', '-aq'])).stdout.trim(), '')
 
   // Without --rm: the container stays, exited with its status, and its log holds what was printed.
-  const kept = await docker(s, ['run', '--name', 'kept', 'busybox', 'sh', '-c', 'echo kept; exit 7'])
+  const kept = await dockerOn(s, ['run', '--name', 'kept', 'busybox', 'sh', '-c', 'echo kept; exit 7'])
   assert.equal(kept.code, 7, kept.stderr)
   assert.equal(kept.stdout, 'kept\n')
-  assert.equal((await docker(s, ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'kept'])).stdout.trim(), 'exited 7')
-  assert.equal((await docker(s, ['logs', 'kept'])).stdout, 'kept\n')
+  assert.equal((await dockerOn(s, ['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'kept'])).stdout.trim(), 'exited 7')
+  assert.equal((await dockerOn(s, ['logs', 'kept'])).stdout, 'kept\n')
   // start -a: attached to a second run, from its start on.
-  const again = await docker(s, ['start', '-a', 'kept'])
+  const again = await dockerOn(s, ['start', '-a', 'kept'])
   assert.equal(again.code, 7, again.stderr)
   assert.equal(again.stdout, 'kept\n')
-  const missing = await docker(s, ['run', '--rm', 'busybox', 'no-such-command'])
+  const missing = await dockerOn(s, ['run', '--rm', 'busybox', 'no-such-command'])
   assert.equal(missing.code, 127, missing.stderr)
   assert.match(missing.stderr, /no-such-command/)
   // A start that failed: its monitor removes the --rm container once it has recorded the failure.
   let left = 'x'
   for (let i = 0; i < 200 && left !== 'kept'; i++) {
-    left = (await docker(s, ['ps', '-a', '--format', '{{.Names}}'])).stdout.trim()
+    left = (await dockerOn(s, ['ps', '-a', '--format', '{{.Names}}'])).stdout.trim()
     if (left !== 'kept') await sleep(100)
   }
   assert.equal(left, 'kept')
@@ -175,15 +154,15 @@ test('docker 20.10 through strata serve: attached runs print the output and exit
 test('docker 28 through strata serve: run --rm prints the output and exits with the status; exec', async (t) => {
   if (!canRun(t, DOCKER_28)) return
   const s = await startStrataServe(t)
-  removeAllAfter(t, s.root)
+  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
-  const three = await docker(s, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'], DOCKER_28)
+  const three = await dockerOn(s, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'], DOCKER_28)
   assert.equal(three.code, 3, three.stderr)
   assert.equal(three.stdout, 'out\n')
   assert.equal(three.stderr, 'err\n')
-  const id = (await docker(s, ['run', '-d', '--name', 'c28', 'busybox', 'sleep', '100'], DOCKER_28)).stdout.trim()
-  const hostname = await docker(s, ['exec', 'c28', 'cat', '/etc/hostname'], DOCKER_28)
+  const id = (await dockerOn(s, ['run', '-d', '--name', 'c28', 'busybox', 'sleep', '100'], DOCKER_28)).stdout.trim()
+  const hostname = await dockerOn(s, ['exec', 'c28', 'cat', '/etc/hostname'], DOCKER_28)
   assert.equal(hostname.code, 0, hostname.stderr)
   assert.equal(hostname.stdout.trim(), id.slice(0, 12))
-  assert.equal((await docker(s, ['rm', '-f', 'c28'], DOCKER_28)).code, 0)
+  assert.equal((await dockerOn(s, ['rm', '-f', 'c28'], DOCKER_28)).code, 0)
 })

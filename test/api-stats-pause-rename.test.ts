@@ -9,39 +9,18 @@
  * key; the numbers are checked against the container's cgroup files.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { totalmem } from 'node:os'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DOCKER_20, DOCKER_28, busyboxRootfsTar, httpUnix, importBusybox, startStrataServe, type StrataServe } from './helpers/api-server.js'
+import { DOCKER_20, DOCKER_28, busyboxRootfsTar, httpUnix, importBusybox, dockerOn, removeAllContainersAfter, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { strata } from './helpers/strata-cli.js'
 
 function canRun(t: TestContext): boolean {
   return requireRoot(t) && requireTool(t, 'busybox', 'tar', 'runc', DOCKER_28) && requireDockerd(t)
-}
-
-/** A docker command's exit code and output, whatever the code. */
-function docker(s: StrataServe | { clientEnv(): NodeJS.ProcessEnv }, args: string[], bin = DOCKER_20): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env: s.clientEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-function removeAllAfter(t: TestContext, root: string): void {
-  t.after(async () => {
-    const ids = (await strata(['ps', '-aq', '--no-trunc'], { root })).text.split('\n').filter((l) => l !== '')
-    for (const id of ids) await strata(['rm', '-f', id], { root })
-  })
 }
 
 /** A JSON value's shape: object keys in order with their shapes, an array's first element's, a value's type. */
@@ -104,16 +83,16 @@ function memoryCgroupUsage(pid: number): number | undefined {
 test('docker rename, pause, unpause through strata serve (20.10 and 28), with their events', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllAfter(t, s.root)
+  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   for (const bin of [DOCKER_20, DOCKER_28]) {
     const ok = async (args: string[]): Promise<string> => {
-      const r = await docker(s, args, bin)
+      const r = await dockerOn(s, args, bin)
       assert.equal(r.code, 0, `${bin} ${args.join(' ')}: ${r.stderr}`)
       return r.stdout
     }
     const fails = async (args: string[], message: RegExp): Promise<void> => {
-      const r = await docker(s, args, bin)
+      const r = await dockerOn(s, args, bin)
       assert.notEqual(r.code, 0, `${bin} ${args.join(' ')} should fail`)
       assert.match(r.stderr, message)
     }
@@ -155,7 +134,7 @@ test('docker rename, pause, unpause through strata serve (20.10 and 28), with th
 test('GET /containers/{id}/stats and docker stats --no-stream: dockerd 20.10\'s shapes, the cgroup\'s numbers', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllAfter(t, s.root)
+  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   const dockerd = await startDockerd(t, { storageDriver: 'overlay2' })
   await dockerd.docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox:latest'], await busyboxRootfsTar(t))
@@ -169,7 +148,7 @@ test('GET /containers/{id}/stats and docker stats --no-stream: dockerd 20.10\'s 
   await dockerd.docker(['rm', '-f', 'busy', 'idle'])
   await dockerd.stop()
 
-  const r = await docker(s, args)
+  const r = await dockerOn(s, args)
   assert.equal(r.code, 0, r.stderr)
   const id = r.stdout.trim()
   const pid = Number((await strata(['inspect', '-f', '{{.State.Pid}}', id], { root: s.root })).text.trim())
@@ -207,7 +186,7 @@ test('GET /containers/{id}/stats and docker stats --no-stream: dockerd 20.10\'s 
 
   // docker stats --no-stream, both CLIs: one sane row.
   for (const bin of [DOCKER_20, DOCKER_28]) {
-    const out = await docker(s, ['stats', '--no-stream', 'busy'], bin)
+    const out = await dockerOn(s, ['stats', '--no-stream', 'busy'], bin)
     assert.equal(out.code, 0, out.stderr)
     const [header, row, ...rest] = out.stdout.trim().split('\n')
     assert.match(header!, /^CONTAINER ID\s+NAME\s+CPU %\s+MEM USAGE \/ LIMIT\s+MEM %\s+NET I\/O\s+BLOCK I\/O\s+PIDS$/)
@@ -221,9 +200,9 @@ test('GET /containers/{id}/stats and docker stats --no-stream: dockerd 20.10\'s 
   }
 
   // A container that does not run: dockerd's zero record, at once.
-  await docker(s, ['create', '--name', 'idle', 'busybox', 'true'])
+  await dockerOn(s, ['create', '--name', 'idle', 'busybox', 'true'])
   const idle = (await httpUnix(s.socket, 'GET', '/v1.41/containers/idle/stats?stream=false')).json<Stats>()
   assert.deepEqual({ ...idle, id: '' }, { ...referenceIdle, id: '' })
   assert.equal((await httpUnix(s.socket, 'GET', '/v1.41/containers/nosuch/stats?stream=false')).status, 404)
-  assert.equal((await docker(s, ['rm', '-f', 'busy', 'idle'])).code, 0)
+  assert.equal((await dockerOn(s, ['rm', '-f', 'busy', 'idle'])).code, 0)
 })

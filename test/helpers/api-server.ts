@@ -163,3 +163,24 @@ export async function importBusybox(t: TestContext, root: string, tag = 'busybox
   assert.equal(r.code, 0, r.stderr)
   return r.text.trim()
 }
+
+/** A docker command's exit code and output, whatever the code. */
+export function dockerOn(s: StrataServe | { clientEnv(): NodeJS.ProcessEnv }, args: string[], bin = DOCKER_20): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env: s.clientEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+/** Every container of the data root removed by the strata CLI when the test ends (rm -f kills a running one): no process outlives the test. */
+export function removeAllContainersAfter(t: TestContext, root: string): void {
+  t.after(async () => {
+    const ids = (await strata(['ps', '-aq', '--no-trunc'], { root })).text.split('\n').filter((l) => l !== '')
+    for (const id of ids) await strata(['rm', '-f', id], { root })
+  })
+}
