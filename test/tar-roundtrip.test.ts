@@ -21,7 +21,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { chown, mkdir, rm, truncate, writeFile } from 'node:fs/promises'
+import { chown, mkdir, open, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -30,7 +30,7 @@ import { after, test, type TestContext } from 'node:test'
 import { gzipSync } from 'node:zlib'
 import { applyLayer, type ApplyResult } from '../src/archive/apply.js'
 import { encodeHeader, END_OF_ARCHIVE, padding } from '../src/archive/tar/index.js'
-import { assembleTar, createTarSplitFile, crc64, directoryFileGetter, readTarSplit, type AssembleOptions } from '../src/archive/tarsplit/index.js'
+import { assembleTar, createTarSplitFile, crc64, directoryFileGetter, readTarSplit, readTarSplitPlan, rebuildTarAt, type AssembleOptions } from '../src/archive/tarsplit/index.js'
 import type { Digest } from '../src/digest/index.js'
 import { isStrataError, type StrataErrorCode } from '../src/errors/index.js'
 import { lutimens } from '../src/sys/index.js'
@@ -161,6 +161,22 @@ async function reassemble(applied: Applied, out: string, opts: AssembleOptions =
   await pipeline(Readable.from(assembleTar(readTarSplit(applied.tarSplit), directoryFileGetter(applied.dir), opts)), createWriteStream(out))
 }
 
+/**
+ * Rebuilds the tar with rebuildTarAt (save's way) into a new file `out` at
+ * byte 3, after "abc": returns the plan's size and the file.
+ */
+async function rebuildAt(applied: Applied, out: string, expectedDigest: Digest): Promise<{ size: number; file: Buffer }> {
+  const plan = readTarSplitPlan(applied.tarSplit)
+  const fh = await open(out, 'w+')
+  try {
+    await fh.write(Buffer.from('abc'), 0, 3, 0)
+    await rebuildTarAt(plan, applied.dir, fh.fd, 3, { expectedDigest, what: 'the test layer' })
+  } finally {
+    await fh.close()
+  }
+  return { size: plan.size, file: readFileSync(out) }
+}
+
 /** Drains an assembleTar run, for the tests that expect it to fail. */
 async function drain(applied: Applied, opts: AssembleOptions = {}): Promise<number> {
   let n = 0
@@ -207,6 +223,11 @@ async function checkRoundTrip(t: TestContext, archive: string, expected: Map<str
   assert.equal(rebuilt.length, original.length, 'reassembled size')
   assert.ok(rebuilt.equals(original), 'reassembled tar is byte-identical')
   assert.equal(await sha256File(out), result.diffId)
+  // The same bytes written at a position, as save writes them, the size known before.
+  const at = await rebuildAt(applied, join(scratch, `${name}.rebuilt-at.tar`), diffId)
+  assert.equal(at.size, original.length, 'planned size')
+  assert.ok(at.file.subarray(0, 3).equals(Buffer.from('abc')), 'bytes before the position are kept')
+  assert.ok(at.file.subarray(3).equals(original), 'rebuilt at a position: byte-identical')
 
   // (c) GNU tar reads the rebuilt stream, and lists it as it lists the original
   const listed = await run('tar', ['-tvf', out])
@@ -366,6 +387,7 @@ test('(h) reassembly refuses files changed after apply (CRC-64) and a wrong expe
   assert.equal(await drain(applied, { expectedDigest: diffId }), statSync(archive).size)
   const wrong = `sha256:${'0'.repeat(64)}` as Digest
   await assert.rejects(drain(applied, { expectedDigest: wrong }), isCode('DIGEST_MISMATCH', new RegExp(`hashes to ${diffId}, not ${wrong}`)))
+  await assert.rejects(rebuildAt(applied, join(scratch, 'wrong.tar'), wrong), isCode('DIGEST_MISMATCH', new RegExp(`hashes to ${diffId}, not ${wrong}`)))
 
   // Same size, different content: only the CRC can tell.
   const f = join(applied.dir, 'd/f')
@@ -374,12 +396,16 @@ test('(h) reassembly refuses files changed after apply (CRC-64) and a wrong expe
   writeFileSync(f, changed)
   await assert.rejects(drain(applied), isCode('CORRUPT', /"\.\/d\/f" changed since the layer was stored \(CRC-64 mismatch\)/, (err) => assert.equal(err.details.entry, './d/f')))
   await assert.rejects(drain(applied, { expectedDigest: diffId }), isCode('CORRUPT', /CRC-64 mismatch/))
+  const atOut = join(scratch, 'at.tar')
+  await assert.rejects(rebuildAt(applied, atOut, diffId), isCode('CORRUPT', /"\.\/d\/f" changed since the layer was stored \(CRC-64 mismatch\)/))
 
   // Shorter, and gone.
   await truncate(f, 2999)
   await assert.rejects(drain(applied), isCode('CORRUPT', /"\.\/d\/f" is shorter than the 3000 bytes recorded/))
+  await assert.rejects(rebuildAt(applied, atOut, diffId), isCode('CORRUPT', /"\.\/d\/f" is shorter than the 3000 bytes recorded/))
   await rm(f)
   await assert.rejects(drain(applied), isCode('NOT_FOUND', /"\.\/d\/f" is missing/))
+  await assert.rejects(rebuildAt(applied, atOut, diffId), isCode('NOT_FOUND', /"\.\/d\/f" is missing/))
 })
 
 test('(i) the same path twice ("a" and "./a") is CORRUPT', async (t) => {

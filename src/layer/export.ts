@@ -15,13 +15,13 @@
  */
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { assembleTar, directoryFileGetter, readTarSplit, type TarSplitEntry } from '../archive/index.js'
+import { assembleTar, directoryFileGetter, readTarSplit, readTarSplitPlan, rebuildTarAt, type TarSplitEntry } from '../archive/index.js'
 import { Digester, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 import type { StoreContext } from './context.js'
 import { LAYER_FILES, readLayerInfo } from './metadata.js'
 import { getHandle, type Handle } from './refs.js'
-import type { ChainID, LayerExport } from './types.js'
+import type { ChainID, LayerExport, LayerFileExport } from './types.js'
 
 type Verified = Awaited<LayerExport['verified']>
 
@@ -86,6 +86,53 @@ async function finish(handle: Held, verdict: ReturnType<typeof deferred>): Promi
   if (!verdict.settled()) verdict.reject(new StrataError('INVALID_ARGUMENT', `Export of layer ${handle.chainId} was abandoned before its end`))
   // The export itself is complete; a deletion that fails here is finished by recovery.
   await handle.release().catch(() => {})
+}
+
+/**
+ * The layer's tar planned for writing into a file (save's fast path; see
+ * archive/tarsplit/rebuild-file.ts), or undefined for a layer without
+ * tar-split (its tar is only known by generating it: use exportLayer).
+ * The layer is held (and its files, for drivers that mount to read) until
+ * release(). Errors are exportLayer's: a damaged tar-split file is CORRUPT,
+ * content that no longer matches is DIGEST_MISMATCH.
+ */
+export async function planLayerFileExport(ctx: StoreContext, chain: ChainID): Promise<LayerFileExport | undefined> {
+  const handle = await getHandle(ctx, chain, false)
+  const releases: Array<() => Promise<void>> = [() => handle.release()]
+  const release = async (): Promise<void> => {
+    for (const r of releases.splice(0).reverse()) await r().catch(() => {})
+  }
+  try {
+    if (!handle.hasTarSplit) {
+      await release()
+      return undefined
+    }
+    const files = ctx.driver.holdDiffFiles !== undefined ? await ctx.driver.holdDiffFiles(handle.cacheId) : { dir: await ctx.driver.diffFilesDir(handle.cacheId), release: async () => {} }
+    releases.push(files.release)
+    const plan = readTarSplitPlan(join(ctx.paths.layerDir(handle.chainId), LAYER_FILES.tarSplit))
+    const what = `layer ${handle.chainId}`
+    return {
+      size: plan.size,
+      release,
+      async writeAt(fd, position, onBytes) {
+        try {
+          await rebuildTarAt(plan, files.dir, fd, position, { expectedDigest: handle.diffId, what, ...(onBytes === undefined ? {} : { onBytes }) })
+        } catch (err) {
+          // As fromTarSplit: content missing or not as recorded, or not hashing to the diffID, is a digest mismatch of the layer.
+          if (err instanceof StrataError && (err.code === 'CORRUPT' || err.code === 'NOT_FOUND' || err.code === 'DIGEST_MISMATCH')) {
+            throw new StrataError('DIGEST_MISMATCH', `Layer ${handle.chainId} no longer matches its diffID ${handle.diffId}: ${err.message}`, {
+              cause: err,
+              details: { chainId: handle.chainId, diffId: handle.diffId },
+            })
+          }
+          throw err
+        }
+      },
+    }
+  } catch (err) {
+    await release()
+    throw err
+  }
 }
 
 async function fromTarSplit(ctx: StoreContext, handle: Held, verdict: ReturnType<typeof deferred>, holds: Array<() => Promise<void>>): Promise<AsyncGenerator<Buffer>> {

@@ -25,7 +25,7 @@ import { StrataError, isStrataError } from '../errors/index.js'
 import type { GraphDriver } from '../graphdriver/index.js'
 import { checkStore, type CheckOptions } from './check.js'
 import type { StoreContext } from './context.js'
-import { exportLayer } from './export.js'
+import { exportLayer, planLayerFileExport } from './export.js'
 import { DataRootLock } from '../fs/index.js'
 import { readLayerInfo } from './metadata.js'
 import {
@@ -53,6 +53,7 @@ import type {
   DiffID,
   ImageReferences,
   LayerExport,
+  LayerFileExport,
   LayerHandle,
   LayerInfo,
   MountInfo,
@@ -198,6 +199,14 @@ export class LayerStore {
   /** The layer tar, byte-identical to the registered one when tar-split was recorded; see export.ts. */
   export(chainId: ChainID): Promise<LayerExport> {
     return exportLayer(this.#ctx, chainId)
+  }
+
+  /**
+   * The layer tar planned for writing into a file at a position (save's
+   * fast path), or undefined when the layer has no tar-split; see export.ts.
+   */
+  planFileExport(chainId: ChainID): Promise<LayerFileExport | undefined> {
+    return planLayerFileExport(this.#ctx, chainId)
   }
 
   /**

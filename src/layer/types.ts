@@ -105,6 +105,24 @@ export interface RegisterChainOptions {
   onLayer?: (index: number, result: RegisterResult) => void
 }
 
+/**
+ * A layer's tar ready to be written into a file (LayerStore.planFileExport):
+ * its size is known before a byte is read, so an archive can write the
+ * member's header first.
+ */
+export interface LayerFileExport {
+  /** Bytes of the tar. */
+  size: number
+  /**
+   * Writes the tar into the open file `fd` at `position`. Rejects with
+   * DIGEST_MISMATCH when the layer's files no longer rebuild the tar its
+   * diffID names (what was written is garbage then).
+   */
+  writeAt(fd: number, position: number, onBytes?: (written: number) => void): Promise<void>
+  /** Lets go of the layer. Call once, whether or not writeAt ran. */
+  release(): Promise<void>
+}
+
 /** The export of a layer: the tar stream, and after it ends, what it hashed to. */
 export interface LayerExport {
   stream: Readable

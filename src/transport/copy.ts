@@ -453,7 +453,7 @@ export async function saveImages(store: Store, names: string[], destination: Ima
       images.push({
         id: t.id,
         configBytes: image.raw,
-        layers: diffIds.map((diffId, j) => ({ diffId, open: () => openVerifiedLayer(store, chains[j]!, diffId) })),
+        layers: diffIds.map((diffId, j) => ({ diffId, open: () => openVerifiedLayer(store, chains[j]!, diffId), planFileWrite: () => store.layers.planFileExport(chains[j]!) })),
         references: t.references.map(referenceString),
         ...(parent !== undefined && targets.some((o) => o.id === parent) ? { parent } : {}),
       })

@@ -81,6 +81,21 @@ export class TarFileWriter {
   }
 
   /**
+   * Adds a regular file of `size` bytes whose content the caller writes
+   * itself, into `fd` at `position` (before finish()): the header and the
+   * padding are written here, the content's place is left for it.
+   */
+  async reserve(name: string, size: number, opts: MemberOptions = {}): Promise<{ fd: number; position: number }> {
+    const fh = this.#fh
+    if (fh === undefined) throw new StrataError('INVALID_ARGUMENT', `Archive "${this.path}" is closed`)
+    await this.#write(encodeStreamedHeader(name, size, opts))
+    const position = this.#pos
+    this.#pos += size
+    await this.#write(ZEROS.subarray(0, paddingFor(size)))
+    return { fd: fh.fd, position }
+  }
+
+  /**
    * Streams `source` in as a regular file. `name` may be a function of the
    * bytes' digest (then `hash` is implied). `onBytes` reports progress.
    */

@@ -24,7 +24,7 @@ import type { Readable } from 'node:stream'
 import type { Compression } from '../archive/index.js'
 import type { Digest } from '../digest/index.js'
 import type { ImageID } from '../image/index.js'
-import type { DiffID } from '../layer/index.js'
+import type { DiffID, LayerFileExport } from '../layer/index.js'
 
 export type TransportFormat = 'docker-archive' | 'oci-layout' | 'oci-archive' | 'registry'
 
@@ -124,6 +124,12 @@ export interface DestinationLayer {
    * with what was loaded, verified against diffId as it streams).
    */
   open(): Promise<Readable>
+  /**
+   * The same tar planned for writing into a file at a position, its size
+   * known first (a destination that writes a file uses it instead of
+   * open()); undefined when the store can only stream it.
+   */
+  planFileWrite?(): Promise<LayerFileExport | undefined>
 }
 
 /** One image to be written. */

@@ -48,6 +48,21 @@ export type FileGetter = (name: string, size: number) => Iterable<Buffer> | Asyn
 const READ_CHUNK = 1 << 20
 
 /**
+ * Opens the layer file `name` (an archive name) for reading inside the
+ * resolver's root: parents resolved inside it, the file itself with
+ * O_NOFOLLOW. A missing file (or a symlink where the file was) is NOT_FOUND.
+ */
+export function openLayerFile(resolver: ScopedResolver, name: string): number {
+  const path = resolver.path(entryComponents(name))
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (err) {
+    if (isErrno(err, 'ENOENT', 'ELOOP')) throw new StrataError('NOT_FOUND', `Layer file "${name}" is missing from "${resolver.root}"`, { cause: err })
+    throw err
+  }
+}
+
+/**
  * A FileGetter over a directory: names are resolved inside `root` (symlinks
  * on the way stay inside it) and the file itself is opened with O_NOFOLLOW,
  * so a layer can never make us read a file outside it.
@@ -60,14 +75,7 @@ const READ_CHUNK = 1 << 20
 export function directoryFileGetter(root: string): FileGetter {
   const resolver = new ScopedResolver(root)
   return function* (name, size) {
-    const path = resolver.path(entryComponents(name))
-    let fd: number
-    try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW)
-    } catch (err) {
-      if (isErrno(err, 'ENOENT', 'ELOOP')) throw new StrataError('NOT_FOUND', `Layer file "${name}" is missing from "${root}"`, { cause: err })
-      throw err
-    }
+    const fd = openLayerFile(resolver, name)
     try {
       let remaining = size
       while (remaining > 0) {

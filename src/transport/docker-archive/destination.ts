@@ -120,10 +120,21 @@ export class DockerArchiveDestination implements ImageDestination {
         const total = layer.size
         const withTotal = total === undefined ? {} : { total }
         progress?.({ ...event, phase: 'copying', current: 0, ...withTotal })
-        const { size } = await writer.addStream(layerPath, await layer.open(), {
-          mtime,
-          onBytes: (n) => progress?.({ ...event, phase: 'copying', current: n, ...withTotal }),
-        })
+        const onBytes = (n: number): void => progress?.({ ...event, phase: 'copying', current: n, ...withTotal })
+        const planned = await layer.planFileWrite?.()
+        let size: number
+        if (planned !== undefined) {
+          // The size is known first: header, then the tar rebuilt straight into the file.
+          try {
+            const at = await writer.reserve(layerPath, planned.size, { mtime })
+            await planned.writeAt(at.fd, at.position, onBytes)
+            size = planned.size
+          } finally {
+            await planned.release()
+          }
+        } else {
+          size = (await writer.addStream(layerPath, await layer.open(), { mtime, onBytes })).size
+        }
         progress?.({ ...event, phase: 'done', current: size, total: size })
         layerPathByDiffId.set(layer.diffId, layerPath)
       }
