@@ -270,6 +270,8 @@ for (const format of ['docker-archive', 'oci-archive', 'oci-layout'] as const) {
     await assert.rejects(saveImages(store, [IMAGE_TAG], openImageDestination(out, format)), (err: unknown) => {
       assert.ok(isStrataError(err, 'DIGEST_MISMATCH'), String(err))
       assert.match(err.message, new RegExp(`Layer ${chainIds(original.diffIds).at(-1)} no longer matches its diffID`))
+      // Named, whether the CRC-64 caught it as it read or the files were read again after the sha256 failed.
+      assert.match(err.message, /data\/two" changed since the layer was stored \(CRC-64 mismatch\)/)
       return true
     })
     assert.deepEqual(readdirSync(dir), [], 'neither the destination nor a temp file is left')
