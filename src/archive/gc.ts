@@ -15,7 +15,7 @@
  *
  * API: `collectEvery(bytes)`, called with the bytes just handed on.
  */
-import v8 from 'node:v8'
+import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
 export const GC_EVERY = 16 << 20
@@ -29,7 +29,7 @@ export function collectEvery(bytes: number): void {
   since = 0
   if (gcFn === null) {
     try {
-      v8.setFlagsFromString('--expose-gc')
+      setFlagsFromString('--expose-gc')
       gcFn = runInNewContext('gc') as () => void
     } catch {
       gcFn = undefined

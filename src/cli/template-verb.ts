@@ -17,6 +17,9 @@ export interface SingleTemplateOptions {
   tabwriter?: boolean
 }
 
+/** docker version's tabwriter (prettyPrintVersion: minwidth 20, padding 1). */
+export const VERSION_TABWRITER = { minWidth: 20, tabWidth: 1, padding: 1, padChar: ' ' } as const
+
 export function runSingleTemplate(format: string, data: unknown, options: SingleTemplateOptions): CommandOutput {
   const text = format === 'json' ? '{{json .}}' : format
   let tmpl: Template
@@ -36,6 +39,6 @@ export function runSingleTemplate(format: string, data: unknown, options: Single
     stderr = `${err.message}\n`
   }
   out += '\n'
-  if (options.tabwriter === true) out = tabwrite(out, { minWidth: 20, tabWidth: 1, padding: 1, padChar: ' ' })
+  if (options.tabwriter === true) out = tabwrite(out, VERSION_TABWRITER)
   return { stdout: out, stderr, exitCode: stderr === '' ? 0 : 1 }
 }

@@ -37,8 +37,11 @@ export function sha256Of(data: Buffer | string): Digest {
   return `sha256:${createHash('sha256').update(data).digest('hex')}` as Digest
 }
 
-/** A digest of the empty input: the diffID of an empty layer tar is NOT this (1024 zero bytes is). */
-export const EMPTY_SHA256 = sha256Of('')
+/**
+ * A digest of the empty input: the diffID of an empty layer tar is NOT this (1024 zero bytes is).
+ * Written out, not computed at import: the CLI bundle loads node:crypto on first use (scripts/bundle-cli.mjs).
+ */
+export const EMPTY_SHA256 = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' as Digest
 
 /** Incremental sha256 with a running byte count. */
 export class Digester {

@@ -13,7 +13,9 @@ import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { StrataError } from '../../errors/index.js'
 
-const run = promisify(execFile)
+// Made on the first call, not at import: the CLI bundle loads child_process on first use (scripts/bundle-cli.mjs).
+let execFileAsync: ((file: string, args: string[]) => Promise<{ stdout: string; stderr: string }>) | undefined
+const run = (file: string, args: string[]): Promise<{ stdout: string; stderr: string }> => (execFileAsync ??= promisify(execFile))(file, args)
 
 export type DeviceFs = 'xfs' | 'ext4'
 
