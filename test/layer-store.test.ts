@@ -379,6 +379,33 @@ for (const driverName of DRIVERS) {
       assert.equal(results[1]!.layer.parent, results[0]!.layer.chainId)
     })
 
+    test('registerChain: side by side, the largest source is opened first', async (t) => {
+      if (!canRunLayerTests(t)) return
+      const env = await setup(t, driverName)
+      const baseTar = readFileSync(tars!.base)
+      const childTar = readFileSync(tars!.child)
+      const opened: number[] = []
+      const layer = (i: number, bytes: Buffer, size: number) => ({
+        open: async (): Promise<Readable> => {
+          opened.push(i)
+          return Readable.from([bytes])
+        },
+        expectedDiffId: sha256Of(bytes),
+        size,
+      })
+      // Two slots, two layers: both start at once, the top one (said to be the larger) first.
+      const results = await env.store.registerChain([layer(0, baseTar, 1), layer(1, childTar, 1000)], null, { concurrency: 2 })
+      t.after(async () => {
+        for (const r of [...results].reverse()) await r.layer.release()
+      })
+      // Drivers that apply on the parent's files (vfs copies it) go one by one, bottom-up.
+      assert.deepEqual(opened, env.store.driver.parallelApply === true ? [1, 0] : [0, 1])
+      assert.deepEqual(
+        results.map((r) => r.layer.chainId),
+        [sha256Of(baseTar), chainId([sha256Of(baseTar), sha256Of(childTar)])],
+      )
+    })
+
     test('a failed registration or mount leaves an unreferenced parent as it found it', async (t) => {
       if (!canRunLayerTests(t)) return
       const env = await setup(t, driverName)

@@ -11,8 +11,9 @@
  *
  *  1. bottom-up, each layer's transaction and driver layer are created on
  *     the one below (fast: a few files each);
- *  2. the applies run, up to `concurrency` at once, lowest first, each in
- *     a worker thread (the driver's business), so several cores hash,
+ *  2. the applies run, up to `concurrency` at once, largest source first
+ *     (ChainLayerSource.size; lowest first among equals or unknowns), each
+ *     in a worker thread (the driver's business), so several cores hash,
  *     parse and write at once;
  *  3. bottom-up, each layer is committed as soon as it and everything
  *     below it are applied, and reported through onLayer.
@@ -270,9 +271,20 @@ class ConcurrentRun {
     }
   }
 
-  /** 2. Applies, up to `concurrency` at once, lowest first. */
+  /**
+   * 2. Applies, up to `concurrency` at once, largest first: the slots let
+   * waiters in in the order they asked. Lowest first, the largest layer
+   * of an image (often the last) started when the others were done and
+   * ran alone at the end, one core idle: with 2 slots and the bench
+   * image's 27, 21 and 43 MB blobs the last 43 MB waited for the first
+   * 21. Largest first, the last slot frees while the largest still runs.
+   */
   startApplies(): void {
-    for (let i = this.#start; i < this.#layers.length; i++) {
+    const order: number[] = []
+    for (let i = this.#start; i < this.#layers.length; i++) order.push(i)
+    // Array.prototype.sort is stable: equal or unknown sizes keep chain order.
+    order.sort((a, b) => (this.#layers[b]!.size ?? 0) - (this.#layers[a]!.size ?? 0))
+    for (const i of order) {
       const p = this.#applyOne(i)
       p.catch(() => {}) // observed by the commits, in order
       this.#applies[i] = p

@@ -92,6 +92,12 @@ export interface ChainLayerSource {
   onProgress?: (bytesRead: number) => void
   /** The digest open()'s stream verifies itself as it flows (a registry or OCI blob): the apply does not hash it again. */
   sourceDigest?: Digest
+  /**
+   * How many bytes open()'s stream will give, when known: layers applied
+   * side by side start largest first (the largest is the longest apply,
+   * so it should not be the one left running alone at the end).
+   */
+  size?: number
 }
 
 export interface RegisterChainOptions {

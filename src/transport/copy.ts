@@ -315,6 +315,7 @@ async function registerLayers(store: Store, plans: LoadPlan[], journal: LoadJour
           // (SourceLayer.digest): hashed there, not again in the apply. An uncompressed blob's
           // digest is its diffID, which the apply itself checks (and the OCI source leaves to it).
           ...(l.digest === undefined || l.digest === l.diffId ? {} : { sourceDigest: l.digest }),
+          ...(l.size === undefined ? {} : { size: l.size }),
           ...(progress === undefined
             ? {}
             : { onProgress: (n: number) => progress({ image: i, layer: j, diffId: l.diffId, phase: 'copying', current: n, ...(l.size === undefined ? {} : { total: l.size }) }) }),
