@@ -10,13 +10,18 @@
  * docker: the image removed; podman/skopeo: their storage wiped), all on
  * the same filesystem, `sync` before each run (not timed). Save writes
  * the loaded image to a new file each time.
+ *
+ * Then the same load into tmpfs (/dev/shm), where the disk and its
+ * writeback are out of the picture and what is left is each tool's own
+ * work: strata's data root and a second dockerd's on tmpfs, next to GNU
+ * tar -x of the 3 layer tars into a tmpfs dir (the floor).
  */
-import { mkdirSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { mountsAtOrUnder, startDockerd } from '../test/helpers/dockerd.js'
 import { run } from '../test/helpers/peers.js'
 import { MNT_DETACH, umount2 } from '../src/sys/index.js'
-import { benchContext, debianImage } from './debian-image.js'
+import { benchContext, debianImage, type DebianImage } from './debian-image.js'
 import { privateStorage } from './peer-stores.js'
 import { compare, sh, type CaseResult, type Contender, STRATA_CLI } from './harness.js'
 
@@ -113,9 +118,50 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
       ],
       5,
     )
-    return [loadResult, saveResult]
+    return [loadResult, saveResult, await tmpfsLoad(image, work, cleanups, log)]
   } finally {
     for (const fn of cleanups.reverse()) await fn()
     for (const m of mountsAtOrUnder([join(work, 'strata'), join(work, 'strata-baseline')])) umount2(m, MNT_DETACH)
   }
+}
+
+/** strata load into a data root on tmpfs, next to docker load (data root on tmpfs too) and GNU tar -x into a tmpfs dir. */
+async function tmpfsLoad(image: DebianImage, work: string, cleanups: Array<() => Promise<void> | void>, log: (m: string) => void): Promise<CaseResult> {
+  const shm = mkdtempSync('/dev/shm/strata-bench-load-')
+  const strataRoot = join(shm, 'strata')
+  const tarDir = join(shm, 'tar-x')
+  cleanups.push(() => {
+    for (const m of mountsAtOrUnder([strataRoot])) umount2(m, MNT_DETACH)
+    rmSync(shm, { recursive: true, force: true })
+  })
+  log('starting a dockerd with its data root in tmpfs')
+  const dockerd = await startDockerd(benchContext(cleanups, log), { storageDriver: 'overlay2', dataRoot: join(shm, 'dockerd') })
+  log('load into tmpfs: strata vs docker vs GNU tar')
+  return compare(
+    `load the same archive into tmpfs (data roots in /dev/shm), median of 5`,
+    {
+      name: 'strata load (overlay2, tmpfs)',
+      prepare: async () => {
+        for (const m of mountsAtOrUnder([strataRoot])) umount2(m, MNT_DETACH)
+        rmSync(strataRoot, { recursive: true, force: true })
+      },
+      run: async () => void (await run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', 'load', '-q', '-i', image.archive])),
+    },
+    [
+      {
+        name: 'docker load (dockerd 20.10, overlay2, tmpfs)',
+        prepare: async () => void (await dockerd.docker(['rmi', '-f', image.tag]).catch(() => {})),
+        run: async () => void (await dockerd.docker(['load', '-q', '-i', image.archive])),
+      },
+      {
+        name: 'floor: GNU tar -x of the 3 layer tars into one tmpfs dir',
+        prepare: async () => {
+          rmSync(tarDir, { recursive: true, force: true })
+          mkdirSync(tarDir)
+        },
+        run: async () => sh(image.layerFiles.map((f) => `tar --numeric-owner -xpf ${f} -C ${tarDir}`).join(' && ')),
+      },
+    ],
+    5,
+  )
 }
