@@ -19,6 +19,14 @@
  * the worker's error rebuilt (StrataError code, message, details kept).
  * `source` is destroyed when the apply fails.
  *
+ * A source marked as a byte range of a file (file-source.ts) and not
+ * verified by its own stream (no `opts.sourceDigest`) is not read here at
+ * all: the worker reads the file itself into a reused buffer and hashes
+ * it (applyFile), and `source` is destroyed unread at the end. On tmpfs
+ * that halves a load's CPU: the hand-over of chunks (copies, messages,
+ * and the collections of the transferred buffers) cost more than the
+ * hashing.
+ *
  * Workers are pooled: one task at a time each, kept (unref'd, so they
  * never hold the process open) for the next layer up to one per core.
  */
@@ -28,6 +36,7 @@ import { Worker } from 'node:worker_threads'
 import { StrataError } from '../errors/index.js'
 import { Digester } from '../digest/index.js'
 import { finishApply, type ApplyOptions, type ApplyResult } from './apply.js'
+import { fileRangeOf, type FileRange } from './file-source.js'
 import { deserializeError, serializeError, type WorkerReply, type WorkerRequest } from './apply-protocol.js'
 import { collectEvery } from './gc.js'
 
@@ -79,7 +88,9 @@ class OffThreadApply {
   readonly #opts: ApplyOptions
   readonly #worker = takeWorker()
   readonly #id = nextId++
-  readonly #it: AsyncIterator<unknown>
+  #it: AsyncIterator<unknown> | undefined
+  /** The file the worker reads itself, when `source` is one (see the header). */
+  readonly #file: FileRange | undefined
   /** The source's digest, unless the caller knows it verified (ApplyOptions.sourceDigest). */
   readonly #sourceHash = new Digester()
   #sourceSize = 0
@@ -103,7 +114,7 @@ class OffThreadApply {
     this.#target = target
     this.#source = source
     this.#opts = opts
-    this.#it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>
+    this.#file = opts.sourceDigest === undefined ? fileRangeOf(source) : undefined
     // The iterator listens only from its first next(), which waits for the
     // worker's first pull (a new worker takes tens of ms to start): until
     // then, this keeps a source error from being an uncaught exception. The
@@ -128,7 +139,9 @@ class OffThreadApply {
     this.#worker.on('message', this.#onMessage)
     this.#worker.on('error', this.#onError)
     this.#worker.on('exit', this.#onExit)
-    this.#post({ t: 'start', id: this.#id, target: this.#target, whiteouts: this.#opts.whiteouts, tarSplit: this.#opts.tarSplit !== undefined })
+    const f = this.#file
+    const file = f === undefined ? undefined : { path: f.path, start: f.start, ...(f.length === undefined ? {} : { length: f.length }), progress: f.onRead !== undefined }
+    this.#post({ t: 'start', id: this.#id, target: this.#target, whiteouts: this.#opts.whiteouts, tarSplit: this.#opts.tarSplit !== undefined, ...(file === undefined ? {} : { file }) })
   }
 
   #message(msg: WorkerReply): void {
@@ -139,6 +152,14 @@ class OffThreadApply {
         break
       case 'lines':
         this.#forwardLines(msg.lines)
+        break
+      case 'read':
+        try {
+          this.#file?.onRead?.(msg.bytes)
+        } catch (err) {
+          this.#sourceError ??= err
+          this.#abort(err)
+        }
         break
       case 'done':
         this.#onDone(msg.result)
@@ -157,6 +178,7 @@ class OffThreadApply {
   /** The next ~CHUNK bytes of the source to the worker, or its end. */
   async #pull(): Promise<void> {
     if (this.#settled) return
+    this.#it ??= this.#source[Symbol.asyncIterator]() as AsyncIterator<unknown>
     let r: IteratorResult<unknown>
     try {
       r = await this.#it.next()
@@ -188,7 +210,7 @@ class OffThreadApply {
         parts.push(bytes)
         size += bytes.length
         if (size >= CHUNK) break
-        r = await this.#it.next()
+        r = await this.#it!.next()
         if (this.#settled) return
         if (r.done === true) {
           ended = true
@@ -238,8 +260,11 @@ class OffThreadApply {
     }
     let result: ApplyResult
     try {
-      const digest = this.#opts.sourceDigest ?? this.#sourceHash.digest()
-      result = finishApply(workerResult, digest, this.#sourceSize, this.#opts.expectedDiffId)
+      // A file source was read and hashed by the worker.
+      const read = 'sourceDigest' in workerResult ? workerResult : undefined
+      const { sourceDigest, sourceSize, ...body } = read ?? { ...workerResult, sourceDigest: undefined, sourceSize: undefined }
+      const digest = this.#opts.sourceDigest ?? sourceDigest ?? this.#sourceHash.digest()
+      result = finishApply(body, digest, sourceSize ?? this.#sourceSize, this.#opts.expectedDiffId)
     } catch (err) {
       this.#finish(err)
       return
@@ -262,12 +287,14 @@ class OffThreadApply {
     if (workerDied) void this.#worker.terminate()
     else giveBack(this.#worker)
     if (err === undefined) {
+      // Read by the worker, not through the stream: release it unread.
+      if (this.#file !== undefined) this.#source.destroy()
       this.#resolve(result!)
       return
     }
     // Nothing reads `source` any more: release it (an fd, a socket).
     this.#source.destroy()
-    void this.#it.return?.().catch(() => {})
+    void this.#it?.return?.().catch(() => {})
     this.#reject(err)
   }
 }

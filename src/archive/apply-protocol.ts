@@ -6,11 +6,12 @@
  * system error keeps its errno code, syscall and path.
  */
 import { StrataError, type StrataErrorCode } from '../errors/index.js'
-import type { DecompressedApplyResult } from './apply.js'
+import type { DecompressedApplyResult, FileApplyResult } from './apply.js'
 import type { WhiteoutFormat } from './whiteout.js'
 
 export type WorkerRequest =
-  | { t: 'start'; id: number; target: string; whiteouts: WhiteoutFormat; tarSplit: boolean }
+  /** `file`: the worker reads the source itself from this byte range of a file (file-source.ts), reporting progress if asked to. */
+  | { t: 'start'; id: number; target: string; whiteouts: WhiteoutFormat; tarSplit: boolean; file?: { path: string; start: number; length?: number; progress: boolean } }
   | { t: 'chunk'; id: number; data: Uint8Array }
   | { t: 'end'; id: number }
   | { t: 'abort'; id: number; error: SerializedError }
@@ -19,7 +20,9 @@ export type WorkerReply =
   | { t: 'pull'; id: number }
   /** tar-split lines, each ending in "\n", joined (one string clones far cheaper than thousands). */
   | { t: 'lines'; id: number; lines: string }
-  | { t: 'done'; id: number; result: DecompressedApplyResult }
+  /** Bytes of the file read so far (a file source with progress). */
+  | { t: 'read'; id: number; bytes: number }
+  | { t: 'done'; id: number; result: DecompressedApplyResult | FileApplyResult }
   | { t: 'failed'; id: number; error: SerializedError }
 
 export interface SerializedError {

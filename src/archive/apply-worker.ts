@@ -5,17 +5,20 @@
  *
  * Protocol (every message carries the task id; messages of another task
  * are stale and ignored):
- *   main → worker  start {target, whiteouts, tarSplit}
+ *   main → worker  start {target, whiteouts, tarSplit, file?}
  *                  chunk {data}    one chunk of the source, asked for by a pull
  *                  end             the source is exhausted
- *                  abort {error}   the source failed
+ *                  abort {error}   the source failed (or the tar-split sink did)
  *   worker → main  pull            send the next chunk (one per pull: this is the backpressure)
+ *                  read {bytes}    progress of a file source the worker reads itself
  *                  lines {lines}   tar-split lines, batched
  *                  done {result} | failed {error}
+ * With `file`, the worker reads (and hashes) the source from the file
+ * itself (applyFile): no pulls, no chunks.
  */
 import { parentPort } from 'node:worker_threads'
 import { Readable } from 'node:stream'
-import { applyDecompressed, type ApplyOptions } from './apply.js'
+import { applyDecompressed, applyFile, type ApplyOptions } from './apply.js'
 import { deserializeError, serializeError, type SerializedError, type WorkerRequest, type WorkerReply } from './apply-protocol.js'
 import { collectEvery } from './gc.js'
 
@@ -27,7 +30,7 @@ const LINE_BATCH = 1 << 16
 const port = parentPort
 if (port === null) throw new Error('apply-worker.js runs as a worker thread only')
 
-let current: { id: number; source: Readable } | undefined
+let current: { id: number; source: Readable; aborted?: unknown } | undefined
 
 function post(msg: WorkerReply): void {
   port!.postMessage(msg)
@@ -35,7 +38,7 @@ function post(msg: WorkerReply): void {
 
 port.on('message', (msg: WorkerRequest) => {
   if (msg.t === 'start') {
-    void run(msg.id, msg.target, msg.whiteouts, msg.tarSplit)
+    void run(msg)
     return
   }
   if (current === undefined || current.id !== msg.id) return
@@ -49,19 +52,21 @@ port.on('message', (msg: WorkerRequest) => {
       current.source.push(null)
       break
     case 'abort':
-      current.source.destroy(deserializeError(msg.error))
+      current.aborted = deserializeError(msg.error)
+      current.source.destroy(current.aborted as Error)
       break
   }
 })
 
-async function run(id: number, target: string, whiteouts: ApplyOptions['whiteouts'], tarSplit: boolean): Promise<void> {
+async function run({ id, target, whiteouts, tarSplit, file }: Extract<WorkerRequest, { t: 'start' }>): Promise<void> {
   const source = new Readable({
     highWaterMark: READ_AHEAD,
     read() {
       post({ t: 'pull', id })
     },
   })
-  current = { id, source }
+  const task: NonNullable<typeof current> = { id, source }
+  current = task
   let lines: string[] = []
   let batched = 0
   const flush = (): void => {
@@ -79,7 +84,15 @@ async function run(id: number, target: string, whiteouts: ApplyOptions['whiteout
     }
   }
   try {
-    const result = await applyDecompressed(target, source, opts)
+    const result =
+      file === undefined
+        ? await applyDecompressed(target, source, opts)
+        : await applyFile(
+            target,
+            { path: file.path, start: file.start, ...(file.length === undefined ? {} : { length: file.length }), ...(file.progress ? { onRead: (bytes: number) => post({ t: 'read', id, bytes }) } : {}) },
+            opts,
+            () => task.aborted,
+          )
     flush()
     post({ t: 'done', id, result })
   } catch (err) {

@@ -9,11 +9,14 @@
  * partly written: callers apply into a directory they can discard whole
  * (the layer store always does).
  */
-import { pipeline, type Readable } from 'node:stream'
+import { closeSync, constants, openSync, readSync } from 'node:fs'
+import { pipeline, Readable } from 'node:stream'
 import { Digester, HashingStream, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 import { Applier } from './applier.js'
-import { openDecompressed, type Compression } from './compression.js'
+import { detectCompression, openDecompressed, type Compression } from './compression.js'
+import type { FileRange } from './file-source.js'
+import { collectEvery } from './gc.js'
 import { TarParser, type TarHandler } from './tar/index.js'
 import { combineHandlers, TarSplitRecorder, type LineSink } from './tarsplit/index.js'
 import type { WhiteoutFormat } from './whiteout.js'
@@ -80,31 +83,141 @@ export interface DecompressedApplyResult {
 export async function applyDecompressed(target: string, source: Readable, opts: Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'>): Promise<DecompressedApplyResult> {
   const { compression, stream } = await openDecompressed(source)
   const diff = compression === 'none' ? undefined : new Digester()
-  let applier: Applier | undefined
-  let tarSize = 0
+  let body: ApplyBody | undefined
   try {
-    applier = new Applier(target, opts.whiteouts)
-    const handler: TarHandler = opts.tarSplit === undefined ? applier : combineHandlers(applier, new TarSplitRecorder(opts.tarSplit))
-    const parser = new TarParser(handler)
+    body = new ApplyBody(target, opts)
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       diff?.update(chunk)
-      tarSize += chunk.length
-      parser.write(chunk)
+      body.write(chunk)
     }
-    parser.end()
-    applier.finish()
+    body.end()
   } catch (err) {
-    applier?.abort()
+    body?.abort()
     stream.destroy()
     throw err
   }
-  return {
-    compression,
-    diffId: diff?.digest(),
-    size: applier.size,
-    ...(applier.diskSize === undefined ? {} : { diskSize: applier.diskSize }),
-    tarSize,
-    entries: applier.entries,
+  return body.result(compression, diff?.digest())
+}
+
+/** The parser, applier and tar-split recorder of one apply, fed the uncompressed tar chunk by chunk. */
+class ApplyBody {
+  readonly #applier: Applier
+  readonly #parser: TarParser
+  #tarSize = 0
+
+  constructor(target: string, opts: Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'>) {
+    this.#applier = new Applier(target, opts.whiteouts)
+    const handler: TarHandler = opts.tarSplit === undefined ? this.#applier : combineHandlers(this.#applier, new TarSplitRecorder(opts.tarSplit))
+    this.#parser = new TarParser(handler)
+  }
+
+  /** The next bytes of the tar; used synchronously (the caller may reuse `chunk` once this returns). */
+  write(chunk: Buffer): void {
+    this.#tarSize += chunk.length
+    this.#parser.write(chunk)
+  }
+
+  end(): void {
+    this.#parser.end()
+    this.#applier.finish()
+  }
+
+  abort(): void {
+    this.#applier.abort()
+  }
+
+  result(compression: Compression, diffId: Digest | undefined): DecompressedApplyResult {
+    const a = this.#applier
+    return { compression, diffId, size: a.size, ...(a.diskSize === undefined ? {} : { diskSize: a.diskSize }), tarSize: this.#tarSize, entries: a.entries }
+  }
+}
+
+/** What applyFile learned: applyDecompressed's result, and the digest and size of the file's bytes. */
+export interface FileApplyResult extends DecompressedApplyResult {
+  sourceDigest: Digest
+  sourceSize: number
+}
+
+/** Bytes read per call by applyFile, into the one buffer it reuses. */
+const FILE_CHUNK = 1 << 20
+
+/**
+ * applyDecompressed of a file's byte range (file-source.ts), read here
+ * with positional reads, hashed as it is read (the source's digest; the
+ * diffID too when it is not compressed). An uncompressed tar goes from one
+ * reused buffer straight to the parser: no stream, no buffer per chunk, so
+ * nothing for the garbage collector. A compressed one goes through
+ * applyDecompressed's decompressing stream. `aborted()` is asked between
+ * chunks: an error it returns stops the apply with that error.
+ */
+export async function applyFile(
+  target: string,
+  range: FileRange,
+  opts: Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'>,
+  aborted: () => unknown,
+): Promise<FileApplyResult> {
+  const fd = openSync(range.path, constants.O_RDONLY)
+  try {
+    const source = new Digester()
+    const end = range.length === undefined ? Infinity : range.start + range.length
+    let pos = range.start
+    const buf = Buffer.allocUnsafeSlow(FILE_CHUNK)
+    /** The next bytes of the range in `buf` (a view), hashed; empty at its end. */
+    const readNext = (): Buffer => {
+      const want = Math.min(FILE_CHUNK, end - pos)
+      if (want <= 0) return buf.subarray(0, 0)
+      const n = readSync(fd, buf, 0, want, pos)
+      if (n === 0 && end !== Infinity) {
+        throw new StrataError('CORRUPT', `"${range.path}" ends at byte ${pos}, inside the layer that should run to byte ${end} (the file was truncated?)`, { details: { path: range.path } })
+      }
+      pos += n
+      const view = buf.subarray(0, n)
+      source.update(view)
+      range.onRead?.(pos - range.start)
+      return view
+    }
+    const first = readNext()
+    const compression = detectCompression(first.subarray(0, 6))
+    let result: DecompressedApplyResult
+    if (compression === 'none') {
+      const body = new ApplyBody(target, opts)
+      try {
+        let chunk = first
+        while (chunk.length > 0) {
+          body.write(chunk)
+          // A turn of the event loop now and then, for an abort from the main thread (a failing tar-split sink).
+          await new Promise<void>((resolve) => setImmediate(resolve))
+          const err = aborted()
+          if (err !== undefined) throw err
+          chunk = readNext()
+        }
+        body.end()
+      } catch (err) {
+        body.abort()
+        throw err
+      }
+      result = body.result('none', undefined)
+    } else {
+      // Decompressors keep chunks after write() returns: each gets its own copy.
+      let next: Buffer | undefined = Buffer.from(first)
+      const stream = Readable.from(
+        (function* () {
+          while (next !== undefined && next.length > 0) {
+            const err = aborted()
+            if (err !== undefined) throw err
+            yield next
+            collectEvery(next.length)
+            const view = readNext()
+            next = view.length === 0 ? undefined : Buffer.from(view)
+          }
+        })(),
+        { objectMode: false },
+      )
+      result = await applyDecompressed(target, stream, opts)
+    }
+    return { ...result, sourceDigest: source.digest(), sourceSize: source.size }
+  } finally {
+    closeSync(fd)
   }
 }
 

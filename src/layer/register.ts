@@ -18,10 +18,10 @@
  * Any failure undoes everything (driver layer, transaction) before the
  * error is rethrown: the store is exactly as it was.
  */
-import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream'
 import { chainId as chainIdOf, type Digest } from '../digest/index.js'
 import { StrataError, isStrataError } from '../errors/index.js'
-import type { TarSplitFile } from '../archive/index.js'
+import { fileRangeOf, withFileRange, type TarSplitFile } from '../archive/index.js'
 import type { LayerApplyResult } from '../graphdriver/index.js'
 import type { StoreContext } from './context.js'
 import { removeDriverLayer } from './driver-layers.js'
@@ -32,8 +32,28 @@ import { acquireLayer, getHandle, Handle } from './refs.js'
 import { Transaction } from './transaction.js'
 import type { ChainID, RegisterOptions, RegisterResult } from './types.js'
 
-/** Counts the bytes flowing from `source` for onProgress. */
+/**
+ * Counts the bytes flowing from `source` for onProgress. A source marked
+ * as a file's range (src/archive/file-source.ts) stays one, counted by
+ * whoever reads the file, and is read only when the result is.
+ */
 export function counting(source: Readable, onProgress: (bytesRead: number) => void): Readable {
+  const range = fileRangeOf(source)
+  if (range !== undefined) {
+    const counted = Readable.from(
+      (async function* () {
+        let total = 0
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          total += chunk.length
+          onProgress(total)
+          yield chunk
+        }
+      })(),
+      { objectMode: false },
+    )
+    counted.once('close', () => source.destroy())
+    return withFileRange(counted, { ...range, onRead: (n) => (range.onRead?.(n), onProgress(n)) })
+  }
   let total = 0
   const counter = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {

@@ -5,6 +5,7 @@
  * read a multi-gigabyte "manifest" into memory.
  */
 import { Readable } from 'node:stream'
+import { fileRangeOf, withFileRange } from '../archive/index.js'
 import { Digester, type Digest } from '../digest/index.js'
 import { StrataError } from '../errors/index.js'
 
@@ -59,7 +60,18 @@ export function verifyingStream(source: Readable, expect: BlobExpectation): Read
       }
     }
   }
-  return Readable.from(checked(), { objectMode: false })
+  const out = Readable.from(checked(), { objectMode: false })
+  // A file's bytes with nothing to hash here stay marked as that file's
+  // range, `size` bytes long (src/archive/file-source.ts): a worker that
+  // reads them itself reads exactly that many, CORRUPT if the file is
+  // shorter; the apply checks them against the diffID. A range of another
+  // length is left to this stream, which fails it.
+  const range = fileRangeOf(source)
+  if (digester === undefined && expect.size !== undefined && range !== undefined && (range.length ?? expect.size) === expect.size) {
+    out.once('close', () => source.destroy())
+    withFileRange(out, { ...range, length: expect.size })
+  }
+  return out
 }
 
 /** Why a transfer stopped, in words: undici's "terminated" names neither the cause nor the blob. */

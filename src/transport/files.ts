@@ -12,6 +12,7 @@ import { createReadStream } from 'node:fs'
 import { lstat, realpath } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import type { Readable } from 'node:stream'
+import { withFileRange } from '../archive/index.js'
 import { StrataError, isErrno } from '../errors/index.js'
 import { lazyStream, READ_CHUNK, readLimited } from './blob-stream.js'
 import { cleanArchiveName } from './names.js'
@@ -98,7 +99,11 @@ export class DirectoryFiles implements ArchiveFiles {
     const file = await requireFile(this, name, what)
     // realpath again: what stat() checked is what gets opened, not a path a link could redirect.
     const path = await realpath(join(this.#dir, file.name))
-    return lazyStream(() => createReadStream(path, { highWaterMark: READ_CHUNK }))
+    // Marked as the file's bytes: a layer apply may read it in its worker thread instead (src/archive/file-source.ts).
+    return withFileRange(
+      lazyStream(() => createReadStream(path, { highWaterMark: READ_CHUNK })),
+      { path, start: 0 },
+    )
   }
 
   async close(): Promise<void> {}

@@ -23,7 +23,7 @@
 import { createReadStream } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import { BLOCK, PendingMeta, checkMetaSize, decodeHeader, isMetaType, isZeroBlock, paddingFor, paxNumber } from '../archive/index.js'
+import { BLOCK, PendingMeta, checkMetaSize, decodeHeader, isMetaType, isZeroBlock, paddingFor, paxNumber, withFileRange } from '../archive/index.js'
 import { StrataError } from '../errors/index.js'
 import { lazyStream, READ_CHUNK } from './blob-stream.js'
 import type { ArchiveFile, ArchiveFiles } from './files.js'
@@ -154,11 +154,16 @@ export class TarIndex implements ArchiveFiles {
     return this.openMember(m)
   }
 
-  /** A member's content as a stream of its byte range, opened on first read (its own descriptor: streams may run at once). */
+  /**
+   * A member's content as a stream of its byte range, opened on first read
+   * (its own descriptor: streams may run at once), marked as that range of
+   * the file (a layer apply may read it in its worker thread instead).
+   */
   openMember(m: TarMember): Readable {
     if (this.#fh === undefined) throw new StrataError('INVALID_ARGUMENT', `The ${this.description} is closed`)
     if (m.size === 0) return Readable.from([])
-    return lazyStream(() => createReadStream(this.path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: READ_CHUNK }))
+    const stream = lazyStream(() => createReadStream(this.path, { start: m.offset, end: m.offset + m.size - 1, highWaterMark: READ_CHUNK }))
+    return withFileRange(stream, { path: this.path, start: m.offset, length: m.size })
   }
 
   async close(): Promise<void> {
