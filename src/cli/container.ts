@@ -7,24 +7,13 @@
  * object per line like `docker ps --format '{{json .}}'`. run and start
  * give the container's stdio to the container and exit with its status.
  */
-import {
-  commitContainer,
-  containerChanges,
-  createContainer,
-  exportContainer,
-  formatChangeLines,
-  listContainers,
-  pruneContainers,
-  renameContainer,
-  type ContainerSummary,
-  mountContainer,
-  parseRestartPolicy,
-  removeContainer,
-  startContainer,
-  unmountContainer,
-  type CreateContainerOptions,
-} from '../container/index.js'
-import { PROCESS_HELPS, processVerb, startAttached, ttyInputError } from './container-process.js'
+// The library's modules are imported by the verb that calls them (a `strata
+// mount` does not initialise the modules of run, exec, logs, export...):
+// node --cpu-prof of a cold create or mount showed ~8 ms of module
+// initialisation under this file when it imported ../container/index.js.
+import type { ContainerSummary, CreateContainerOptions } from '../container/index.js'
+import { parseRestartPolicy } from '../container/monitor/restart.js'
+import { PROCESS_HELPS } from './container-process-helps.js'
 import { StrataError } from '../errors/index.js'
 import { goTimeString } from '../fs/index.js'
 import { ellipsis, humanSize4, humanSizeWithPrecision } from './docker-format.js'
@@ -35,8 +24,8 @@ import { FlagError, UnknownCommandError, UsageError } from './errors.js'
 import type { GlobalOptions } from './global.js'
 import { validateOutputPath, writeOutput } from './io.js'
 import type { CommandResult } from './output.js'
-import { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, type ContainerRowPayload, renderList } from './list-formats.js'
-import { DOCKER_FUNCS, quote, Template } from '../format/index.js'
+import type { ContainerRowPayload } from './list-formats.js'
+import type { GoType, Template } from '../format/index.js'
 import { withStore } from './store.js'
 import { strataVersion } from './version.js'
 import { humanDuration } from '../containerdb/index.js'
@@ -199,7 +188,7 @@ export async function containerVerb(verb: string, args: string[], global: Global
     case 'exec':
     case 'top':
     case 'attach':
-      return processVerb(verb, args, global)
+      return (await import('./container-process.js')).processVerb(verb, args, global)
     case 'ps':
       return ps(args, global)
     case 'mount':
@@ -365,12 +354,15 @@ function parseCreate(verb: string, given: string[]): CreateArgs {
 
 async function create(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { image, opts } = parseCreate('create', args)
+  const { createContainer } = await import('../container/create.js')
   const c = await withStore(global, (store) => createContainer(store, image, opts))
   return `${c.id}\n`
 }
 
 async function run(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { image, opts, rm, detach, detachKeys } = parseCreate('run', args)
+  const { startAttached, ttyInputError } = await import('./container-process.js')
+  const { createContainer, startContainer, removeContainer } = await import('../container/index.js')
   // docker's CheckTty, before anything is created.
   const refused = detach ? undefined : ttyInputError(opts.interactive === true, opts.tty === true)
   if (refused !== undefined) return refused
@@ -418,8 +410,13 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
   )
   checkArgCount(positionals, { max: 0 }, CONTAINER_HELPS.ps!)
   const source = values.format ?? ''
+  const [{ listContainers }, { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, renderList }, fmt] = await Promise.all([
+    import('../container/list.js'),
+    import('./list-formats.js'),
+    import('../format/index.js'),
+  ])
   // docker checks a --format template before listing: parsed as given, run once over an empty row.
-  const invalid = source === '' ? undefined : psTemplateError(source)
+  const invalid = source === '' ? undefined : psTemplateError(source, fmt, CONTAINER_ROW)
   if (invalid !== undefined) return { stdout: '', stderr: `${invalid}\n`, exitCode: 1 }
   const quiet = values.quiet === true
   // docker 20.10 computes sizes for a template that shows them, even with --size=false.
@@ -441,21 +438,21 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
   const trunc = values['no-trunc'] !== true
   return renderList(
     format,
-    shown.map((c) => psRow(c, trunc, now)),
+    shown.map((c) => psRow(c, trunc, now, fmt.quote)),
     { type: CONTAINER_ROW, header: CONTAINER_HEADER },
   )
 }
 
 /** Why docker's ps would refuse a --format before listing anything, if it would. */
-function psTemplateError(format: string): string | undefined {
+function psTemplateError(format: string, fmt: typeof import('../format/index.js'), row: GoType): string | undefined {
   let tmpl: Template
   try {
-    tmpl = Template.parse(format, { funcs: DOCKER_FUNCS })
+    tmpl = fmt.Template.parse(format, { funcs: fmt.DOCKER_FUNCS })
   } catch (err) {
     return `failed to parse template: ${(err as Error).message}`
   }
   try {
-    tmpl.execute({ labels: {} }, { type: CONTAINER_ROW })
+    tmpl.execute({ labels: {} }, { type: row })
   } catch (err) {
     return `failed to execute template: ${(err as Error).message}`
   }
@@ -463,7 +460,7 @@ function psTemplateError(format: string): string | undefined {
 }
 
 /** A ps row's columns as docker's ContainerContext computes them from the list's summary. */
-function psRow(c: ContainerSummary, trunc: boolean, now: number): ContainerRowPayload {
+function psRow(c: ContainerSummary, trunc: boolean, now: number, quote: (s: string) => string): ContainerRowPayload {
   const labels = c.Labels
   return {
     labels,
@@ -505,12 +502,14 @@ function onlyArgument(verb: string, args: string[]): string {
 
 async function mount(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const ref = onlyArgument('mount', args)
+  const { mountContainer } = await import('../container/mount.js')
   return `${await withStore(global, (store) => mountContainer(store, ref))}\n`
 }
 
 async function umount(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { positionals } = parseFlags(args, {}, CONTAINER_HELPS.umount!)
   checkArgCount(positionals, { min: 1 }, CONTAINER_HELPS.umount!)
+  const { unmountContainer } = await import('../container/mount.js')
   return withStore(global, async (store) => {
     for (const ref of positionals) await unmountContainer(store, ref)
     return positionals.map((p) => `${p}\n`).join('')
@@ -519,6 +518,7 @@ async function umount(args: string[], global: GlobalOptions): Promise<CommandRes
 
 async function diff(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const ref = onlyArgument('diff', args)
+  const { containerChanges, formatChangeLines } = await import('../container/lifecycle.js')
   return formatChangeLines(await withStore(global, (store) => containerChanges(store, ref)))
 }
 
@@ -530,6 +530,7 @@ async function commit(args: string[], global: GlobalOptions): Promise<CommandRes
   )
   checkArgCount(positionals, { min: 1, max: 2 }, CONTAINER_HELPS.commit!)
   const [ref, reference] = positionals as [string, string | undefined]
+  const { commitContainer } = await import('../container/commit.js')
   const result = await withStore(global, (store) =>
     commitContainer(store, ref, {
       dockerVersion: strataVersion(),
@@ -551,6 +552,7 @@ async function exportCmd(args: string[], global: GlobalOptions): Promise<Command
   if (out === '-' && process.stdout.isTTY === true) {
     throw new StrataError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
   }
+  const { exportContainer } = await import('../container/lifecycle.js')
   await withStore(global, async (store) => writeOutput(out, await exportContainer(store, ref)))
   return ''
 }
@@ -558,6 +560,7 @@ async function exportCmd(args: string[], global: GlobalOptions): Promise<Command
 async function renameCmd(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { positionals } = parseFlags(args, {}, CONTAINER_HELPS.rename!)
   checkArgCount(positionals, { min: 2, max: 2 }, CONTAINER_HELPS.rename!)
+  const { renameContainer } = await import('../container/rename.js')
   await withStore(global, (store) => renameContainer(store, positionals[0]!, positionals[1]!))
   return ''
 }
@@ -569,6 +572,7 @@ async function prune(args: string[], global: GlobalOptions): Promise<CommandResu
   const filters = parseFilterFlags(values.filter)
   checkFilterKeys(filters, ['until', 'label', 'label!'])
   const until = filters.get('until')?.[0]
+  const { pruneContainers } = await import('../container/prune.js')
   const report = await withStore(global, (store) =>
     pruneContainers(store, {
       ...(until === undefined ? {} : { until: untilTime(until) }),
@@ -595,6 +599,7 @@ function untilTime(value: string): number {
 async function rm(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { values, positionals } = parseFlags(args, { force: { type: 'boolean', short: 'f' } }, CONTAINER_HELPS.rm!)
   checkArgCount(positionals, { min: 1 }, CONTAINER_HELPS.rm!)
+  const { removeContainer } = await import('../container/lifecycle.js')
   return withStore(global, async (store) => {
     const out: string[] = []
     const errors: string[] = []

@@ -11,25 +11,8 @@ import type { Store } from '../store/index.js'
 import { getContainer, killContainer, waitContainer } from './process.js'
 import type { RemoveContainerOptions } from './types.js'
 
-/** Mounts the container's rootfs (counted across processes) and returns its path. */
-export async function mountContainer(store: Store, ref: string): Promise<string> {
-  const c = await store.containers.get(ref)
-  return store.layers.mount(c.id)
-}
-
-/** Drops one mountContainer(); the last one unmounts. INVALID_ARGUMENT when not mounted. */
-export async function unmountContainer(store: Store, ref: string): Promise<void> {
-  const c = await store.containers.get(ref)
-  try {
-    await store.layers.unmount(c.id)
-  } catch (err) {
-    // The layer store names its mount (the container's full ID); the user named the container.
-    if (isStrataError(err, 'INVALID_ARGUMENT') && err.details.name === c.id) {
-      throw new StrataError('INVALID_ARGUMENT', `Container ${ref === c.id ? c.id.slice(0, 12) : `"${ref}"`} is not mounted`, { cause: err, details: { id: c.id } })
-    }
-    throw err
-  }
-}
+// mount and unmount live in mount.ts (a `strata mount` loads nothing else of this file's); re-exported here.
+export { mountContainer, unmountContainer } from './mount.js'
 
 /**
  * What the container changed, as `docker diff` lists it: against the init
