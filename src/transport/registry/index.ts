@@ -8,7 +8,7 @@
  * transport's documented sub-surface (docs/architecture.md), imported as
  * `transport/registry/index.js`.
  */
-export { pullImage, type PullOptions, type PullResult } from './pull.js'
+export { preparePull, pullImage, type PreparedPull, type PullOptions, type PullResult } from './pull.js'
 export { pushImage, PUSH_CONCURRENCY, type PushOptions, type PushResult, type PushedLayer, type PushLayerStatus, type PushProgress } from './push.js'
 export {
   RegistryImageSource,
