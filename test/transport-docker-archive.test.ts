@@ -277,6 +277,16 @@ for (const format of ['docker-archive', 'oci-archive', 'oci-layout'] as const) {
     assert.deepEqual(readdirSync(dir), [], 'neither the destination nor a temp file is left')
     await assert.rejects(saveImages(store, ['no-such-image:1'], openImageDestination(out, format)), (err: unknown) => isStrataError(err, 'NOT_FOUND'))
     assert.deepEqual(readdirSync(dir), [])
+
+    // The files as they were, the base layer's tar-split damaged instead: CORRUPT, and again nothing left.
+    await writeFile(file, 'two\n')
+    await writeFile(join(store.layers.paths.layerDir(chainIds(original.diffIds)[0]!), 'tar-split.json.gz'), 'not gzip')
+    await assert.rejects(saveImages(store, [IMAGE_TAG], openImageDestination(out, format)), (err: unknown) => {
+      assert.ok(isStrataError(err, 'CORRUPT'), String(err))
+      assert.match(err.message, /tar-split/)
+      return true
+    })
+    assert.deepEqual(readdirSync(dir), [], 'nothing is left after a damaged tar-split either')
   })
 }
 
