@@ -407,6 +407,36 @@ test('copy-up: writes through the mount land in the container diff, the parent i
   await driver.put('img')
 })
 
+test('a volatile get (the init layer at create) mounts with volatile, and its put leaves the writes in diff/ and no volatile marker: the layer mounts again', async (t) => {
+  if (!requireRoot(t)) return
+  const { driver } = await openDriver(t)
+  await driver.create('img', null)
+  await mkdir(join(driver.home, 'img/diff/etc'))
+  await driver.createReadWrite('init', 'img')
+  const merged = await driver.get('init', { volatile: true })
+  try {
+    // Shown as "volatile" (5.10) or "fsync=volatile" (6.x). Kernels before 5.10 refuse the option; the driver then mounts without it.
+    assert.match(mountsUnder(driver.home)[0]?.superOptions ?? '', /(^|,)(fsync=)?volatile(,|$)/)
+    assert.ok(existsSync(join(driver.home, 'init/work/work/incompat/volatile')), 'the kernel marks a volatile work dir')
+    await writeFile(join(merged, 'etc/hosts'), '')
+    await mkdir(join(merged, 'proc'))
+  } finally {
+    await driver.put('init')
+  }
+  assert.equal(mountsUnder(driver.home).length, 0)
+  assert.deepEqual((await readdir(join(driver.home, 'init/diff'))).sort(), ['etc', 'proc'])
+  assert.deepEqual(await readdir(join(driver.home, 'init/diff/etc')), ['hosts'])
+  // Left behind, the marker makes the kernel refuse the next read-write mount (EINVAL).
+  assert.ok(!existsSync(join(driver.home, 'init/work/work/incompat')))
+  const again = await driver.get('init')
+  try {
+    assert.doesNotMatch(mountsUnder(driver.home)[0]?.superOptions ?? '', /volatile/)
+    assert.deepEqual(await readdir(join(again, 'etc')), ['hosts'])
+  } finally {
+    await driver.put('init')
+  }
+})
+
 test('diff of a container that changed one file holds exactly that file and its parent dirs', async (t) => {
   if (!requireRoot(t)) return
   const { driver } = await openDriver(t)

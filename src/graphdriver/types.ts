@@ -71,6 +71,16 @@ export interface GetOpts {
    * count) later calls put(), from any process, to unmount it.
    */
   persistent?: boolean
+  /**
+   * A short-lived read-write mount whose writes the caller wants durable
+   * when put() returns (the init layer's files at create). overlay2 mounts
+   * it with overlay's `volatile` option where the kernel has it (5.10+):
+   * unmounting a plain overlay syncs the WHOLE upper filesystem (overlayfs'
+   * sync_fs calls sync_filesystem on it), every other writer's dirty data
+   * included, where the put of a volatile one fsyncs only what is in the
+   * layer's diff dir. Other drivers ignore it.
+   */
+  volatile?: boolean
 }
 
 export interface PutOpts {

@@ -70,7 +70,8 @@ export async function createMount(ctx: StoreContext, name: string, parent: Chain
       if (initId !== null) {
         await ctx.driver.createReadWrite(initId, below)
         created.push(initId)
-        const rootfs = await ctx.driver.get(initId)
+        // volatile: its put fsyncs the init layer's few files instead of the unmount syncing the whole filesystem (GetOpts.volatile).
+        const rootfs = await ctx.driver.get(initId, { volatile: true })
         try {
           await setupInitLayer(rootfs)
           await opts.initContent?.(rootfs)

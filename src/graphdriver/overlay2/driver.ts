@@ -37,7 +37,7 @@ import type { Readable } from 'node:stream'
 import { isMainThread } from 'node:worker_threads'
 import { applyLayer, applyLayerOffThread, changesNaive, exportOverlayUpper, type Change } from '../../archive/index.js'
 import { StrataError, isErrno } from '../../errors/index.js'
-import { KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
+import { fsyncPath, KeyedLock, pathExists, readTextIfExists } from '../../fs/index.js'
 import { MNT_DETACH, mount, mountAsync, mountNewApi, statfsType, umount2Async } from '../../sys/index.js'
 import { withNaiveDiff } from '../naive-diff.js'
 import { MountRefCounter } from '../mount-refs.js'
@@ -106,6 +106,9 @@ async function writeFileMode(path: string, content: string, mode: number): Promi
   await writeFile(path, content, { mode })
   await chmod(path, mode)
 }
+
+/** Whether the kernel took overlay's `volatile` option: undefined until a volatile mount tried it. */
+let kernelTakesVolatile: boolean | undefined
 
 /**
  * umount2(MNT_DETACH), treating "not mounted" (EINVAL) and "gone" (ENOENT)
@@ -189,6 +192,8 @@ export class Overlay2Driver implements GraphDriver {
   readonly #nativeDiffProblem: string | undefined
   /** get counts of layers this instance holds. */
   readonly #refs = new MountRefCounter(DRIVER_NAME)
+  /** Layers this instance mounted with `volatile` (GetOpts.volatile): their unmount makes the diff dir durable. */
+  readonly #volatileMounts = new Set<string>()
   /** One operation per layer at a time. */
   readonly #locks = new KeyedLock()
   /** Check scratch dirs of dead processes that open() removed. */
@@ -439,7 +444,8 @@ export class Overlay2Driver implements GraphDriver {
         return join(dir, DIFF_DIR)
       }
 
-      await this.#refs.holdMounted(id, persistent, { isMounted: () => this.#isMounted(id), mount: () => this.#mountLayer(id, lower) })
+      const volatile = opts?.volatile === true && !persistent
+      await this.#refs.holdMounted(id, persistent, { isMounted: () => this.#isMounted(id), mount: () => this.#mountLayer(id, lower, volatile) })
       return join(dir, MERGED_DIR)
     })
   }
@@ -519,14 +525,17 @@ export class Overlay2Driver implements GraphDriver {
     return true
   }
 
-  /** Mounts `id`'s overlay at merged/ (creating the dir), from its lower file's content. */
-  async #mountLayer(id: string, lower: string): Promise<void> {
+  /** Mounts `id`'s overlay at merged/ (creating the dir), from its lower file's content; `volatile`: see GetOpts.volatile. */
+  async #mountLayer(id: string, lower: string, volatile = false): Promise<void> {
     const dir = this.#dir(id)
     const lowers = parseLower(lower, `lower file of layer "${id}"`)
     const readOnly = await pathExists(join(dir, COMMITTED_FILE))
-    const plan = readOnly
-      ? mountPlan([`${id}/${DIFF_DIR}`, ...lowers], null, null, this.#planOptions())
-      : mountPlan(lowers, `${id}/${DIFF_DIR}`, `${id}/${WORK_DIR}`, this.#planOptions())
+    const withVolatile = volatile && !readOnly && kernelTakesVolatile !== false
+    const planFor = (v: boolean): MountPlan =>
+      readOnly
+        ? mountPlan([`${id}/${DIFF_DIR}`, ...lowers], null, null, this.#planOptions())
+        : mountPlan(lowers, `${id}/${DIFF_DIR}`, `${id}/${WORK_DIR}`, { ...this.#planOptions(), volatile: v })
+    let plan = planFor(withVolatile)
 
     const merged = join(dir, MERGED_DIR)
     try {
@@ -535,7 +544,19 @@ export class Overlay2Driver implements GraphDriver {
       if (!isErrno(err, 'EEXIST')) throw err
     }
     try {
-      await this.#mount(plan, merged)
+      try {
+        await this.#mount(plan, merged)
+        if (withVolatile) {
+          kernelTakesVolatile = true
+          this.#volatileMounts.add(id)
+        }
+      } catch (err) {
+        // A kernel before 5.10 refuses the option it does not know: a plain mount then (and no more tries).
+        if (!withVolatile || kernelTakesVolatile === true || !isErrno(err, 'EINVAL')) throw err
+        kernelTakesVolatile = false
+        plan = planFor(false)
+        await this.#mount(plan, merged)
+      }
     } catch (err) {
       await rmdirQuietly(merged)
       const how = plan.api === 'new' ? 'the new mount API' : 'mount(2)'
@@ -556,6 +577,32 @@ export class Overlay2Driver implements GraphDriver {
       throw new StrataError('SYSCALL', `Unmounting layer "${id}" at "${merged}" failed: ${(err as Error).message}`, { cause: err })
     }
     await rmdirQuietly(merged)
+    if (this.#volatileMounts.delete(id)) await this.#afterVolatile(id)
+  }
+
+  /**
+   * After a volatile mount's unmount: what was written through it is made
+   * durable by an fsync of every file and directory in the diff dir (the
+   * init layer: a dozen entries, one journal commit), which the plain
+   * unmount's sync of the whole filesystem did as a side effect; and the
+   * `work/work/incompat/volatile` marker the kernel leaves is removed, or
+   * the next read-write mount of the layer would be refused (the kernel's
+   * "this upper may be damaged" sign; it is not: the unmount was clean).
+   */
+  async #afterVolatile(id: string): Promise<void> {
+    const dir = this.#dir(id)
+    const paths: string[] = []
+    const walk = async (p: string): Promise<void> => {
+      paths.push(p)
+      for (const entry of await readdir(p, { withFileTypes: true })) {
+        if (entry.isDirectory()) await walk(join(p, entry.name))
+        else if (entry.isFile()) paths.push(join(p, entry.name))
+      }
+    }
+    await walk(join(dir, DIFF_DIR))
+    // Side by side: ext4 commits them in one journal transaction.
+    await Promise.all(paths.map((p) => fsyncPath(p)))
+    await rm(join(dir, WORK_DIR, 'work', 'incompat'), { recursive: true, force: true })
   }
 
   #planOptions(): Parameters<typeof mountPlan>[3] {

@@ -203,6 +203,8 @@ export interface MountPlanOptions {
   allowRelative?: boolean
   /** Bytes of option data mount(2) accepts, including the NUL (default 4096). */
   pageSize?: number
+  /** Add overlay's `volatile` (read-write mounts only): see GetOpts.volatile. */
+  volatile?: boolean
 }
 
 /**
@@ -243,7 +245,7 @@ export function mountPlan(lowers: string[], upper: string | null, work: string |
   const prefix = opts.indexOff ? 'index=off,' : ''
   const data = (spell: (p: string) => string): string =>
     `${prefix}lowerdir=${lowers.map(spell).join(':')}` +
-    (upper === null || work === null ? '' : `,upperdir=${spell(upper)},workdir=${spell(work)}`)
+    (upper === null || work === null ? '' : `,upperdir=${spell(upper)},workdir=${spell(work)}${opts.volatile === true ? ',volatile' : ''}`)
   // mount(2) reads at most a page, the NUL included.
   const fits = (s: string): boolean => Buffer.byteLength(s) <= pageSize - 1
 
@@ -265,6 +267,9 @@ export function mountPlan(lowers: string[], upper: string | null, work: string |
   const options: FsConfigOption[] = [['source', 'overlay']]
   if (opts.indexOff) options.push(['index', 'off'])
   for (const lower of lowers) options.push(['lowerdir+', join(opts.home, lower)])
-  if (upper !== null && work !== null) options.push(['upperdir', join(opts.home, upper)], ['workdir', join(opts.home, work)])
+  if (upper !== null && work !== null) {
+    options.push(['upperdir', join(opts.home, upper)], ['workdir', join(opts.home, work)])
+    if (opts.volatile === true) options.push(['volatile'])
+  }
   return { api: 'new', options }
 }
