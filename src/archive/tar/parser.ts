@@ -39,7 +39,9 @@ export interface TarHandler {
    * entries, the header block), once at the end with the end-of-archive
    * blocks, then once per ≤1 MiB of trailing bytes, then once with no
    * bytes (as dockerd 20.10's tar-split records the end). Concatenating these
-   * segments with the entries' contents gives back the input exactly.
+   * segments with the entries' contents gives back the input exactly. Like
+   * `data`'s chunks, the bytes are valid only during the call (the parser
+   * reuses the buffer): copy what you keep.
    */
   segment?(bytes: Buffer): void
 }
@@ -70,7 +72,9 @@ export class TarParser {
   readonly #block = Buffer.alloc(BLOCK)
   #blockFill = 0
   #remaining = 0
-  #raw: Buffer[] = []
+  /** Raw bytes since the last segment: #rawLength bytes of a buffer reused (and grown) from segment to segment, not a copy per header block. */
+  #raw = Buffer.allocUnsafe(8192)
+  #rawLength = 0
   #metaType: MetaTypeflag = 'x'
   #metaName = ''
   #meta: Buffer[] = []
@@ -191,13 +195,21 @@ export class TarParser {
   #lastSize = 0
 
   #account(bytes: Buffer): void {
-    if (this.#accounting && bytes.length > 0) this.#raw.push(Buffer.from(bytes))
+    if (!this.#accounting || bytes.length === 0) return
+    const need = this.#rawLength + bytes.length
+    if (need > this.#raw.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, this.#raw.length * 2))
+      this.#raw.copy(grown, 0, 0, this.#rawLength)
+      this.#raw = grown
+    }
+    bytes.copy(this.#raw, this.#rawLength)
+    this.#rawLength = need
   }
 
   #flushRaw(): void {
-    if (!this.#accounting || this.#raw.length === 0) return
-    const seg = this.#raw.length === 1 ? this.#raw[0]! : Buffer.concat(this.#raw)
-    this.#raw = []
+    if (!this.#accounting || this.#rawLength === 0) return
+    const seg = this.#raw.subarray(0, this.#rawLength)
+    this.#rawLength = 0
     this.#handler.segment!(seg)
   }
 

@@ -69,7 +69,11 @@ export interface TarSplitFile {
 }
 
 export function createTarSplitFile(path: string): TarSplitFile {
-  const gzip = createGzip()
+  // Level 1: the lines are mostly base64 of tar headers, which level 6
+  // packs only ~25% tighter (10.5 MB of lines: 427 KB against 558 KB) for
+  // three times the CPU (41 ms against 14 ms), paid by every load and
+  // pull on the same cores as the apply. Any gzip reader reads either.
+  const gzip = createGzip({ level: 1 })
   const file = createWriteStream(path, { mode: 0o600 })
   gzip.pipe(file)
   let failure: unknown
