@@ -85,7 +85,9 @@ export async function registerChain(ctx: StoreContext, layers: readonly ChainLay
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new StrataError('INVALID_ARGUMENT', `registerChain: concurrency must be a whole number of at least 1, not ${concurrency}`)
   }
-  const parallel = concurrency > 1 && layers.length > 1 && ctx.driver.parallelApply === true && layers.every((l) => l.expectedDiffId !== undefined)
+  // One layer too: this path opens the source before the apply, so a layer that is a file's range
+  // reaches the apply marked as such (src/archive/file-source.ts) and its worker reads the file itself.
+  const parallel = concurrency > 1 && layers.length > 0 && ctx.driver.parallelApply === true && layers.every((l) => l.expectedDiffId !== undefined)
   // The parent is held for the whole call, so that a rollback collects nothing below what it found.
   let base: Handle | undefined
   if (parent !== null) {
