@@ -7,12 +7,11 @@
  * object per line like `docker ps --format '{{json .}}'`. run and start
  * give the container's stdio to the container and exit with its status.
  */
-// The library's modules are imported by the verb that calls them (a `strata
-// mount` does not initialise the modules of run, exec, logs, export...):
-// node --cpu-prof of a cold create or mount showed ~8 ms of module
-// initialisation under this file when it imported ../container/index.js.
+// The library is imported by the verb that runs (a `strata --help` or a
+// usage error does not initialise it; ps loads the template engine only
+// for itself), through src/container's surface as docs/architecture.md
+// requires.
 import type { ContainerSummary, CreateContainerOptions } from '../container/index.js'
-import { parseRestartPolicy } from '../container/monitor/restart.js'
 import { PROCESS_HELPS } from './container-process-helps.js'
 import { StrataError } from '../errors/index.js'
 import { goTimeString } from '../fs/index.js'
@@ -277,7 +276,7 @@ interface CreateArgs {
   detachKeys?: string
 }
 
-function parseCreate(verb: string, given: string[]): CreateArgs {
+async function parseCreate(verb: string, given: string[]): Promise<CreateArgs> {
   const args = spreadShorts(given)
   const opts: CreateContainerOptions = {}
   const env: string[] = []
@@ -331,7 +330,7 @@ function parseCreate(verb: string, given: string[]): CreateArgs {
         break
       }
       case 'restart':
-        opts.restartPolicy = parseRestartPolicy(value)
+        opts.restartPolicy = (await import('../container/index.js')).parseRestartPolicy(value)
         break
       case 'detach-keys':
         detachKeys = value
@@ -353,14 +352,14 @@ function parseCreate(verb: string, given: string[]): CreateArgs {
 }
 
 async function create(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { image, opts } = parseCreate('create', args)
-  const { createContainer } = await import('../container/create.js')
+  const { image, opts } = await parseCreate('create', args)
+  const { createContainer } = await import('../container/index.js')
   const c = await withStore(global, (store) => createContainer(store, image, opts))
   return `${c.id}\n`
 }
 
 async function run(args: string[], global: GlobalOptions): Promise<CommandResult> {
-  const { image, opts, rm, detach, detachKeys } = parseCreate('run', args)
+  const { image, opts, rm, detach, detachKeys } = await parseCreate('run', args)
   const { startAttached, ttyInputError } = await import('./container-process.js')
   const { createContainer, startContainer, removeContainer } = await import('../container/index.js')
   // docker's CheckTty, before anything is created.
@@ -411,7 +410,7 @@ async function ps(args: string[], global: GlobalOptions): Promise<CommandResult>
   checkArgCount(positionals, { max: 0 }, CONTAINER_HELPS.ps!)
   const source = values.format ?? ''
   const [{ listContainers }, { CONTAINER_HEADER, CONTAINER_ROW, containerFormat, renderList }, fmt] = await Promise.all([
-    import('../container/list.js'),
+    import('../container/index.js'),
     import('./list-formats.js'),
     import('../format/index.js'),
   ])
@@ -502,14 +501,14 @@ function onlyArgument(verb: string, args: string[]): string {
 
 async function mount(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const ref = onlyArgument('mount', args)
-  const { mountContainer } = await import('../container/mount.js')
+  const { mountContainer } = await import('../container/index.js')
   return `${await withStore(global, (store) => mountContainer(store, ref))}\n`
 }
 
 async function umount(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { positionals } = parseFlags(args, {}, CONTAINER_HELPS.umount!)
   checkArgCount(positionals, { min: 1 }, CONTAINER_HELPS.umount!)
-  const { unmountContainer } = await import('../container/mount.js')
+  const { unmountContainer } = await import('../container/index.js')
   return withStore(global, async (store) => {
     for (const ref of positionals) await unmountContainer(store, ref)
     return positionals.map((p) => `${p}\n`).join('')
@@ -518,7 +517,7 @@ async function umount(args: string[], global: GlobalOptions): Promise<CommandRes
 
 async function diff(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const ref = onlyArgument('diff', args)
-  const { containerChanges, formatChangeLines } = await import('../container/lifecycle.js')
+  const { containerChanges, formatChangeLines } = await import('../container/index.js')
   return formatChangeLines(await withStore(global, (store) => containerChanges(store, ref)))
 }
 
@@ -530,7 +529,7 @@ async function commit(args: string[], global: GlobalOptions): Promise<CommandRes
   )
   checkArgCount(positionals, { min: 1, max: 2 }, CONTAINER_HELPS.commit!)
   const [ref, reference] = positionals as [string, string | undefined]
-  const { commitContainer } = await import('../container/commit.js')
+  const { commitContainer } = await import('../container/index.js')
   const result = await withStore(global, (store) =>
     commitContainer(store, ref, {
       dockerVersion: strataVersion(),
@@ -552,7 +551,7 @@ async function exportCmd(args: string[], global: GlobalOptions): Promise<Command
   if (out === '-' && process.stdout.isTTY === true) {
     throw new StrataError('INVALID_ARGUMENT', 'cowardly refusing to save to a terminal. Use the -o flag or redirect')
   }
-  const { exportContainer } = await import('../container/lifecycle.js')
+  const { exportContainer } = await import('../container/index.js')
   await withStore(global, async (store) => writeOutput(out, await exportContainer(store, ref)))
   return ''
 }
@@ -560,7 +559,7 @@ async function exportCmd(args: string[], global: GlobalOptions): Promise<Command
 async function renameCmd(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { positionals } = parseFlags(args, {}, CONTAINER_HELPS.rename!)
   checkArgCount(positionals, { min: 2, max: 2 }, CONTAINER_HELPS.rename!)
-  const { renameContainer } = await import('../container/rename.js')
+  const { renameContainer } = await import('../container/index.js')
   await withStore(global, (store) => renameContainer(store, positionals[0]!, positionals[1]!))
   return ''
 }
@@ -572,7 +571,7 @@ async function prune(args: string[], global: GlobalOptions): Promise<CommandResu
   const filters = parseFilterFlags(values.filter)
   checkFilterKeys(filters, ['until', 'label', 'label!'])
   const until = filters.get('until')?.[0]
-  const { pruneContainers } = await import('../container/prune.js')
+  const { pruneContainers } = await import('../container/index.js')
   const report = await withStore(global, (store) =>
     pruneContainers(store, {
       ...(until === undefined ? {} : { until: untilTime(until) }),
@@ -599,7 +598,7 @@ function untilTime(value: string): number {
 async function rm(args: string[], global: GlobalOptions): Promise<CommandResult> {
   const { values, positionals } = parseFlags(args, { force: { type: 'boolean', short: 'f' } }, CONTAINER_HELPS.rm!)
   checkArgCount(positionals, { min: 1 }, CONTAINER_HELPS.rm!)
-  const { removeContainer } = await import('../container/lifecycle.js')
+  const { removeContainer } = await import('../container/index.js')
   return withStore(global, async (store) => {
     const out: string[] = []
     const errors: string[] = []
