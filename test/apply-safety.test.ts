@@ -27,6 +27,7 @@ import {
   linkSync,
   lstatSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -37,10 +38,13 @@ import {
   writeFileSync,
   type BigIntStats,
 } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { after, before, test, type TestContext } from 'node:test'
 import { applyLayer } from '../src/archive/apply.js'
+import { applyLayerOffThread } from '../src/archive/apply-offthread.js'
+import { withFileRange } from '../src/archive/file-source.js'
 import { encodeUstar } from '../src/archive/tar/header.js'
 import { END_OF_ARCHIVE, encodeHeader, padding, type TarHeaderInput } from '../src/archive/tar/index.js'
 import type { WhiteoutFormat } from '../src/archive/whiteout.js'
@@ -202,9 +206,30 @@ interface CaseOptions {
   prepare?: (s: Sandbox) => void
 }
 
-function apply(s: Sandbox, parts: Parts, whiteouts: WhiteoutFormat) {
+/**
+ * test/apply-safety-file.test.ts runs every case again with the layer as a
+ * file the apply's worker thread reads itself (src/archive/file-source.ts),
+ * the way `load` applies a docker-archive's layers.
+ */
+const VIA_FILE = process.env.STRATA_APPLY_SAFETY_VIA === 'file'
+
+async function apply(s: Sandbox, parts: Parts, whiteouts: WhiteoutFormat) {
   const list = typeof parts === 'function' ? parts(s) : parts
-  return applyLayer(s.dest, Readable.from([tarOf(list)]), { whiteouts })
+  if (!VIA_FILE) return applyLayer(s.dest, Readable.from([tarOf(list)]), { whiteouts })
+  // The tar lives outside the sandbox, which must hold nothing but dest/ and victim/.
+  const dir = mkdtempSync(join(tmpdir(), 'strata-test-apply-safety-tar-'))
+  try {
+    const path = join(dir, 'layer.tar')
+    writeFileSync(path, tarOf(list))
+    const unread = new Readable({
+      read() {
+        this.destroy(new Error('the stream of a file-range layer was read'))
+      },
+    })
+    return await applyLayerOffThread(s.dest, withFileRange(unread, { path, start: 0 }), { whiteouts })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
 /** The apply must fail with `code`, naming every string in `mentions`; nothing outside dest/ may change. */
