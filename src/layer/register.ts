@@ -157,8 +157,8 @@ export async function preparePending(ctx: StoreContext, parent: ChainID | null, 
   const cacheId = newRandomId()
   let created = false
   try {
-    await tx.writeFile(LAYER_FILES.cacheId, cacheId)
-    if (parent !== null) await tx.writeFile(LAYER_FILES.parent, parent)
+    // Side by side (their fsyncs share a journal commit), and both before the driver layer exists (recovery reads cache-id).
+    await Promise.all([tx.writeFile(LAYER_FILES.cacheId, cacheId), parent === null ? undefined : tx.writeFile(LAYER_FILES.parent, parent)])
     await ctx.driver.create(cacheId, parentCacheId)
     created = true
   } catch (err) {
@@ -188,9 +188,8 @@ export async function applyPending(ctx: StoreContext, p: PendingLayer, parentCac
     const ts = tarSplit
     tarSplit = undefined
     await ts.close()
-    await p.tx.finishFile(LAYER_FILES.tarSplit)
-    await p.tx.writeFile(LAYER_FILES.diff, applied.diffId)
-    await p.tx.writeFile(LAYER_FILES.size, String(applied.size))
+    // Side by side: one wait for the disk instead of three in a row (strata commit's fsyncs were 5 sequential rounds before its rename).
+    await Promise.all([p.tx.finishFile(LAYER_FILES.tarSplit), p.tx.writeFile(LAYER_FILES.diff, applied.diffId), p.tx.writeFile(LAYER_FILES.size, String(applied.size))])
     p.applied = applied
     return applied
   } catch (err) {
