@@ -16,11 +16,10 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { busyboxRootfsTar, importBusybox, shortTempDir, startStrataServe } from './helpers/api-server.js'
+import { busyboxRootfsTar, importBusybox, pushBusyboxAs, removeAllContainersAfter, shortTempDir, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { REGISTRY, startRegistry } from './helpers/registry.js'
-import { strata } from './helpers/strata-cli.js'
 
 const SCRIPT = fileURLToPath(new URL('../../test/peers/docker-py/lifecycle.py', import.meta.url))
 /** Debian's python3 (with python3-docker) when it is there: the client the issue names. */
@@ -47,15 +46,10 @@ test('docker-py (python3-docker) through strata serve: the lifecycle, as against
   const registry = await startRegistry(t, shortTempDir(t, 'strata-api-reg-'))
   const s = await startStrataServe(t)
   const id = await importBusybox(t, s.root)
-  t.after(async () => {
-    for (const c of (await strata(['ps', '-aq', '--no-trunc'], { root: s.root })).text.split('\n').filter((l) => l !== '')) await strata(['rm', '-f', c], { root: s.root })
-  })
+  removeAllContainersAfter(t, s.root)
   // The registry's image is strata's busybox, pushed by the strata CLI.
   const remote = `${registry}/py/bb`
-  assert.equal((await strata(['tag', 'busybox', `${remote}:1`], { root: s.root })).code, 0)
-  const pushed = await strata(['push', `${remote}:1`], { root: s.root })
-  assert.equal(pushed.code, 0, pushed.stderr)
-  assert.equal((await strata(['rmi', `${remote}:1`], { root: s.root })).code, 0)
+  await pushBusyboxAs(s.root, remote)
 
   const out = await runScript(s.host, remote, s.clientEnv())
   assert.equal(out.api, '1.41')

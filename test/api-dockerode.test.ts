@@ -18,12 +18,11 @@ import { PassThrough, type Readable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Docker from 'dockerode'
-import { busyboxRootfsTar, importBusybox, shortTempDir, startStrataServe } from './helpers/api-server.js'
+import { busyboxRootfsTar, importBusybox, pushBusyboxAs, removeAllContainersAfter, shortTempDir, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { layerTar } from './helpers/image-fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { REGISTRY, startRegistry } from './helpers/registry.js'
-import { strata } from './helpers/strata-cli.js'
 
 function canRun(t: TestContext): boolean {
   return requireRoot(t) && requireTool(t, 'busybox', 'tar', 'runc', REGISTRY)
@@ -174,14 +173,9 @@ test('dockerode through strata serve: the lifecycle, as against dockerd 20.10', 
   const registry = await startRegistry(t, shortTempDir(t, 'strata-api-reg-'))
   const s = await startStrataServe(t)
   const id = await importBusybox(t, s.root)
-  t.after(async () => {
-    for (const c of (await strata(['ps', '-aq', '--no-trunc'], { root: s.root })).text.split('\n').filter((l) => l !== '')) await strata(['rm', '-f', c], { root: s.root })
-  })
+  removeAllContainersAfter(t, s.root)
   const remote = `${registry}/node/bb`
-  assert.equal((await strata(['tag', 'busybox', `${remote}:1`], { root: s.root })).code, 0)
-  const pushed = await strata(['push', `${remote}:1`], { root: s.root })
-  assert.equal(pushed.code, 0, pushed.stderr)
-  assert.equal((await strata(['rmi', `${remote}:1`], { root: s.root })).code, 0)
+  await pushBusyboxAs(s.root, remote)
 
   const out = await lifecycle(new Docker({ socketPath: s.socket }), remote)
   assert.equal(out.api, '1.41')

@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { join, relative } from 'node:path'
+import { mountEntries } from '../graphdriver/overlay2/mounts.js'
 import type { Store } from '../store/index.js'
 import { getContainer } from './process.js'
 
@@ -177,22 +178,12 @@ interface CgroupMount {
   controllers: string[]
 }
 
-/** mountinfo's escapes (\040 for a space). */
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)))
-}
-
-function parseCgroupMounts(text: string): CgroupMount[] {
-  const out: CgroupMount[] = []
-  for (const line of text.split('\n')) {
-    const [left, right] = line.split(' - ')
-    if (left === undefined || right === undefined) continue
-    const f = left.split(' ')
-    const [fstype, , superOpts = ''] = right.split(' ')
-    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue
-    out.push({ root: unescapeMount(f[3]!), point: unescapeMount(f[4]!), v2: fstype === 'cgroup2', controllers: superOpts.split(',') })
-  }
-  return out
+/** The cgroup hierarchies mounted here, from mountinfo (v1: one per controller set; v2: one). */
+async function cgroupMounts(): Promise<CgroupMount[]> {
+  const entries = await mountEntries().catch(() => [])
+  return entries
+    .filter((e) => e.fsType === 'cgroup' || e.fsType === 'cgroup2')
+    .map((e) => ({ root: e.root, point: e.mountPoint, v2: e.fsType === 'cgroup2', controllers: e.superOptions }))
 }
 
 /** The directory of a cgroup `path` under `mount` (path is relative to the hierarchy's root, the mount shows `root` of it). */
@@ -354,7 +345,7 @@ async function sampleProcess(pid: number): Promise<Pick<ContainerStats, 'pids_st
   const own = await readText(`/proc/${pid}/cgroup`)
   if (own === undefined) return undefined
   const groups = parseProcCgroup(own)
-  const mounts = parseCgroupMounts((await readText('/proc/self/mountinfo')) ?? '')
+  const mounts = await cgroupMounts()
   // Hybrid hosts keep cpu and memory on v1: read them there, as dockerd does (its "Cgroup Version" is 1 then).
   if (groups.v1.has('memory') || groups.v1.has('cpuacct')) {
     return sampleV1((controller) => {

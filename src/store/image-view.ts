@@ -41,18 +41,18 @@ import { snapshot, type ImageSnapshot } from './image-query.js'
 const STAMP_SLACK_MS = 1_000
 const HEX64 = /^[a-f0-9]{64}$/
 
-/** One stat() result as a comparable string, or "-" for a path that does not exist. */
-function statStamp(path: string): { text: string; newestMs: number } {
-  const st = statSync(path, { bigint: true, throwIfNoEntry: false })
-  if (st === undefined) return { text: '-', newestMs: 0 }
-  const newestNs = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs
-  return { text: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, newestMs: Number(newestNs / 1_000_000n) }
-}
-
 interface Stamp {
   text: string
   /** The newest mtime or ctime in it, in ms. */
   newestMs: number
+}
+
+/** One stat() result as a comparable string, or "-" for a path that does not exist. */
+function statStamp(path: string): Stamp {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false })
+  if (st === undefined) return { text: '-', newestMs: 0 }
+  const newestNs = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs
+  return { text: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, newestMs: Number(newestNs / 1_000_000n) }
 }
 
 interface Kept {

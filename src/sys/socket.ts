@@ -6,6 +6,7 @@
  * spawn. Sockets here are non-blocking: callers poll (the event loop must
  * not sit in accept or recvmsg).
  */
+import { constants } from 'node:os'
 import { check, koffi, lastErrno, libc, SysError } from './libc.js'
 
 const AF_UNIX = 1
@@ -16,9 +17,7 @@ const SOL_SOCKET = 1
 const SCM_RIGHTS = 1
 const MSG_DONTWAIT = 0x40
 const MSG_CMSG_CLOEXEC = 0x40000000
-const EAGAIN = 11
-const EINTR = 4
-const ECHILD = 10
+const { EAGAIN, EINTR, ECHILD } = constants.errno
 const TIOCSWINSZ = 0x5414
 const TIOCGWINSZ = 0x5413
 const PR_SET_CHILD_SUBREAPER = 36

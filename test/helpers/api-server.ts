@@ -184,3 +184,11 @@ export function removeAllContainersAfter(t: TestContext, root: string): void {
     for (const id of ids) await strata(['rm', '-f', id], { root })
   })
 }
+
+/** Pushes the root's busybox to `remote:1` with the strata CLI, then drops that tag again (the registry holds the image; the root only busybox:latest). */
+export async function pushBusyboxAs(root: string, remote: string): Promise<void> {
+  assert.equal((await strata(['tag', 'busybox', `${remote}:1`], { root })).code, 0)
+  const pushed = await strata(['push', `${remote}:1`], { root })
+  assert.equal(pushed.code, 0, pushed.stderr)
+  assert.equal((await strata(['rmi', `${remote}:1`], { root })).code, 0)
+}

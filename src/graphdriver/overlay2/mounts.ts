@@ -15,6 +15,10 @@ export interface MountEntry {
   mountPoint: string
   /** The filesystem type ("overlay", "tmpfs", ...). */
   fsType: string
+  /** The path of the filesystem shown at the mount point (unescaped; "/" unless a bind or a cgroup's sub-tree). */
+  root: string
+  /** The filesystem's own options (for a cgroup v1 mount, its controllers among them). */
+  superOptions: string[]
 }
 
 /** Undoes the kernel's escaping of mount points (`\040` space, `\011` tab, `\012` newline, `\134` backslash). */
@@ -32,7 +36,12 @@ export function parseMountInfo(text: string): MountEntry[] {
     const mountPoint = fields[4]
     if (mountPoint === undefined) continue
     const dash = fields.indexOf('-', 6)
-    out.push({ mountPoint: unescapeMountInfo(mountPoint), fsType: dash < 0 ? '' : (fields[dash + 1] ?? '') })
+    out.push({
+      mountPoint: unescapeMountInfo(mountPoint),
+      fsType: dash < 0 ? '' : (fields[dash + 1] ?? ''),
+      root: unescapeMountInfo(fields[3] ?? '/'),
+      superOptions: dash < 0 ? [] : (fields[dash + 3] ?? '').split(','),
+    })
   }
   return out
 }
