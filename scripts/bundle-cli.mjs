@@ -115,7 +115,7 @@ if (warmup !== undefined) {
  * property read. fs, path, os, events... are left as they are (Node's own
  * start loads them, or they are cheap; fs calls are hot in extraction).
  */
-const LAZY_BUILTINS = ['crypto', 'zlib', 'child_process', 'worker_threads', 'readline', 'readline/promises', 'net', 'http', 'stream', 'stream/promises', 'v8', 'tty', 'timers/promises', 'string_decoder', 'dgram']
+const LAZY_BUILTINS = ['crypto', 'zlib', 'child_process', 'worker_threads', 'readline', 'readline/promises', 'net', 'http', 'https', 'stream', 'stream/promises', 'v8', 'tty', 'timers/promises', 'string_decoder', 'dgram']
 const LAZY_REQUIRE = `var __strataLazyRequire = (id) => {
   let m;
   const load = () => m ??= require(id);

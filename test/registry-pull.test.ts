@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createServer, request as httpRequest } from 'node:http'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpsServer } from 'node:https'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -23,7 +24,7 @@ import { isStrataError } from '../src/errors/index.js'
 import { Store } from '../src/store/index.js'
 import { assertStoreUnchanged, openTestStore, snapshotStore, testDataRoot } from './helpers/archive-fixtures.js'
 import { layerTar, makeImage, bytes, type MadeImage } from './helpers/image-fixtures.js'
-import { requireRoot, requireTool } from './helpers/peers.js'
+import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { tempDirFor } from './helpers/tmp.js'
 import { manifestOf, push, REGISTRY, SKOPEO, startCorruptingProxy, startGrantingTokenService, startLoggingProxy, startRegistry } from './helpers/registry.js'
 import { STRATA_CLI } from './helpers/strata-cli.js'
@@ -166,6 +167,60 @@ test('registry v2 pull from docker-registry', async (t) => {
     // By the index digest.
     const byDigest = await pullImage(store, `${host}/test/img@${indexDigest}`)
     assert.equal(byDigest.id, amd.id)
+  })
+
+  await t.test('blobs redirected to another origin over HTTPS (a blob store) are followed without the registry\'s credentials', async (t) => {
+    // The registry (a loopback proxy asking for basic auth) answers each layer blob with a 307 to
+    // an HTTPS server on another port, as Docker Hub sends blobs to its CDN; that server's
+    // self-signed certificate is trusted through NODE_EXTRA_CA_CERTS in the CLI's environment.
+    const rdir = join(dir, 'redirect')
+    mkdirSync(rdir)
+    const key = join(rdir, 'key.pem')
+    const cert = join(rdir, 'cert.pem')
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+    const [uhost, uport] = host.split(':')
+    const seen: Array<{ path: string; authorization: string | undefined }> = []
+    const blobs = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+      seen.push({ path: req.url ?? '', authorization: req.headers.authorization })
+      const digest = /^\/store\/(sha256:[0-9a-f]{64})\?sig=x$/.exec(req.url ?? '')?.[1]
+      if (digest === undefined) return void res.writeHead(404).end()
+      httpRequest({ host: uhost, port: Number(uport), path: `/v2/test/img/blobs/${digest}` }, (ures) => {
+        res.writeHead(ures.statusCode ?? 502, ures.headers)
+        ures.pipe(res)
+      }).end()
+    })
+    await new Promise<void>((resolve) => blobs.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>((resolve) => blobs.close(() => resolve())))
+    const blobPort = (blobs.address() as AddressInfo).port
+    const layerDigests = new Set(amdManifest.doc.layers.map((l) => l.digest))
+    const front = createServer((req, res) => {
+      if (req.headers.authorization !== `Basic ${Buffer.from(`${TEST_USER}:${TEST_PASSWORD}`).toString('base64')}`) {
+        return void res.writeHead(401, { 'www-authenticate': 'Basic realm="test"', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}')
+      }
+      const digest = /\/blobs\/(sha256:[0-9a-f]{64})$/.exec(req.url ?? '')?.[1]
+      if (req.method === 'GET' && digest !== undefined && layerDigests.has(digest)) {
+        return void res.writeHead(307, { location: `https://127.0.0.1:${blobPort}/store/${digest}?sig=x` }).end()
+      }
+      const up = httpRequest({ host: uhost, port: Number(uport), method: req.method, path: req.url, headers: req.headers }, (ures) => {
+        res.writeHead(ures.statusCode ?? 502, ures.headers)
+        ures.pipe(res)
+      })
+      req.pipe(up)
+    })
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>((resolve) => front.close(() => resolve())))
+    const fhost = `127.0.0.1:${(front.address() as AddressInfo).port}`
+    mkdirSync(join(rdir, 'docker'))
+    writeFileSync(join(rdir, 'docker', 'config.json'), readFileSync(dockerConfigFor(rdir, fhost)))
+    const root = join(rdir, 'root')
+    await run(process.execPath, [CLI, '--root', root, '-s', 'vfs', 'pull', '-q', `${fhost}/test/img:1`], {
+      env: { ...process.env, DOCKER_CONFIG: join(rdir, 'docker'), NODE_EXTRA_CA_CERTS: cert },
+    })
+    assert.deepEqual(seen.map((s) => s.path).sort(), [...layerDigests].map((d) => `/store/${d}?sig=x`).sort())
+    assert.ok(seen.every((s) => s.authorization === undefined), 'the registry\'s credentials went to the blob store')
+    const store = await Store.open({ root, driver: 'vfs' })
+    t.after(() => store.close())
+    assert.equal((await store.references.get(`${fhost}/test/img:1`)), amd.id)
   })
 
   await t.test('a layer blob served corrupted fails with DIGEST_MISMATCH and the store is unchanged', async (t) => {

@@ -31,6 +31,8 @@ export {
   type AuthChallenge,
   type RegistryClientOptions,
   type RegistryRequest,
+  type RegistryResponse,
+  type ResponseHeaders,
 } from './client.js'
 export { readRegistryAuth, dockerConfigPath, DOCKER_HUB_AUTH_KEY, type Credentials, type RegistryAuth } from './auth.js'
 export { authKey, login, logout, type LoginOptions } from './login.js'

@@ -16,7 +16,7 @@ import { dirname } from 'node:path'
 import { StrataError, isErrno } from '../../errors/index.js'
 import { atomicWriteFile } from '../../fs/index.js'
 import { DOCKER_HUB_AUTH_KEY, dockerConfigPath, type Credentials } from './auth.js'
-import { RegistryClient } from './client.js'
+import { RegistryClient, discardResponse } from './client.js'
 
 export interface LoginOptions {
   /** docker's client config to write; default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. */
@@ -63,7 +63,7 @@ export async function login(domain: string, credentials: Credentials, opts: Logi
   const client = new RegistryClient(domain, { auth: { credentials }, ...(opts.insecure === true ? { insecure: true } : {}) })
   try {
     const res = await client.request('/v2/', { scope: '', what: 'login' })
-    await res.body?.cancel()
+    discardResponse(res)
   } catch (err) {
     // dockerd's words for a refused login; other failures (unreachable) as they are.
     const status = /answered (\d{3} [A-Za-z]+(?: [A-Z][a-z]+)*)/.exec((err as Error).message)?.[1]

@@ -32,7 +32,7 @@ import { familiarName, parseReference, referenceName, referenceString, withDefau
 import type { Store } from '../../store/index.js'
 import { MediaTypes } from '../types.js'
 import { readRegistryAuth, type Credentials } from './auth.js'
-import { RegistryClient, readResponse } from './client.js'
+import { RegistryClient, discardResponse, readResponse, type RegistryResponse } from './client.js'
 import { openVerifiedLayer } from '../verified-export.js'
 
 /** Layers uploaded at the same time (dockerd's max-concurrent-uploads is 5). */
@@ -108,7 +108,7 @@ function blobWhat(repo: string, digest: string): string {
 }
 
 /** The upload URL a Location header names, resolved against the URL it answered. */
-function locationOf(res: Response, base: string, what: string): string {
+function locationOf(res: RegistryResponse, base: string, what: string): string {
   const location = res.headers.get('location')
   if (location === null || location === '') {
     throw new StrataError('CORRUPT', `Registry answered ${res.status} without a Location header for the ${what}`)
@@ -164,7 +164,7 @@ class Pusher {
   async stat(digest: string): Promise<number | undefined> {
     try {
       const res = await this.client.request(`/v2/${this.path}/blobs/${digest}`, { method: 'HEAD', scope: this.scope, what: blobWhat(this.repository, digest) })
-      await res.body?.cancel().catch(() => {})
+      discardResponse(res)
       const size = Number(res.headers.get('content-length') ?? NaN)
       if (!Number.isSafeInteger(size) || size < 0) {
         throw new StrataError('CORRUPT', `Registry ${this.client.domain} answered HEAD for ${blobWhat(this.repository, digest)} without a Content-Length`)
@@ -180,7 +180,7 @@ class Pusher {
   async startUpload(what: string): Promise<string> {
     const path = `/v2/${this.path}/blobs/uploads/`
     const res = await this.client.request(path, { method: 'POST', scope: this.scope, what })
-    await res.body?.cancel().catch(() => {})
+    discardResponse(res)
     return locationOf(res, `${this.client.baseUrl}${path}`, what)
   }
 
@@ -188,7 +188,7 @@ class Pusher {
   async cancelUpload(url: string, what: string): Promise<void> {
     try {
       const res = await this.client.request(url, { method: 'DELETE', scope: this.scope, what: `cancellation of the ${what}` })
-      await res.body?.cancel().catch(() => {})
+      discardResponse(res)
     } catch {
       // best effort
     }
@@ -202,7 +202,7 @@ class Pusher {
       what,
       ...(body === undefined ? {} : { body, contentType: 'application/octet-stream' }),
     })
-    await res.body?.cancel().catch(() => {})
+    discardResponse(res)
     const answered = res.headers.get('docker-content-digest')
     if (answered !== null && answered !== digest) {
       throw new StrataError('DIGEST_MISMATCH', `Registry ${this.client.domain} stored the ${what} as ${answered}, not as ${digest}`)
@@ -231,7 +231,7 @@ class Pusher {
   async mount(digest: Digest, from: string): Promise<boolean> {
     const what = `mount of blob ${digest} from ${from} into ${this.repository}`
     const path = `/v2/${this.path}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`
-    let res: Response
+    let res: RegistryResponse
     try {
       res = await this.client.request(path, { method: 'POST', scope: `${this.scope} repository:${from}:pull`, what })
     } catch (err) {
@@ -239,7 +239,7 @@ class Pusher {
       if (isStrataError(err, 'NOT_FOUND')) return false
       throw err
     }
-    await res.body?.cancel().catch(() => {})
+    discardResponse(res)
     if (res.status === 201) return true
     if (res.headers.get('location') !== null) await this.cancelUpload(locationOf(res, `${this.client.baseUrl}${path}`, what), what)
     return false
@@ -264,13 +264,13 @@ class Pusher {
     const gzip = createGzip()
     // Read: what gzip has consumed (not what sits in the buffers before it), so the count follows what goes out.
     const hasher = new CountingHasher(onBytes === undefined ? undefined : (n) => onBytes(n, gzip.bytesWritten))
-    // Errors of the layer itself (a damaged layer, DIGEST_MISMATCH) win over fetch's "fetch failed".
+    // Errors of the layer itself (a damaged layer, DIGEST_MISMATCH) win over the request's own error.
     let sourceError: unknown
     const piped = pipeline(layer, gzip, hasher).catch((err: unknown) => {
       sourceError = err
     })
     try {
-      let res: Response
+      let res: RegistryResponse
       try {
         res = await this.client.request(url, { method: 'PATCH', scope: this.scope, what, body: hasher, contentType: 'application/octet-stream' })
       } catch (err) {
@@ -280,7 +280,7 @@ class Pusher {
         await piped
         throw own ?? err
       }
-      await res.body?.cancel().catch(() => {})
+      discardResponse(res)
       await piped
       if (sourceError !== undefined) throw sourceError
       const next = locationOf(res, url, what)
