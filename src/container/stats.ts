@@ -20,7 +20,7 @@
 import { readFile } from 'node:fs/promises'
 import { cpus, totalmem } from 'node:os'
 import { join, relative } from 'node:path'
-import { mountEntries } from '../graphdriver/overlay2/mounts.js'
+import { mountEntries } from '../graphdriver/index.js'
 import type { Store } from '../store/index.js'
 import { getContainer } from './process.js'
 
