@@ -47,9 +47,31 @@ const CHUNK = 1 << 20
 const idle: Worker[] = []
 let nextId = 1
 
+/**
+ * While a worker waits in the pool, an error or exit of its own (it failed
+ * to start, say) takes it out of the pool instead of being an uncaught
+ * 'error' event, or a dead worker handed to the next apply, which would
+ * wait forever for its replies.
+ */
+const onIdleError = (): void => {}
+function onIdleExit(this: Worker): void {
+  const at = idle.indexOf(this)
+  if (at >= 0) idle.splice(at, 1)
+  this.off('error', onIdleError)
+}
+
+function park(w: Worker): void {
+  w.unref()
+  w.on('error', onIdleError)
+  w.once('exit', onIdleExit)
+  idle.push(w)
+}
+
 function takeWorker(): Worker {
   const w = idle.pop()
   if (w !== undefined) {
+    w.off('error', onIdleError)
+    w.off('exit', onIdleExit)
     w.ref()
     return w
   }
@@ -61,8 +83,29 @@ function giveBack(w: Worker): void {
     void w.terminate()
     return
   }
-  w.unref()
-  idle.push(w)
+  park(w)
+}
+
+/**
+ * Starts apply workers now, up to `count` idle in the pool (at most one per
+ * core), for applies that are about to come: a worker takes ~50 ms of
+ * thread, isolate and bundle start before it can apply anything, and a
+ * load (src/cli/load.ts) has ~0.1-0.2 s of its own work (the store opened,
+ * the archive's index read) before its first apply, which the workers'
+ * start then overlaps. They are unref'd: they never hold the process open.
+ */
+export function prestartApplyWorkers(count: number): void {
+  const want = Math.min(count, availableParallelism())
+  while (idle.length < want) park(new Worker(WORKER_URL))
+}
+
+/** Ends the workers idle in the pool (the applies they were started for will not come: the driver applies on its own thread). */
+export function stopIdleApplyWorkers(): void {
+  for (const w of idle.splice(0)) {
+    w.off('error', onIdleError)
+    w.off('exit', onIdleExit)
+    void w.terminate()
+  }
 }
 
 function toBytes(chunk: unknown): Uint8Array {

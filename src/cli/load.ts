@@ -9,6 +9,8 @@
  * A stream is spooled by the transport into `<root>/tmp`, on the data
  * root's filesystem, never into the system's /tmp.
  */
+import { availableParallelism } from 'node:os'
+import { prestartApplyWorkers, stopIdleApplyWorkers } from '../archive/index.js'
 import { StrataError } from '../errors/index.js'
 import { familiarString, parseReference } from '../image/index.js'
 import { loadImages, openImageSource, type LoadResult } from '../transport/index.js'
@@ -41,7 +43,13 @@ export async function loadCommand(args: string[], global: GlobalOptions, io: Ver
   if (input === '-' && io.stdinIsTTY) throw new StrataError('INVALID_ARGUMENT', 'requested load from stdin, but stdin is empty')
   const what = input === '-' ? 'stdin' : input
 
+  // The layers apply in worker threads (one per core, side by side): started
+  // now, their start overlaps opening the store and reading the archive's
+  // index instead of following it (see prestartApplyWorkers).
+  prestartApplyWorkers(availableParallelism())
   const result = await withStore(global, async (store): Promise<LoadResult> => {
+    // A driver that applies on this thread (vfs, btrfs...) has no use for them.
+    if (store.driver.parallelApply !== true) stopIdleApplyWorkers()
     const tmpDir = await transportTmpDir(store.root)
     const progress = layerProgress(io.stdout, 'Loading layer', values.quiet === true)
     try {
