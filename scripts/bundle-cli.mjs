@@ -103,6 +103,70 @@ if (warmup !== undefined) {
 `
 
 /**
+ * The apply worker's launcher (dist/src/bundle/apply-worker.js, the file
+ * apply-offthread.ts starts): runs the worker bundle (apply-worker-main.js)
+ * compiled with its own code cache, as strata.js runs cli.js. Every load or
+ * pull starts a worker per core, and each compiled the bundle from source
+ * and every function it ran on first call (~10-20 ms of CPU a worker).
+ * The cache is written by the build (scripts/bundle-cli.mjs applies a small
+ * layer through it) and again by any worker that had none or had it
+ * rejected, once its first apply is done (a worker is terminated, not
+ * ended, so there is no exit to write it at).
+ */
+const WORKER_LAUNCHER = `'use strict'
+// Made by scripts/bundle-cli.mjs: runs apply-worker-main.js with the V8 code
+// cache beside it (apply-worker-main.js.cache: sha256 of the data, then the
+// data, checked before V8 sees it, as strata.js does for cli.js).
+const { createHash } = require('node:crypto')
+const { readFileSync, renameSync, writeFileSync, unlinkSync } = require('node:fs')
+const { join } = require('node:path')
+const { Script } = require('node:vm')
+const { parentPort, threadId } = require('node:worker_threads')
+
+const file = join(__dirname, 'apply-worker-main.js')
+const cacheFile = file + '.cache'
+const sha256 = (data) => createHash('sha256').update(data).digest()
+let cachedData
+try {
+  const kept = readFileSync(cacheFile)
+  const data = kept.subarray(32)
+  if (kept.length > 32 && sha256(data).equals(kept.subarray(0, 32))) cachedData = data
+} catch {
+  // no cache yet: compiled from source, and the cache written after the first apply
+}
+const source = readFileSync(file, 'utf8')
+const script = new Script('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: file, cachedData })
+if (cachedData === undefined || script.cachedDataRejected === true) {
+  // After the first apply, so that the functions it compiled are in the
+  // cache; before its 'done' goes out, after which the worker may be
+  // terminated at any moment.
+  const post = parentPort.postMessage
+  parentPort.postMessage = function (msg, transfer) {
+    if (msg !== null && typeof msg === 'object' && msg.t === 'done') {
+      parentPort.postMessage = post
+      writeCache()
+    }
+    post.call(this, msg, transfer)
+  }
+}
+function writeCache() {
+  // Best effort: a read-only install runs without a cache.
+  const tmp = cacheFile + '.tmp-' + process.pid + '-' + threadId
+  try {
+    const data = script.createCachedData()
+    writeFileSync(tmp, Buffer.concat([sha256(data), data]))
+    renameSync(tmp, cacheFile)
+  } catch {
+    try {
+      unlinkSync(tmp)
+    } catch {}
+  }
+}
+const mod = { exports: {} }
+script.runInThisContext()(mod.exports, require, mod, file, __dirname)
+`
+
+/**
  * The builtins a command may well not use, loaded on first use in cli.js.
  * A module's imports run when the module is initialised, and the modules a
  * verb reaches import crypto, zlib, child_process, worker_threads...
@@ -179,6 +243,11 @@ try {
   // The launcher wraps cli.js in a function: main.ts's #! line must go.
   const cli = join(tmp, 'cli.js')
   writeFileSync(cli, asciiOnly(lazyBuiltins(readFileSync(cli, 'utf8').replace(/^#!.*\n/, ''))))
+  // The worker bundle runs behind its launcher, under the name its callers start.
+  const workerMain = join(tmp, 'apply-worker-main.js')
+  renameSync(join(tmp, 'apply-worker.js'), workerMain)
+  writeFileSync(workerMain, asciiOnly(lazyBuiltins(readFileSync(workerMain, 'utf8'))))
+  writeFileSync(join(tmp, 'apply-worker.js'), WORKER_LAUNCHER)
   writeFileSync(join(tmp, 'package.json'), '{ "type": "commonjs" }\n')
   writeFileSync(join(tmp, 'strata.js'), LAUNCHER, { mode: 0o755 })
   const old = `${out}.old-${process.pid}`
@@ -215,4 +284,52 @@ try {
   execFileSync(process.execPath, [join(out, 'strata.js')], { stdio: 'ignore', env: { ...process.env, STRATA_CODE_CACHE_WARMUP: JSON.stringify(runs) } })
 } finally {
   rmSync(warmRoot, { recursive: true, force: true })
+}
+
+// The worker's code cache, written by the worker itself after its first
+// apply (see WORKER_LAUNCHER): one small layer (directories, files under
+// and over the sizes where CRC-64 changes path, a symlink, a hardlink, PAX
+// times: what every layer has) applied into a scratch directory.
+await warmApplyWorker()
+
+async function warmApplyWorker() {
+  const { encodeHeader, padding, END_OF_ARCHIVE } = await import('../dist/src/archive/index.js')
+  const { Worker } = await import('node:worker_threads')
+  const dir = mkdtempSync(join(tmpdir(), 'strata-worker-warmup-'))
+  try {
+    const mtime = { sec: 1700000000, nsec: 123456789 }
+    const parts = []
+    const add = (h, content) => {
+      parts.push(encodeHeader({ mode: 0o644, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtime, atime: mtime, ...h, ...(content ? { size: content.length } : {}) }))
+      if (content) parts.push(content, padding(content.length))
+    }
+    add({ name: './', type: 'dir', mode: 0o755 })
+    for (const d of ['etc', 'usr', 'usr/lib', 'var']) {
+      add({ name: `./${d}/`, type: 'dir', mode: 0o755 })
+      for (let i = 0; i < 40; i++) add({ name: `./${d}/f${i}`, type: 'file' }, Buffer.alloc(i % 2 === 0 ? 300 : 9000, i))
+      add({ name: `./${d}/link`, type: 'symlink', linkname: 'f0' })
+      add({ name: `./${d}/hard`, type: 'hardlink', linkname: `./${d}/f1` })
+    }
+    parts.push(END_OF_ARCHIVE)
+    const tar = join(dir, 'layer.tar')
+    writeFileSync(tar, Buffer.concat(parts))
+    const target = join(dir, 'target')
+    mkdirSync(target)
+    const worker = new Worker(join(out, 'apply-worker.js'))
+    try {
+      await new Promise((resolve, reject) => {
+        worker.on('error', reject)
+        worker.on('exit', (code) => reject(new Error(`bundle-cli: the warm-up apply worker exited (code ${code})`)))
+        worker.on('message', (msg) => {
+          if (msg.t === 'done') resolve()
+          else if (msg.t === 'failed') reject(new Error(`bundle-cli: the warm-up apply failed: ${msg.error.message}`))
+        })
+        worker.postMessage({ t: 'start', id: 1, target, whiteouts: 'overlay', tarSplit: true, file: { path: tar, start: 0, progress: false } })
+      })
+    } finally {
+      await worker.terminate()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

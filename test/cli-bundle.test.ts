@@ -10,9 +10,12 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { test, type TestContext } from 'node:test'
+import { Worker } from 'node:worker_threads'
+import { encodeHeader, END_OF_ARCHIVE, padding } from '../src/archive/index.js'
 import { STRATA_CLI } from './helpers/strata-cli.js'
 
 /** A copy of the bundle dir as dist/src/bundle-test-<pid>-<n>, removed after the test. */
@@ -73,5 +76,46 @@ for (const [what, damage] of damages) {
     const second = runVersion(dir)
     assert.equal(second.code, 0, second.stderr)
     assert.equal(second.stdout, first.stdout)
+  })
+}
+
+/** One apply of a small layer through the bundle's worker launcher (apply-worker.js), as applyLayerOffThread starts it. */
+async function applyThroughWorker(t: TestContext, dir: string): Promise<void> {
+  const scratch = mkdtempSync(join(tmpdir(), 'strata-worker-cache-'))
+  t.after(() => rmSync(scratch, { recursive: true, force: true }))
+  const content = Buffer.alloc(9000, 7)
+  const tar = join(scratch, 'layer.tar')
+  writeFileSync(tar, Buffer.concat([encodeHeader({ name: 'd/', type: 'dir', mode: 0o755 }), encodeHeader({ name: 'd/f', type: 'file', mode: 0o644, size: content.length }), content, padding(content.length), END_OF_ARCHIVE]))
+  const target = join(scratch, 'target')
+  mkdirSync(target)
+  const worker = new Worker(join(dir, 'apply-worker.js'))
+  try {
+    const reply = await new Promise<{ t: string; error?: { message: string } }>((resolve, reject) => {
+      worker.on('error', reject)
+      worker.on('exit', (code) => reject(new Error(`the worker exited (code ${code})`)))
+      worker.on('message', (msg: { t: string }) => {
+        if (msg.t === 'done' || msg.t === 'failed') resolve(msg)
+      })
+      worker.postMessage({ t: 'start', id: 1, target, whiteouts: 'overlay', tarSplit: true, file: { path: tar, start: 0, progress: false } })
+    })
+    assert.equal(reply.t, 'done', reply.error?.message)
+  } finally {
+    await worker.terminate()
+  }
+  assert.deepEqual(readFileSync(join(target, 'd/f')), content)
+}
+
+for (const [what, damage] of damages) {
+  test(`the apply worker's code cache ${what}: the worker applies and writes a sound cache`, async (t) => {
+    const dir = bundleCopy(t)
+    const cache = join(dir, 'apply-worker-main.js.cache')
+    assert.ok(existsSync(cache), 'the build wrote a worker cache')
+    damage(cache)
+    await applyThroughWorker(t, dir)
+    const kept = readFileSync(cache)
+    assert.ok(kept.length > 32, 'the cache holds data')
+    assert.deepEqual(createHash('sha256').update(kept.subarray(32)).digest(), kept.subarray(0, 32), 'the digest matches the data')
+    // And V8 takes the rewritten cache: the next worker runs from it.
+    await applyThroughWorker(t, dir)
   })
 }
