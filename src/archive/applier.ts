@@ -78,7 +78,8 @@ export class Applier implements TarHandler {
   /**
    * Paths this layer wrote, as resolved below the root (symlinked parents
    * followed, so "link/x" and "target/x" are the same path): an opaque
-   * marker keeps them.
+   * marker keeps them. Kept for the full-copy format only, the one whose
+   * opaque markers delete.
    */
   readonly #unpacked = new Set<string>()
   readonly #dirs: PendingDir[] = []
@@ -223,7 +224,8 @@ export class Applier implements TarHandler {
     }
     const path = this.#resolver.path(components, true)
     this.#create(path, components, h)
-    this.#unpacked.add(this.#relative(path))
+    // Read only by an opaque marker on a full copy (#removeNotUnpacked): overlay and aufs keep the marker instead.
+    if (this.#format === 'full') this.#unpacked.add(this.#relative(path))
   }
 
   /** `abs` (the root or a path below it, as the resolver returns them) relative to the root: '' for the root. */
