@@ -92,3 +92,18 @@ test('accepts a plain Uint8Array (not only Buffer)', () => {
   const bytes = new TextEncoder().encode('123456789'.repeat(20))
   assert.deepEqual(crc64(bytes), refSum(refUpdate(0n, bytes)))
 })
+
+test('long inputs (three-lane blocks, their edges, the copy window\'s edges) equal the reference', () => {
+  // The WebAssembly path checksums blocks of 3 x 1024 bytes as three streams and copies input in 256 KiB windows.
+  const lengths = [3071, 3072, 3073, 3072 * 2 + 15, 3072 * 7 + 1, 262_144 - 1, 262_144, 262_144 + 3072 + 9, 600_000]
+  for (const len of lengths) {
+    const offset = randomInt(0, 8)
+    const data = randomBytes(len + offset).subarray(offset)
+    assert.deepEqual(crc64(data), refSum(refUpdate(0n, data)), `len=${len} offset=${offset}`)
+    // Continued from a register that is not the initial one.
+    const c = new Crc64()
+    c.update(data.subarray(0, 5))
+    c.update(data.subarray(5))
+    assert.deepEqual(c.digest(), refSum(refUpdate(0n, data)), `len=${len} split at 5`)
+  }
+})

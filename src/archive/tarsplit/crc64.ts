@@ -84,9 +84,9 @@ export class Crc64 {
     if (buf.length >= WASM_MIN) {
       const wasm = crc64Wasm(TABLE_LO, TABLE_HI)
       if (wasm !== null) {
-        const r = wasm.update((BigInt(this.#hi >>> 0) << 32n) | BigInt(this.#lo >>> 0), buf)
-        this.#lo = Number(BigInt.asUintN(32, r)) | 0
-        this.#hi = Number(BigInt.asUintN(32, r >> 32n)) | 0
+        wasm.update(this.#lo, this.#hi, buf)
+        this.#lo = wasm.lo
+        this.#hi = wasm.hi
         return
       }
     }
