@@ -32,6 +32,8 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
   const sizeNote = image.sizes.join(' + ')
   const cleanups: Array<() => Promise<void> | void> = []
   try {
+    // STRATA_BENCH_LOAD=tmpfs: only the tmpfs case (strata, docker, GNU tar), to iterate on it; not for --write, which would drop the other rows.
+    if (process.env.STRATA_BENCH_LOAD === 'tmpfs') return [await tmpfsLoad(image, work, cleanups, log)]
     const dockerd = await startDockerd(benchContext(cleanups, log), { storageDriver: 'overlay2', dataRoot: join(work, 'dockerd') })
     const strataRoot = join(work, 'strata')
     const strata = (...args: string[]): Promise<unknown> => run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', ...args])
