@@ -11,6 +11,7 @@ import { ArgCountError, FlagError, HelpRequest, UnknownCommandError, UsageError 
 import { GLOBAL_HELP, parseGlobal, type GlobalOptions } from './global.js'
 import type { CommandResult } from './output.js'
 import type { VerbIO } from './progress.js'
+import { watchStdio, writeStd } from './stdio.js'
 
 /** The container verbs that also stand alone (`strata ps` = `strata container ps`); container.ts holds their help. */
 const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'stop', 'kill', 'wait', 'logs', 'restart', 'pause', 'unpause', 'exec', 'top', 'attach', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
@@ -84,14 +85,15 @@ function commandPath(verbArgs: string[]): string {
 
 async function main(argv: string[]): Promise<number> {
   let verbArgs: string[] = []
+  watchStdio()
   try {
     const parsed = parseGlobal(argv, process.env)
     verbArgs = parsed.rest
     const [command, ...rest] = verbArgs
     const out = await runVerb(command, rest, parsed.global)
     const { stdout, stderr, exitCode } = typeof out === 'string' ? { stdout: out, stderr: undefined, exitCode: 0 } : out
-    if (stdout !== '') process.stdout.write(stdout)
-    if (stderr !== undefined && stderr !== '') process.stderr.write(stderr)
+    writeStd('stdout', stdout)
+    if (stderr !== undefined) writeStd('stderr', stderr)
     return exitCode ?? 0
   } catch (err) {
     return report(err, commandPath(verbArgs))
@@ -172,27 +174,27 @@ function usageSummary(help: string, path: string): { usage: string; short: strin
 /** Prints what went wrong as the docker CLI would and returns the exit status. */
 function report(err: unknown, path: string): number {
   if (err instanceof HelpRequest) {
-    process.stdout.write(err.help)
+    writeStd('stdout', err.help)
     return 0
   }
   if (err instanceof UnknownCommandError) {
     const where = err.group === undefined ? 'strata' : `strata ${err.group}`
-    process.stderr.write(`strata: ${err.message}\nSee '${where} --help'\n`)
+    writeStd('stderr', `strata: ${err.message}\nSee '${where} --help'\n`)
     return err.exitCode
   }
   if (err instanceof ArgCountError) {
     const { usage, short } = usageSummary(err.help, path)
-    process.stderr.write(`"${path}" ${err.detail}\nSee '${path} --help'.\n\nUsage:  ${usage}\n\n${short}\n`)
+    writeStd('stderr', `"${path}" ${err.detail}\nSee '${path} --help'.\n\nUsage:  ${usage}\n\n${short}\n`)
     return err.exitCode
   }
   if (err instanceof UsageError) {
-    process.stderr.write(`${err.message}\nSee '${path} --help'.\n`)
+    writeStd('stderr', `${err.message}\nSee '${path} --help'.\n`)
     return err.exitCode
   }
   const e = err as Error
-  process.stderr.write(`Error: ${e.message ?? String(err)}\n`)
-  if (err instanceof StrataError && err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`)
-  else if (!(err instanceof StrataError) && process.env.STRATA_DEBUG !== undefined) process.stderr.write(`${e.stack}\n`)
+  writeStd('stderr', `Error: ${e.message ?? String(err)}\n`)
+  if (err instanceof StrataError && err.hint !== undefined) writeStd('stderr', `hint: ${err.hint}\n`)
+  else if (!(err instanceof StrataError) && process.env.STRATA_DEBUG !== undefined) writeStd('stderr', `${e.stack}\n`)
   // A container's command that could not be run: docker's 127 (not found) or 126 (not executable).
   const exitCode = err instanceof StrataError ? err.details?.exitCode : undefined
   return typeof exitCode === 'number' ? exitCode : 1

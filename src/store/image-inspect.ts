@@ -58,10 +58,17 @@ export async function inspectImage(store: Store, nameOrId: string): Promise<Imag
   let data: Record<string, string> | null = null
   const top = topChainOf(image)
   if (top !== null) {
+    // Side by side (each is a handful of small reads), and the top one read once.
+    const chains = chainOf(image)
+    const settled = await Promise.allSettled(chains.map((chain) => store.layers.info(chain)))
     const layers = new Map<ChainID, LayerInfo>()
-    for (const chain of chainOf(image)) layers.set(chain, await store.layers.info(chain))
+    settled.forEach((r, i) => {
+      // The lowest failing layer is reported, as when they were read in order.
+      if (r.status === 'rejected') throw r.reason
+      layers.set(chains[i]!, r.value)
+    })
     size = imageSize(image, layers) ?? 0
-    const meta = await store.driver.getMetadata((await store.layers.info(top)).cacheId)
+    const meta = await store.driver.getMetadata((layers.get(top) ?? (await store.layers.info(top))).cacheId)
     data = Object.keys(meta).length === 0 ? null : sortedObject(meta)
   }
   return inspectObject(image, { repoTags, repoDigests, size, driver: store.driver.name, driverData: data })
