@@ -11,7 +11,8 @@
  *   or undefined when the file (or a parent) does not exist.
  * - `writeFileDurable(path, data, mode)`: creates or truncates `path` in
  *   place (not atomic: use atomicWriteFile to replace a file others read),
- *   with exactly `mode` (the umask does not apply), fsynced.
+ *   with exactly `mode` (the umask does not apply), fsynced;
+ *   `writeFileWithMode` the same without the fsync (the caller fsyncs).
  * - `fsyncPath(path)`: fsync of an existing file or directory.
  */
 import { lstat, open, readFile } from 'node:fs/promises'
@@ -42,6 +43,23 @@ export async function readIfExists(path: string): Promise<Buffer | undefined> {
 /** The file's text, or undefined when it does not exist. */
 export async function readTextIfExists(path: string): Promise<string | undefined> {
   return (await readIfExists(path))?.toString('utf8')
+}
+
+/**
+ * Writes `data` to `path` (created or truncated) with exactly `mode`, NOT
+ * fsynced: for files a caller makes durable later in one round with
+ * others (a layer transaction's files and its directory, fsynced side by
+ * side before the rename that publishes them).
+ */
+export async function writeFileWithMode(path: string, data: string | Buffer, mode: number): Promise<void> {
+  faultPoint('write', path)
+  const fh = await open(path, 'w', mode)
+  try {
+    await fh.writeFile(data)
+    await fh.chmod(mode)
+  } finally {
+    await fh.close()
+  }
 }
 
 /** Writes `data` to `path` (created or truncated) with exactly `mode`, fsynced. */

@@ -58,13 +58,21 @@ export async function createMount(ctx: StoreContext, name: string, parent: Chain
     // dockerd's name for the init layer, which drivers expect.
     const initId = opts.init === false ? null : `${mountId}-init`
     const created: string[] = []
+    let synced: Promise<void> | undefined
     try {
-      // Side by side: their fsyncs overlap (ext4 commits them in one journal transaction), where one after another each waited for its own.
+      // The ids are on disk (in the page cache) before the driver layers they name exist: that is
+      // what recovery and live processes read (transaction.ts, Durability).
+      await tx.setMode(MOUNT_DIR_MODE)
       await Promise.all([
         tx.writeFile(MOUNT_FILES.mountId, mountId),
         initId === null ? undefined : tx.writeFile(MOUNT_FILES.initId, initId),
         parent === null ? undefined : tx.writeFile(MOUNT_FILES.parent, parent),
       ])
+      // Made durable (the files and the directory, one round) while the driver builds the layers: the
+      // wait for the disk overlaps the init layer's own fsyncs instead of adding two rounds of its own.
+      // It only has to be done before the commit below publishes the record.
+      synced = tx.sync()
+      synced.catch(() => {}) // awaited below, or on failure before the cleanup
 
       let below = parentHandle?.cacheId ?? null
       if (initId !== null) {
@@ -83,15 +91,17 @@ export async function createMount(ctx: StoreContext, name: string, parent: Chain
       await ctx.driver.createReadWrite(mountId, below)
       created.push(mountId)
 
+      await synced
       const conflict = await ctx.lock.withLock(async () => {
         if (await pathExists(dir)) return true
-        await tx.commit(dir, MOUNT_DIR_MODE)
+        await tx.commit(dir)
         return false
       })
       if (conflict) throw alreadyExists(name)
       tx.close()
       info = { name, mountId, initId, parent, mountCount: 0 }
     } catch (err) {
+      await synced?.catch(() => {})
       for (const id of created.reverse()) await removeDriverLayer(ctx.driver, id).catch(() => {})
       await tx.cancel().catch(() => {})
       throw err

@@ -9,7 +9,8 @@
  *     transaction that recovery can undo completely;
  *  3. driver.create + driver.applyLayer (one pass: diffID, compressed
  *     digest, applied size, tar-split lines into tar-split.json.gz);
- *  4. `diff` and `size`, everything fsynced;
+ *  4. `diff` and `size`, then every file and the directory fsynced in one
+ *     round (transaction.ts, Durability);
  *  5. under the data-root lock: if the chainID exists already (another
  *     registration won), ours is discarded and a handle on the existing
  *     one is returned (created: false); else the transaction directory is
@@ -157,7 +158,9 @@ export async function preparePending(ctx: StoreContext, parent: ChainID | null, 
   const cacheId = newRandomId()
   let created = false
   try {
-    // Side by side (their fsyncs share a journal commit), and both before the driver layer exists (recovery reads cache-id).
+    // Both before the driver layer exists: recovery and live processes read cache-id to know whose
+    // driver layer it is. Written, not yet fsynced: applyPending's one sync round makes them durable
+    // with the rest before anything is published (transaction.ts, Durability).
     await Promise.all([tx.writeFile(LAYER_FILES.cacheId, cacheId), parent === null ? undefined : tx.writeFile(LAYER_FILES.parent, parent)])
     await ctx.driver.create(cacheId, parentCacheId)
     created = true
@@ -188,8 +191,10 @@ export async function applyPending(ctx: StoreContext, p: PendingLayer, parentCac
     const ts = tarSplit
     tarSplit = undefined
     await ts.close()
-    // Side by side: one wait for the disk instead of three in a row (strata commit's fsyncs were 5 sequential rounds before its rename).
     await Promise.all([p.tx.finishFile(LAYER_FILES.tarSplit), p.tx.writeFile(LAYER_FILES.diff, applied.diffId), p.tx.writeFile(LAYER_FILES.size, String(applied.size))])
+    // One wait for the disk: cache-id, parent, tar-split, diff, size and the directory fsynced side
+    // by side, outside the data-root lock (strata commit's fsyncs were 5 sequential rounds, then 3).
+    await p.tx.sync()
     p.applied = applied
     return applied
   } catch (err) {
