@@ -19,7 +19,7 @@ export const HOSTCONFIG_FILE = 'hostconfig.json'
 /** A container ID: 64 lowercase hex. */
 export const CONTAINER_ID_RE = /^[a-f0-9]{64}$/
 /** docker's validContainerNamePattern. */
-const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/
+export const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/
 
 export function containersDir(root: string): string {
   return join(root, CONTAINERS_DIR)

@@ -29,6 +29,7 @@ import type { ImageID } from '../image/index.js'
 import {
   CONFIG_FILE,
   CONTAINER_ID_RE,
+  NAME_RE,
   containerDir,
   containersDir,
   doomedDir,
@@ -117,6 +118,9 @@ export class ContainerStore {
         if (!isStrataError(err, 'NOT_FOUND')) throw err
       }
     }
+    // Neither a name (docker's pattern, which every record's name follows) nor an ID prefix: no
+    // container, known without reading every record (`inspect NAME:TAG` asks for a container first).
+    if (!NAME_RE.test(ref) && !/^[a-f0-9]+$/.test(ref)) throw new StrataError('NOT_FOUND', `No such container: ${ref}`, { details: { ref } })
     const records = await this.#records()
     const byName = records.find((r) => r.Name === `/${ref.replace(/^\//, '')}`)
     if (byName !== undefined) return toContainer(this.root, byName)
