@@ -176,10 +176,12 @@ script.runInThisContext()(mod.exports, require, mod, file, __dirname)
  * `import_node_crypto = require("node:crypto")` and every use into
  * `(0, import_node_crypto.createHash)(...)`, a property read at the call:
  * so the require becomes a proxy that requires the module on its first
- * property read. fs, path, os, events... are left as they are (Node's own
+ * property read (node:module: only koffi's and zstd-napi's loaders call
+ * createRequire, and loading it loads the ESM loader's modules, ~0.5 ms).
+ * fs, path, os, events... are left as they are (Node's own
  * start loads them, or they are cheap; fs calls are hot in extraction).
  */
-const LAZY_BUILTINS = ['crypto', 'zlib', 'child_process', 'worker_threads', 'readline', 'readline/promises', 'net', 'http', 'https', 'stream', 'stream/promises', 'v8', 'tty', 'timers/promises', 'string_decoder', 'dgram']
+const LAZY_BUILTINS = ['crypto', 'zlib', 'child_process', 'worker_threads', 'readline', 'readline/promises', 'net', 'http', 'https', 'stream', 'stream/promises', 'v8', 'tty', 'timers/promises', 'string_decoder', 'dgram', 'module']
 const LAZY_REQUIRE = `var __strataLazyRequire = (id) => {
   let m;
   const load = () => m ??= require(id);
