@@ -131,9 +131,11 @@ export async function loadBench(work: string, log: (m: string) => void): Promise
 async function tmpfsLoad(image: DebianImage, work: string, cleanups: Array<() => Promise<void> | void>, log: (m: string) => void): Promise<CaseResult> {
   const shm = mkdtempSync('/dev/shm/strata-bench-load-')
   const strataRoot = join(shm, 'strata')
+  const baselineRoot = join(shm, 'strata-baseline')
+  const baseline = process.env.STRATA_BENCH_BASELINE ?? ''
   const tarDir = join(shm, 'tar-x')
   cleanups.push(() => {
-    for (const m of mountsAtOrUnder([strataRoot])) umount2(m, MNT_DETACH)
+    for (const m of mountsAtOrUnder([strataRoot, baselineRoot])) umount2(m, MNT_DETACH)
     rmSync(shm, { recursive: true, force: true })
   })
   log('starting a dockerd with its data root in tmpfs')
@@ -150,6 +152,18 @@ async function tmpfsLoad(image: DebianImage, work: string, cleanups: Array<() =>
       run: async () => void (await run(process.execPath, [CLI, '--root', strataRoot, '-s', 'overlay2', 'load', '-q', '-i', image.archive])),
     },
     [
+      ...(baseline === ''
+        ? []
+        : [
+            {
+              name: `strata load, baseline build (${baseline}), tmpfs`,
+              prepare: async () => {
+                for (const m of mountsAtOrUnder([baselineRoot])) umount2(m, MNT_DETACH)
+                rmSync(baselineRoot, { recursive: true, force: true })
+              },
+              run: async () => void (await run(process.execPath, [baseline, '--root', baselineRoot, '-s', 'overlay2', 'load', '-q', '-i', image.archive])),
+            },
+          ]),
       {
         name: 'docker load (dockerd 20.10, overlay2, tmpfs)',
         prepare: async () => void (await dockerd.docker(['rmi', '-f', image.tag]).catch(() => {})),
