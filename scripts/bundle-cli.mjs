@@ -1,4 +1,47 @@
 /**
+ * The part both launchers share: `file`, a bundle beside the launcher, as a
+ * vm.Script with the V8 code cache kept in `file`.cache (the sha256 of V8's
+ * data, then the data; checked before V8 sees it, see LAUNCHER), and
+ * `writeCache()`, which writes the cache of what has been compiled so far
+ * by temp + rename (`tmpSuffix`, a JS expression added to the temp name
+ * after the pid, keeps the names of a process's concurrent writers apart).
+ */
+function cachedScript(bundle, tmpSuffix) {
+  return `const { createHash } = require('node:crypto')
+const { readFileSync, renameSync, writeFileSync, unlinkSync } = require('node:fs')
+const { join } = require('node:path')
+const { Script } = require('node:vm')
+
+const file = join(__dirname, '${bundle}')
+const cacheFile = file + '.cache'
+const sha256 = (data) => createHash('sha256').update(data).digest()
+let cachedData
+try {
+  const kept = readFileSync(cacheFile)
+  const data = kept.subarray(32)
+  if (kept.length > 32 && sha256(data).equals(kept.subarray(0, 32))) cachedData = data
+} catch {
+  // no cache yet: compiled from source, and the cache written later (below)
+}
+const source = readFileSync(file, 'utf8')
+const script = new Script('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: file, cachedData })
+function writeCache() {
+  // Best effort: a read-only install runs without a cache.
+  const tmp = cacheFile + '.tmp-' + process.pid${tmpSuffix === undefined ? '' : ` + ${tmpSuffix}`}
+  try {
+    const data = script.createCachedData()
+    writeFileSync(tmp, Buffer.concat([sha256(data), data]))
+    renameSync(tmp, cacheFile)
+  } catch {
+    try {
+      unlinkSync(tmp)
+    } catch {}
+  }
+}
+`
+}
+
+/**
  * Builds the `strata` command users run (package.json "bin"): the CLI and
  * the apply worker bundled by esbuild from tsc's output into
  * dist/src/bundle/, plus a launcher that compiles the bundle with a V8 code
@@ -46,38 +89,7 @@ const LAUNCHER = `#!/usr/bin/env node
 // intact: damaged data past its header stops the process with a fatal
 // error in the deserializer, on every run. So the digest is checked here
 // and damaged data is not given to V8 at all.
-const { createHash } = require('node:crypto')
-const { readFileSync, renameSync, writeFileSync, unlinkSync } = require('node:fs')
-const { join } = require('node:path')
-const { Script } = require('node:vm')
-
-const file = join(__dirname, 'cli.js')
-const cacheFile = file + '.cache'
-const sha256 = (data) => createHash('sha256').update(data).digest()
-let cachedData
-try {
-  const kept = readFileSync(cacheFile)
-  const data = kept.subarray(32)
-  if (kept.length > 32 && sha256(data).equals(kept.subarray(0, 32))) cachedData = data
-} catch {
-  // no cache yet: compiled from source, and the cache written at exit
-}
-const source = readFileSync(file, 'utf8')
-const script = new Script('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: file, cachedData })
-function writeCache() {
-  // Best effort: a read-only install runs without a cache.
-  const tmp = cacheFile + '.tmp-' + process.pid
-  try {
-    const data = script.createCachedData()
-    writeFileSync(tmp, Buffer.concat([sha256(data), data]))
-    renameSync(tmp, cacheFile)
-  } catch {
-    try {
-      unlinkSync(tmp)
-    } catch {}
-  }
-}
-const warmup = process.env.STRATA_CODE_CACHE_WARMUP
+${cachedScript('cli.js')}const warmup = process.env.STRATA_CODE_CACHE_WARMUP
 if (warmup !== undefined) {
   // Build time only (scripts/bundle-cli.mjs): runs each command line of the
   // JSON list in this one process, then writes the cache. V8's cache holds
@@ -117,26 +129,8 @@ const WORKER_LAUNCHER = `'use strict'
 // Made by scripts/bundle-cli.mjs: runs apply-worker-main.js with the V8 code
 // cache beside it (apply-worker-main.js.cache: sha256 of the data, then the
 // data, checked before V8 sees it, as strata.js does for cli.js).
-const { createHash } = require('node:crypto')
-const { readFileSync, renameSync, writeFileSync, unlinkSync } = require('node:fs')
-const { join } = require('node:path')
-const { Script } = require('node:vm')
 const { parentPort, threadId } = require('node:worker_threads')
-
-const file = join(__dirname, 'apply-worker-main.js')
-const cacheFile = file + '.cache'
-const sha256 = (data) => createHash('sha256').update(data).digest()
-let cachedData
-try {
-  const kept = readFileSync(cacheFile)
-  const data = kept.subarray(32)
-  if (kept.length > 32 && sha256(data).equals(kept.subarray(0, 32))) cachedData = data
-} catch {
-  // no cache yet: compiled from source, and the cache written after the first apply
-}
-const source = readFileSync(file, 'utf8')
-const script = new Script('(function (exports, require, module, __filename, __dirname) {' + source + '\\n})', { filename: file, cachedData })
-if (cachedData === undefined || script.cachedDataRejected === true) {
+${cachedScript('apply-worker-main.js', "'-' + threadId")}if (cachedData === undefined || script.cachedDataRejected === true) {
   // After the first apply, so that the functions it compiled are in the
   // cache; before its 'done' goes out, after which the worker may be
   // terminated at any moment.
@@ -147,19 +141,6 @@ if (cachedData === undefined || script.cachedDataRejected === true) {
       writeCache()
     }
     post.call(this, msg, transfer)
-  }
-}
-function writeCache() {
-  // Best effort: a read-only install runs without a cache.
-  const tmp = cacheFile + '.tmp-' + process.pid + '-' + threadId
-  try {
-    const data = script.createCachedData()
-    writeFileSync(tmp, Buffer.concat([sha256(data), data]))
-    renameSync(tmp, cacheFile)
-  } catch {
-    try {
-      unlinkSync(tmp)
-    } catch {}
   }
 }
 const mod = { exports: {} }
