@@ -67,11 +67,16 @@ function park(w: Worker): void {
   idle.push(w)
 }
 
+/** Undoes park's listeners: the worker is about to apply, or to end. */
+function unpark(w: Worker): void {
+  w.off('error', onIdleError)
+  w.off('exit', onIdleExit)
+}
+
 function takeWorker(): Worker {
   const w = idle.pop()
   if (w !== undefined) {
-    w.off('error', onIdleError)
-    w.off('exit', onIdleExit)
+    unpark(w)
     w.ref()
     return w
   }
@@ -102,8 +107,7 @@ export function prestartApplyWorkers(count: number): void {
 /** Ends the workers idle in the pool (the applies they were started for will not come: the driver applies on its own thread). */
 export function stopIdleApplyWorkers(): void {
   for (const w of idle.splice(0)) {
-    w.off('error', onIdleError)
-    w.off('exit', onIdleExit)
+    unpark(w)
     void w.terminate()
   }
 }

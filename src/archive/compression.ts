@@ -15,16 +15,15 @@ import { StrataError } from '../errors/index.js'
 // zstd-napi (a native addon, ~5-30 ms to load) is loaded by the first zstd
 // stream, not when this module is imported: most commands never see zstd.
 // The require function too (node:module, which the bundle loads on first use: scripts/bundle-cli.mjs).
-let requireHere: NodeRequire | undefined
+let requireFn: NodeRequire | undefined
+const requireHere = (id: string): unknown => (requireFn ??= createRequire(import.meta.url))(id)
 let zstdModule: typeof ZstdNapi | undefined
 let zstdBindingModule: typeof ZstdBinding | undefined
 function zstd(): typeof ZstdNapi {
-  requireHere ??= createRequire(import.meta.url)
   zstdModule ??= requireHere('zstd-napi') as typeof ZstdNapi
   return zstdModule
 }
 function zstdBinding(): typeof ZstdBinding {
-  requireHere ??= createRequire(import.meta.url)
   zstdBindingModule ??= requireHere('zstd-napi/binding.js') as typeof ZstdBinding
   return zstdBindingModule
 }

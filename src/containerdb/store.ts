@@ -24,7 +24,7 @@
 import { mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { StrataError, isErrno, isStrataError } from '../errors/index.js'
-import { DirLock, fsyncPath, writeFileWithMode, type StoreLock } from '../fs/index.js'
+import { DirLock, fsyncInOneRound, writeFileWithMode, type StoreLock } from '../fs/index.js'
 import type { ImageID } from '../image/index.js'
 import {
   CONFIG_FILE,
@@ -287,7 +287,7 @@ export class ContainerDraft {
       await writeFileWithMode(join(this.dir, CONFIG_FILE), encodeRecord(record), 0o600)
       this.#files.add(CONFIG_FILE)
       // Every file of the draft and its entries are durable before it is published: one round, side by side.
-      await Promise.all([...[...this.#files].map((name) => fsyncPath(join(this.dir, name))), fsyncPath(this.dir)])
+      await fsyncInOneRound(this.dir, this.#files)
       await rename(this.dir, this.#store.path(this.id))
       this.#published = true
       return chosen

@@ -13,9 +13,12 @@
  *   place (not atomic: use atomicWriteFile to replace a file others read),
  *   with exactly `mode` (the umask does not apply), fsynced;
  *   `writeFileWithMode` the same without the fsync (the caller fsyncs).
- * - `fsyncPath(path)`: fsync of an existing file or directory.
+ * - `fsyncPath(path)`: fsync of an existing file or directory;
+ *   `fsyncInOneRound(dir, names)`: files of a directory and the directory,
+ *   side by side.
  */
 import { lstat, open, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { isErrno } from '../errors/index.js'
 import { faultPoint } from '../sys/index.js'
 
@@ -48,32 +51,38 @@ export async function readTextIfExists(path: string): Promise<string | undefined
 /**
  * Writes `data` to `path` (created or truncated) with exactly `mode`, NOT
  * fsynced: for files a caller makes durable later in one round with
- * others (a layer transaction's files and its directory, fsynced side by
- * side before the rename that publishes them).
+ * others (fsyncInOneRound: a layer transaction's files and its directory,
+ * fsynced side by side before the rename that publishes them).
  */
-export async function writeFileWithMode(path: string, data: string | Buffer, mode: number): Promise<void> {
-  faultPoint('write', path)
-  const fh = await open(path, 'w', mode)
-  try {
-    await fh.writeFile(data)
-    await fh.chmod(mode)
-  } finally {
-    await fh.close()
-  }
+export function writeFileWithMode(path: string, data: string | Buffer, mode: number): Promise<void> {
+  return writeWithMode(path, data, mode, false)
 }
 
 /** Writes `data` to `path` (created or truncated) with exactly `mode`, fsynced. */
-export async function writeFileDurable(path: string, data: string | Buffer, mode: number): Promise<void> {
+export function writeFileDurable(path: string, data: string | Buffer, mode: number): Promise<void> {
+  return writeWithMode(path, data, mode, true)
+}
+
+async function writeWithMode(path: string, data: string | Buffer, mode: number, durable: boolean): Promise<void> {
   faultPoint('write', path)
   const fh = await open(path, 'w', mode)
   try {
     await fh.writeFile(data)
     // open's mode went through the umask; dockerd's files have their exact modes whatever ours is.
     await fh.chmod(mode)
-    await fh.sync()
+    if (durable) await fh.sync()
   } finally {
     await fh.close()
   }
+}
+
+/**
+ * fsyncs the files `names` in `dir` and `dir` itself (its entries), side by
+ * side: one wait for the disk (ext4 commits them in one journal
+ * transaction) where one after another each waited for its own.
+ */
+export async function fsyncInOneRound(dir: string, names: Iterable<string>): Promise<void> {
+  await Promise.all([...[...names].map((name) => fsyncPath(join(dir, name))), fsyncPath(dir)])
 }
 
 /** fsyncs an existing file or directory (its data, or its entries). */

@@ -11,7 +11,7 @@
  * these instead of writing their own: a second atomic write or a second
  * temp-name convention is a second recovery to keep right.
  */
-export { fsyncPath, pathExists, readIfExists, readTextIfExists, writeFileDurable, writeFileWithMode } from './files.js'
+export { fsyncInOneRound, fsyncPath, pathExists, readIfExists, readTextIfExists, writeFileDurable, writeFileWithMode } from './files.js'
 export { atomicWriteFile } from './atomic.js'
 export { TEMP_PREFIX, isTempName, sweepTempFiles, tempPathFor } from './temp.js'
 export { refuseSpecialTarget, specialFileKind, type SpecialFileKind } from './special.js'

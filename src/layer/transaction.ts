@@ -35,7 +35,7 @@ import { basename, dirname, join } from 'node:path'
 import { createTarSplitFile, type TarSplitFile } from '../archive/index.js'
 import { StrataError } from '../errors/index.js'
 import { faultPoint } from '../sys/index.js'
-import { fsyncPath, writeFileWithMode, DirLock, type DataRootLock } from '../fs/index.js'
+import { fsyncInOneRound, fsyncPath, writeFileWithMode, DirLock, type DataRootLock } from '../fs/index.js'
 import { FILE_MODE, WRITE_SET_PREFIX } from './paths.js'
 
 export class Transaction {
@@ -106,7 +106,7 @@ export class Transaction {
     this.#unsynced.clear()
     this.#dirty = false
     try {
-      await Promise.all([...names.map((name) => fsyncPath(join(this.#dir, name))), fsyncPath(this.#dir)])
+      await fsyncInOneRound(this.#dir, names)
     } catch (err) {
       for (const name of names) this.#unsynced.add(name)
       this.#dirty = true

@@ -62,13 +62,14 @@ export async function inspectImage(store: Store, nameOrId: string): Promise<Imag
     const chains = chainOf(image)
     const settled = await Promise.allSettled(chains.map((chain) => store.layers.info(chain)))
     const layers = new Map<ChainID, LayerInfo>()
-    settled.forEach((r, i) => {
+    for (const [i, r] of settled.entries()) {
       // The lowest failing layer is reported, as when they were read in order.
       if (r.status === 'rejected') throw r.reason
       layers.set(chains[i]!, r.value)
-    })
+    }
     size = imageSize(image, layers) ?? 0
-    const meta = await store.driver.getMetadata((layers.get(top) ?? (await store.layers.info(top))).cacheId)
+    // top is the last of chains: read above.
+    const meta = await store.driver.getMetadata(layers.get(top)!.cacheId)
     data = Object.keys(meta).length === 0 ? null : sortedObject(meta)
   }
   return inspectObject(image, { repoTags, repoDigests, size, driver: store.driver.name, driverData: data })
