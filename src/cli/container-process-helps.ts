@@ -1,6 +1,6 @@
 /**
  * The help texts of the verbs on a container's process (start, stop, kill,
- * wait, logs, restart, pause, unpause, exec, top, attach), apart from
+ * wait, logs, restart, pause, unpause, exec, top, attach, stats), apart from
  * their code (container-process.ts): container.ts lists every container
  * verb's help, and a `strata create` or `mount` should not initialise the
  * process verbs' modules to have them.
@@ -80,6 +80,17 @@ Options:
       --detach-keys string   Override the key sequence for detaching a container (default ctrl-p,ctrl-q)
       --no-stdin             Do not attach STDIN
       --sig-proxy            Proxy all received signals to the process (default true)
+`,
+  stats: `Usage: strata stats [OPTIONS] [CONTAINER...]
+
+Display a live stream of container(s) resource usage statistics (read from their
+cgroups once a second; Ctrl-C ends it).
+
+Options:
+  -a, --all             Show all containers (default shows just running)
+      --format string   Pretty-print stats using a Go template
+      --no-stream       Disable streaming stats and only pull the first result
+      --no-trunc        Do not truncate output
 `,
   top: `Usage: strata top CONTAINER [ps OPTIONS]
 

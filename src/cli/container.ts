@@ -148,7 +148,7 @@ Manage containers.
 
 Commands:
   create, run, start, stop, kill, wait, logs, restart, pause, unpause, exec, top,
-  ls (ps), inspect, mount, umount, diff, commit, export, cp, rename, rm, prune
+  stats, ls (ps), inspect, mount, umount, diff, commit, export, cp, rename, rm, prune
 `
 
 function help(verb: string, args: string[]): string | undefined {
@@ -188,6 +188,8 @@ export async function containerVerb(verb: string, args: string[], global: Global
     case 'top':
     case 'attach':
       return (await import('./container-process.js')).processVerb(verb, args, global)
+    case 'stats':
+      return (await import('./stats.js')).statsCommand(args, global)
     case 'ps':
       return ps(args, global)
     case 'mount':

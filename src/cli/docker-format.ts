@@ -4,7 +4,7 @@
  * - tables through Go's tabwriter as docker configures it (minimum cell
  *   width 10, padding 3, every cell but the last padded, trailing blanks
  *   kept);
- * - sizes as go-units' HumanSizeWithPrecision (`images` uses 3 significant
+ * - sizes as go-units' HumanSizeWithPrecision and BytesSize (`images` uses 3 significant
  *   digits, `system df`, prune and VirtualSize 4);
  * - ages as go-units' HumanDuration ("2 hours ago");
  * - `--format` templates run by src/format (docker's list formatting in
@@ -22,16 +22,27 @@ function formatG(value: number, precision: number): string {
 }
 
 const DECIMAL_UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB']
+const BINARY_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB', 'ZiB', 'YiB']
+
+/** go-units CustomSize: `bytes` divided by `base` while it reaches it, `precision` significant digits and the unit. */
+function customSize(bytes: number, base: number, units: string[], precision: number): string {
+  let size = bytes
+  let i = 0
+  while (size >= base && i < units.length - 1) {
+    size /= base
+    i++
+  }
+  return `${formatG(size, precision)}${units[i]}`
+}
 
 /** go-units HumanSizeWithPrecision: decimal units (1000), `precision` significant digits. */
 export function humanSizeWithPrecision(bytes: number, precision: number): string {
-  let size = bytes
-  let i = 0
-  while (size >= 1000 && i < DECIMAL_UNITS.length - 1) {
-    size /= 1000
-    i++
-  }
-  return `${formatG(size, precision)}${DECIMAL_UNITS[i]}`
+  return customSize(bytes, 1000, DECIMAL_UNITS, precision)
+}
+
+/** go-units BytesSize: binary units (1024), 4 significant digits ("1.516MiB"), as docker stats' memory. */
+export function bytesSize(bytes: number): string {
+  return customSize(bytes, 1024, BINARY_UNITS, 4)
 }
 
 /** go-units HumanSize (4 significant digits): `system df`, `image prune`, VirtualSize. */

@@ -1,8 +1,8 @@
 /**
  * The docker CLI's list formatters, as the Go types their templates run
  * over: one row context per verb (docker's formatter.imageContext,
- * image.historyContext, formatter.ContainerContext and the disk usage
- * contexts), its column titles for `table` formats, and the default
+ * image.historyContext, formatter.ContainerContext, container.statsContext
+ * and the disk usage contexts), its column titles for `table` formats, and the default
  * formats docker falls back to. A verb builds the rows' column values and
  * hands them to src/format's formatDockerList, which runs `--format`
  * exactly as docker does (table header, tabwriter, json, errors).
@@ -116,6 +116,27 @@ export function containerFormat(source: string, quiet: boolean, size: boolean): 
     return `container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\ncreated_at: {{.CreatedAt}}\nstate: {{- pad .State 1 0}}\nstatus: {{- pad .Status 1 0}}\nnames: {{.Names}}\nlabels: {{- pad .Labels 1 0}}\nports: {{- pad .Ports 1 0}}\n${size ? 'size: {{.Size}}\\n' : ''}`
   }
   return quiet ? QUIET_FORMAT : source
+}
+
+// --- stats (cli/command/container/formatter_stats.go) ---
+
+export const STATS_ROW = dockerRowType('container.statsContext', columns('Container', 'Name', 'ID', 'CPUPerc', 'MemUsage', 'MemPerc', 'NetIO', 'BlockIO', 'PIDs'))
+
+export const STATS_HEADER = {
+  Container: 'CONTAINER',
+  Name: 'NAME',
+  ID: 'CONTAINER ID',
+  CPUPerc: 'CPU %',
+  MemUsage: 'MEM USAGE / LIMIT',
+  MemPerc: 'MEM %',
+  NetIO: 'NET I/O',
+  BlockIO: 'BLOCK I/O',
+  PIDs: 'PIDS',
+}
+
+/** NewStatsFormat (Linux). */
+export function statsFormat(source: string): string {
+  return source === 'table' ? 'table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}' : source
 }
 
 // --- system df (cli/command/formatter/disk_usage.go) ---

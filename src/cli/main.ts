@@ -14,7 +14,7 @@ import type { VerbIO } from './progress.js'
 import { watchStdio, writeStd } from './stdio.js'
 
 /** The container verbs that also stand alone (`strata ps` = `strata container ps`); container.ts holds their help. */
-const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'stop', 'kill', 'wait', 'logs', 'restart', 'pause', 'unpause', 'exec', 'top', 'attach', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
+const CONTAINER_VERBS = new Set(['create', 'run', 'start', 'stop', 'kill', 'wait', 'logs', 'restart', 'pause', 'unpause', 'exec', 'top', 'stats', 'attach', 'ps', 'mount', 'umount', 'diff', 'commit', 'export', 'rm'])
 
 const HELP = `Usage: strata COMMAND [ARGS...]
 
@@ -56,6 +56,7 @@ Containers (no daemon; run/start use runc in the foreground):
   pause     Freeze a container's processes (unpause: thaw them)
   exec      Run a command in a running container (-i, -t, -e, -w, -u)
   top       List a container's processes
+  stats     Show containers' CPU, memory, block I/O and PIDs (--no-stream: once)
   attach    Attach to a running container (a terminal: Ctrl-P Ctrl-Q detaches)
   ps        List containers (-a: all)
   mount     Mount a container's root filesystem (prints the path)

@@ -48,12 +48,16 @@ export function watchStdio(): void {
   }
 }
 
-/** Writes `text` to stdout or stderr, in order with whatever went through the stream. */
-export function writeStd(name: StdName, text: string): void {
-  if (text === '') return
+/**
+ * Writes `text` to stdout or stderr, in order with whatever went through
+ * the stream; false when the reader has gone away (EPIPE), so that a verb
+ * that writes until stopped (stats) can end.
+ */
+export function writeStd(name: StdName, text: string): boolean {
+  if (text === '') return true
   if (!watching || used[name]) {
     process[name].write(text)
-    return
+    return true
   }
   const buf = Buffer.from(text, 'utf8')
   const fd = name === 'stdout' ? 1 : 2
@@ -64,10 +68,11 @@ export function writeStd(name: StdName, text: string): void {
     } catch (err) {
       if (isErrno(err, 'EAGAIN')) {
         process[name].write(buf.subarray(off))
-        return
+        return true
       }
-      if (isErrno(err, 'EPIPE')) return
+      if (isErrno(err, 'EPIPE')) return false
       throw err
     }
   }
+  return true
 }

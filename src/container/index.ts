@@ -41,4 +41,4 @@ export { archiveFromContainer, extractToContainer, goFileMode, statContainerPath
 export { pruneContainers, type ContainersPruneReport, type PruneContainersOptions } from './prune.js'
 export { CONTAINER_LIST_FILTERS, commandLine, containerSizes, containerSummary, listContainers, type ContainerSummary, type ListContainersOptions } from './list.js'
 export { renameContainer } from './rename.js'
-export { containerStats, emptyContainerStats, ZERO_TIME, type ContainerStats, type ContainerStatsOptions, type CpuStats, type MemoryStats, type BlkioStats, type BlkioEntry } from './stats.js'
+export { containerStats, emptyContainerStats, summarizeStats, ZERO_TIME, type ContainerStats, type StatsSummary, type ContainerStatsOptions, type CpuStats, type MemoryStats, type BlkioStats, type BlkioEntry } from './stats.js'

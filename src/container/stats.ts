@@ -395,3 +395,59 @@ export async function containerStats(store: Store, ref: string, opts: ContainerS
     id: c.id,
   }
 }
+
+/**
+ * The figures `docker stats` shows for one sample, computed as the docker
+ * CLI computes them (cli/command/container/stats_helpers.go, Linux):
+ * CPU % from this sample and its precpu_stats (the container's share of
+ * the system's CPU time between the two, times the online CPUs); memory
+ * without the inactive page cache (total_inactive_file on cgroup v1,
+ * inactive_file on v2) and as a share of the limit; block I/O summed from
+ * io_service_bytes_recursive by the op's first letter; network bytes
+ * summed over the interfaces (none here: a strata container has only its
+ * own loopback, which dockerd leaves out as well).
+ */
+export interface StatsSummary {
+  cpuPercent: number
+  /** Bytes in use, the inactive page cache left out. */
+  memory: number
+  memoryLimit: number
+  memoryPercent: number
+  networkRx: number
+  networkTx: number
+  blockRead: number
+  blockWrite: number
+  pids: number
+}
+
+/** docker's StatsEntry figures of one sample (see StatsSummary). */
+export function summarizeStats(s: ContainerStats): StatsSummary {
+  const cpuDelta = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage
+  const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0)
+  const online = s.cpu_stats.online_cpus ?? s.cpu_stats.cpu_usage.percpu_usage?.length ?? 0
+  const cpuPercent = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * online * 100 : 0
+  const mem = s.memory_stats
+  const usage = mem.usage ?? 0
+  const v1Inactive = mem.stats?.total_inactive_file
+  const v2Inactive = mem.stats?.inactive_file ?? 0
+  const memory = v1Inactive !== undefined && v1Inactive < usage ? usage - v1Inactive : v2Inactive < usage ? usage - v2Inactive : usage
+  const memoryLimit = mem.limit ?? 0
+  let blockRead = 0
+  let blockWrite = 0
+  for (const e of s.blkio_stats.io_service_bytes_recursive ?? []) {
+    const op = e.op.charAt(0)
+    if (op === 'r' || op === 'R') blockRead += e.value
+    else if (op === 'w' || op === 'W') blockWrite += e.value
+  }
+  return {
+    cpuPercent,
+    memory,
+    memoryLimit,
+    memoryPercent: memoryLimit !== 0 ? (memory / memoryLimit) * 100 : 0,
+    networkRx: 0,
+    networkTx: 0,
+    blockRead,
+    blockWrite,
+    pids: s.pids_stats.current ?? 0,
+  }
+}
