@@ -38,6 +38,8 @@ import {
   type Timespec,
 } from '../src/sys/index.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
+import { koffi, libc } from '../src/sys/libc.js'
+import { createRequire } from 'node:module'
 import { tempDirFor } from './helpers/tmp.js'
 
 /** Every temp dir this file creates, to look for leftover mounts at the end. */
@@ -479,4 +481,17 @@ test('no mount of a temp dir of this file is left behind', () => {
   for (const m of leftovers) unmount(m)
   assert.deepEqual(leftovers, [])
   assert.ok(made.length > 0)
+})
+
+test("koffi: on glibc Linux, the binary koffi's own index loads, required directly (no wrapper), and it calls libc", (t) => {
+  const musl = { x64: 'x86_64', arm64: 'aarch64' }[process.arch as string]
+  if (process.platform !== 'linux' || musl === undefined || existsSync(`/lib/ld-musl-${musl}.so.1`)) {
+    t.skip('not glibc Linux on x64/arm64: koffi() goes through koffi\'s index')
+    return
+  }
+  const viaIndex = createRequire(import.meta.url)('koffi') as { default: unknown }
+  // The index exports the native module as `default`, beside wrapped copies of its functions.
+  assert.equal(koffi(), viaIndex.default)
+  const getpid = libc.func('int getpid()')
+  assert.equal(getpid(), process.pid)
 })
