@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DOCKER_20, DOCKER_28, importBusybox, dockerOn, removeAllContainersAfter, startStrataServe, type StrataServe } from './helpers/api-server.js'
+import { DOCKER_20, DOCKER_28, importBusybox, dockerOn, startStrataServe, type StrataServe } from './helpers/api-server.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { strata } from './helpers/strata-cli.js'
 
@@ -41,7 +41,6 @@ function watchEvents(t: TestContext, s: StrataServe): () => string[] {
 test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait, start, restart, kill, rm', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   const events = watchEvents(t, s)
   await sleep(500)
@@ -116,7 +115,6 @@ test('docker 20.10 through strata serve: run -d, logs, ps, exec, top, stop, wait
 test('docker 20.10 through strata serve: attached runs print the output and exit with the container status; --rm leaves nothing', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
 
   const hello = await dockerOn(s, ['run', '--rm', 'busybox', 'echo', 'hello'])
@@ -154,7 +152,6 @@ test('docker 20.10 through strata serve: attached runs print the output and exit
 test('docker 28 through strata serve: run --rm prints the output and exits with the status; exec', async (t) => {
   if (!canRun(t, DOCKER_28)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   const three = await dockerOn(s, ['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3'], DOCKER_28)
   assert.equal(three.code, 3, three.stderr)

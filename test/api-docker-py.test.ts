@@ -16,7 +16,7 @@ import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { busyboxRootfsTar, importBusybox, pushBusyboxAs, removeAllContainersAfter, shortTempDir, startStrataServe } from './helpers/api-server.js'
+import { busyboxRootfsTar, importBusybox, pushBusyboxAs, shortTempDir, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
 import { REGISTRY, startRegistry } from './helpers/registry.js'
@@ -46,7 +46,6 @@ test('docker-py (python3-docker) through strata serve: the lifecycle, as against
   const registry = await startRegistry(t, shortTempDir(t, 'strata-api-reg-'))
   const s = await startStrataServe(t)
   const id = await importBusybox(t, s.root)
-  removeAllContainersAfter(t, s.root)
   // The registry's image is strata's busybox, pushed by the strata CLI.
   const remote = `${registry}/py/bb`
   await pushBusyboxAs(s.root, remote)

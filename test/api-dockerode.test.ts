@@ -18,7 +18,7 @@ import { PassThrough, type Readable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Docker from 'dockerode'
-import { busyboxRootfsTar, importBusybox, pushBusyboxAs, removeAllContainersAfter, shortTempDir, startStrataServe } from './helpers/api-server.js'
+import { busyboxRootfsTar, importBusybox, pushBusyboxAs, shortTempDir, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { layerTar } from './helpers/image-fixtures.js'
 import { requireRoot, requireTool, run } from './helpers/peers.js'
@@ -173,7 +173,6 @@ test('dockerode through strata serve: the lifecycle, as against dockerd 20.10', 
   const registry = await startRegistry(t, shortTempDir(t, 'strata-api-reg-'))
   const s = await startStrataServe(t)
   const id = await importBusybox(t, s.root)
-  removeAllContainersAfter(t, s.root)
   const remote = `${registry}/node/bb`
   await pushBusyboxAs(s.root, remote)
 

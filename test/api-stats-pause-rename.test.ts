@@ -14,7 +14,7 @@ import { request } from 'node:http'
 import { totalmem } from 'node:os'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DOCKER_20, DOCKER_28, busyboxRootfsTar, httpUnix, importBusybox, dockerOn, removeAllContainersAfter, startStrataServe } from './helpers/api-server.js'
+import { DOCKER_20, DOCKER_28, busyboxRootfsTar, httpUnix, importBusybox, dockerOn, startStrataServe } from './helpers/api-server.js'
 import { requireDockerd, startDockerd } from './helpers/dockerd.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { strata } from './helpers/strata-cli.js'
@@ -83,7 +83,6 @@ function memoryCgroupUsage(pid: number): number | undefined {
 test('docker rename, pause, unpause through strata serve (20.10 and 28), with their events', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   for (const bin of [DOCKER_20, DOCKER_28]) {
     const ok = async (args: string[]): Promise<string> => {
@@ -134,7 +133,6 @@ test('docker rename, pause, unpause through strata serve (20.10 and 28), with th
 test('GET /containers/{id}/stats and docker stats --no-stream: dockerd 20.10\'s shapes, the cgroup\'s numbers', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   const dockerd = await startDockerd(t, { storageDriver: 'overlay2' })
   await dockerd.docker(['import', '-c', 'CMD ["sh"]', '-', 'busybox:latest'], await busyboxRootfsTar(t))

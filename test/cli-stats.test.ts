@@ -12,7 +12,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { DOCKER_20, dockerOn, importBusybox, removeAllContainersAfter, startStrataServe } from './helpers/api-server.js'
+import { DOCKER_20, dockerOn, importBusybox, startStrataServe } from './helpers/api-server.js'
 import { requireRoot, requireTool } from './helpers/peers.js'
 import { STRATA_CLI, strata } from './helpers/strata-cli.js'
 
@@ -36,7 +36,6 @@ function rowsByName(table: string): Map<string, string[]> {
 test('strata stats --no-stream: docker stats\' table, columns and figures, beside docker 20.10 through strata serve', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   const ok = async (args: string[]): Promise<string> => {
     const r = await strata(args, { root: s.root })
@@ -103,7 +102,6 @@ test('strata stats --no-stream: docker stats\' table, columns and figures, besid
 test('strata stats streams a table a second; containers come and go; it ends when its reader does', async (t) => {
   if (!canRun(t)) return
   const s = await startStrataServe(t)
-  removeAllContainersAfter(t, s.root)
   await importBusybox(t, s.root)
   assert.equal((await strata(['run', '-d', '--name', 'first', 'busybox', 'sleep', '300'], { root: s.root })).code, 0)
 

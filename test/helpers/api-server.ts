@@ -83,8 +83,13 @@ export function httpUnix(socket: string, method: string, path: string, opts: { b
 export async function startStrataServe(t: TestContext, opts: ServeOptions = {}): Promise<StrataServe> {
   // Hooks run oldest first: the server must be stopped before its data root is unmounted and removed (a server still
   // putting a container's mount away raced the removal: umount2 EINVAL in api-archive's teardown).
+  // Then its containers go, by the strata CLI (rm -f kills a running one and puts its layers away), while the root
+  // is still there: no container outlives the test.
   let stopFirst: (() => Promise<number | null>) | undefined
-  t.after(() => stopFirst?.())
+  t.after(async () => {
+    await stopFirst?.()
+    await removeAllContainers(root)
+  })
   const root = opts.root ?? testDataRoot(t, 'strata-test-api-')
   const dir = shortTempDir(t, 'strata-api-')
   const socket = join(dir, 'strata.sock')
@@ -177,12 +182,12 @@ export function dockerOn(s: StrataServe | { clientEnv(): NodeJS.ProcessEnv }, ar
   })
 }
 
-/** Every container of the data root removed by the strata CLI when the test ends (rm -f kills a running one): no process outlives the test. */
-export function removeAllContainersAfter(t: TestContext, root: string): void {
-  t.after(async () => {
-    const ids = (await strata(['ps', '-aq', '--no-trunc'], { root })).text.split('\n').filter((l) => l !== '')
-    for (const id of ids) await strata(['rm', '-f', id], { root })
-  })
+/** Every container of the data root removed by the strata CLI (rm -f kills a running one). */
+async function removeAllContainers(root: string): Promise<void> {
+  // A root removed already (a caller's own, cleaned first) would only be made anew by the CLI's open.
+  if (!existsSync(join(root, 'containers'))) return
+  const ids = (await strata(['ps', '-aq', '--no-trunc'], { root })).text.split('\n').filter((l) => l !== '')
+  for (const id of ids) await strata(['rm', '-f', id], { root })
 }
 
 /** Pushes the root's busybox to `remote:1` with the strata CLI, then drops that tag again (the registry holds the image; the root only busybox:latest). */

@@ -7,7 +7,8 @@
  * would refuse to write can be written.
  */
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,8 +21,50 @@ import { mountsAtOrUnder } from './dockerd.js'
 import { readDockerArchive, threeLayerArchive, type DockerArchiveImage } from './docker-image.js'
 import { loadImages, openImageSource } from '../../src/transport/index.js'
 
-/** Unmounts whatever is mounted under `root` and removes it. */
+/**
+ * Ends what still runs for `root`: the container monitors started on it
+ * (`monitor/main.js ROOT ID`) and runc's containers whose bundles are in
+ * it. A test's own removal of its containers may not have run (it failed
+ * first) or may run too late (its hook registered after the root's, so
+ * the root is gone when it lists them): a container left running outlives
+ * the test, spinning on a detached mount.
+ */
+function stopContainersOf(root: string): void {
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue
+    let argv: string[]
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    } catch {
+      continue // gone
+    }
+    if (argv.some((a) => a.endsWith('/monitor/main.js')) && argv.includes(root)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // gone
+      }
+    }
+  }
+  let listed: Array<{ id: string; bundle: string }> | null
+  try {
+    listed = JSON.parse(execFileSync('runc', ['list', '--format', 'json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }) || 'null') as Array<{ id: string; bundle: string }> | null
+  } catch {
+    return // no runc here, so no container either
+  }
+  for (const c of listed ?? []) {
+    if (!c.bundle.startsWith(`${root}/`)) continue
+    try {
+      execFileSync('runc', ['delete', '--force', c.id], { stdio: 'ignore' })
+    } catch {
+      // ended meanwhile
+    }
+  }
+}
+
+/** Ends the containers still running on `root`, unmounts whatever is mounted under it and removes it. */
 function removeDataRoot(root: string): void {
+  stopContainersOf(root)
   for (const m of mountsAtOrUnder([root])) {
     try {
       umount2(m, MNT_DETACH)
