@@ -366,7 +366,9 @@ for (const driverName of DRIVERS) {
       assert.deepEqual(await snapshotRoot(env.root), before, 'after a chain whose top layer is bad')
 
       const results = await env.store.registerChain(layers, null)
-      t.after(async () => {
+      // In the env's cleanup, before its root goes (a t.after hook here would run after that, and its releases' lock
+      // would make the removed root anew).
+      env.defer(async () => {
         for (const r of [...results].reverse()) await r.layer.release()
       })
       assert.deepEqual(
@@ -395,7 +397,9 @@ for (const driverName of DRIVERS) {
       })
       // Two slots, two layers: both start at once, the top one (said to be the larger) first.
       const results = await env.store.registerChain([layer(0, baseTar, 1), layer(1, childTar, 1000)], null, { concurrency: 2 })
-      t.after(async () => {
+      // In the env's cleanup, before its root goes (a t.after hook here would run after that, and its releases' lock
+      // would make the removed root anew).
+      env.defer(async () => {
         for (const r of [...results].reverse()) await r.layer.release()
       })
       // Drivers that apply on the parent's files (vfs copies it) go one by one, bottom-up.
