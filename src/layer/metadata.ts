@@ -72,22 +72,39 @@ async function required(what: string, path: string): Promise<string> {
  * What `dir` (a layerdb layer directory, live or `-removing`) records.
  * NOT_FOUND when the directory does not exist, CORRUPT when a file is
  * missing or malformed.
+ *
+ * A layer removed while this reads it (a deletion renames its directory
+ * away in one step) leaves the later reads finding nothing. A missing
+ * file is therefore only believed while the directory is still there;
+ * otherwise the layer is NOT_FOUND. Without that check, a torn read could
+ * pass for a damaged layer, or for a base layer without tar-split (no
+ * parent file, no tar-split file). The export of such a "base" layer went
+ * through the driver's diff against no parent. On overlay2 that is the
+ * naive diff, which mounts the layer, and the rmi deleting it then failed
+ * with IN_USE (store-check-concurrent, about 1 run in 8).
  */
 export async function readLayerInfo(dir: string, chain: ChainID): Promise<LayerInfo> {
-  if (!(await pathExists(dir))) {
-    throw new StrataError('NOT_FOUND', `Layer ${chain} does not exist`, { details: { chainId: chain } })
-  }
+  const notFound = (): StrataError => new StrataError('NOT_FOUND', `Layer ${chain} does not exist`, { details: { chainId: chain } })
+  if (!(await pathExists(dir))) throw notFound()
   const what = `Layer ${chain} is damaged`
+  const requiredHere = async (path: string): Promise<string> => {
+    const text = await readTextIfExists(path)
+    if (text !== undefined) return text
+    if (!(await pathExists(dir))) throw notFound()
+    throw corrupt(what, path, 'is missing')
+  }
   const diffPath = join(dir, LAYER_FILES.diff)
-  const diffId = parseDigestFile(what, diffPath, await required(what, diffPath))
+  const diffId = parseDigestFile(what, diffPath, await requiredHere(diffPath))
   const sizePath = join(dir, LAYER_FILES.size)
-  const size = parseCount(what, sizePath, await required(what, sizePath))
+  const size = parseCount(what, sizePath, await requiredHere(sizePath))
   const cachePath = join(dir, LAYER_FILES.cacheId)
-  const cacheId = parseDriverId(what, cachePath, await required(what, cachePath))
+  const cacheId = parseDriverId(what, cachePath, await requiredHere(cachePath))
   const parentPath = join(dir, LAYER_FILES.parent)
   const parentText = await readTextIfExists(parentPath)
   const parent = parentText === undefined ? null : parseDigestFile(what, parentPath, parentText)
   const hasTarSplit = await pathExists(join(dir, LAYER_FILES.tarSplit))
+  // Missing parent or tar-split files are only believed if the directory outlived the reads.
+  if ((parentText === undefined || !hasTarSplit) && !(await pathExists(dir))) throw notFound()
   return { chainId: chain, diffId, parent, cacheId, size, hasTarSplit }
 }
 
