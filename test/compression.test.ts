@@ -5,11 +5,10 @@ import { spawnSync, execFileSync } from 'node:child_process'
 import { createReadStream, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { crc32, gzipSync } from 'node:zlib'
 import { setTimeout as delay } from 'node:timers/promises'
-import { compressStream, detectCompression, gzipHeaderLength, openDecompressed } from '../src/archive/compression.js'
+import { compressStream, detectCompression, openDecompressed } from '../src/archive/compression.js'
 import { StrataError, isStrataError } from '../src/errors/index.js'
 
 let dir: string
@@ -275,141 +274,6 @@ test('destroying the returned stream releases an idle source', { timeout: 20_000
     await new Promise<void>((resolve) => (source.destroyed ? resolve() : source.once('close', () => resolve())))
     assert.ok(source.destroyed)
   }
-})
-
-/**
- * The gunzip of a caller that checks the tar against a digest
- * (contentVerified: raw inflate, gzip's CRC-32 skipped) against Node's
- * gunzip: the same bytes or the same CORRUPT message, for every input and
- * chunking below, the CRC-32 aside.
- */
-async function bothGunzips(bytes: Buffer, sizes: number[]): Promise<{ gunzip: string; raw: string }> {
-  const outcome = async (contentVerified: boolean): Promise<string> => {
-    const parts: Buffer[] = []
-    for (let pos = 0, i = 0; pos < bytes.length; i++) {
-      // Tiny chunks only near the ends (headers, trailers, what follows): thousands of zlib round trips are slow.
-      const n = pos > 2048 && pos < bytes.length - 2048 ? Math.max(sizes[i % sizes.length]!, 65536) : sizes[i % sizes.length]!
-      parts.push(bytes.subarray(pos, pos + n))
-      pos += n
-    }
-    const { compression, stream } = await openDecompressed(Readable.from(parts), { contentVerified })
-    assert.equal(compression, 'gzip')
-    try {
-      return `ok ${sha256Hex(await collect(stream))}`
-    } catch (err) {
-      assert.ok(isStrataError(err, 'CORRUPT'), `expected CORRUPT, got ${String(err)}`)
-      assert.deepEqual(err.details, { compression: 'gzip' })
-      return err.message
-    }
-  }
-  return { gunzip: await outcome(false), raw: await outcome(true) }
-}
-
-function sha256Hex(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex')
-}
-
-/** Chunk sizes a source may come in (tiny ones split headers and trailers everywhere). */
-const CHUNKINGS = [[1 << 20], [4096], [7], [1, 3, 9000]]
-
-/** A gzip member with every optional header field (FEXTRA, FNAME, FCOMMENT, FHCRC) around `data`'s deflate stream. */
-function fancyMember(data: Buffer): Buffer {
-  const plainMember = gzipSync(data)
-  const head = Buffer.concat([
-    Buffer.from([0x1f, 0x8b, 8, 0x02 | 0x04 | 0x08 | 0x10, 0, 0, 0, 0, 0, 3]),
-    Buffer.from([5, 0]),
-    Buffer.from('extra'),
-    Buffer.from('layer.tar\0'),
-    Buffer.from('a comment\0'),
-  ])
-  const hcrc = Buffer.alloc(2)
-  hcrc.writeUInt16LE(crc32(head) & 0xffff)
-  return Buffer.concat([head, hcrc, plainMember.subarray(10)])
-}
-
-test('contentVerified gunzip: single, multi-member and FEXTRA/FNAME/FCOMMENT/FHCRC members give the same bytes as gunzip', { timeout: 60_000 }, async () => {
-  const data = plain.subarray(2_000_000, 2_600_000)
-  const second = Buffer.from('second member\n'.repeat(5000))
-  const single = gzipSync(data)
-  const fancy = fancyMember(data)
-  assert.equal(gzipHeaderLength(fancy), 10 + 2 + 5 + 'layer.tar\0'.length + 'a comment\0'.length + 2)
-  for (let cut = 0; cut < gzipHeaderLength(fancy)!; cut++) {
-    // Any prefix of a header is "not yet", never an error.
-    assert.equal(gzipHeaderLength(fancy.subarray(0, cut)), undefined, `prefix of ${cut} bytes`)
-  }
-  const cases: Array<[string, Buffer, Buffer]> = [
-    ['single', single, data],
-    ['all header fields', fancy, data],
-    ['three members', Buffer.concat([single, fancyMember(second), gzipSync(Buffer.alloc(0))]), Buffer.concat([data, second])],
-    // As gunzip: zeros after the last member are padding, and what follows them is ignored.
-    ['zero padding', Buffer.concat([single, Buffer.alloc(512)]), data],
-    ['zero, then other bytes', Buffer.concat([single, Buffer.from([0, 1, 2, 3])]), data],
-  ]
-  for (const [name, bytes, want] of cases) {
-    for (const sizes of CHUNKINGS) {
-      const r = await bothGunzips(bytes, sizes)
-      assert.equal(r.gunzip, `ok ${sha256Hex(want)}`, `${name}, chunks of ${sizes.join(',')}: gunzip`)
-      assert.equal(r.raw, r.gunzip, `${name}, chunks of ${sizes.join(',')}`)
-    }
-  }
-})
-
-test('contentVerified gunzip: corrupt input fails as gunzip does (same CORRUPT message); only the CRC-32 goes unchecked', { timeout: 60_000 }, async () => {
-  const data = plain.subarray(2_000_000, 2_600_000)
-  const gz = gzipSync(data)
-  const flip = (b: Buffer, at: number, mask = 0x01): Buffer => {
-    const c = Buffer.from(b)
-    c[at] = c[at]! ^ mask
-    return c
-  }
-  const truncated = 'Corrupt gzip layer stream: truncated (unexpected end of file)'
-  const fancy = fancyMember(data)
-  const cases: Array<[string, Buffer, string]> = [
-    ['cut in the deflate data', gz.subarray(0, gz.length >> 1), truncated],
-    ['cut in the header', gz.subarray(0, 7), truncated],
-    ['cut in a long header', fancy.subarray(0, 25), truncated],
-    ['header only', gz.subarray(0, 10), truncated],
-    ['cut before the trailer', gz.subarray(0, gz.length - 8), truncated],
-    ['cut in the trailer', gz.subarray(0, gz.length - 4), truncated],
-    ['second member cut', Buffer.concat([gz, gz.subarray(0, 12)]), truncated],
-    ['one byte of a second member', Buffer.concat([gz, Buffer.from([0x1f])]), truncated],
-    ['garbage after the member', Buffer.concat([gz, Buffer.from('garbage!')]), 'Corrupt gzip layer stream: incorrect header check'],
-    ['bad magic after the member', Buffer.concat([gz, Buffer.from([0x1f, 0x8c, 8, 0, 0, 0, 0, 0, 0, 3])]), 'Corrupt gzip layer stream: incorrect header check'],
-    ['not deflate', Buffer.concat([gz, Buffer.from([0x1f, 0x8b, 7, 0, 0, 0, 0, 0, 0, 3])]), 'Corrupt gzip layer stream: unknown compression method'],
-    ['reserved flag', Buffer.concat([gz, Buffer.from([0x1f, 0x8b, 8, 0x20, 0, 0, 0, 0, 0, 3])]), 'Corrupt gzip layer stream: unknown header flags set'],
-    ['header CRC', flip(fancy, 37), 'Corrupt gzip layer stream: header crc mismatch'],
-    ['corrupt deflate data', flip(gz, 12, 0xff), ''],
-    ['ISIZE', flip(gz, gz.length - 2), 'Corrupt gzip layer stream: incorrect length check'],
-  ]
-  for (const [name, bytes, message] of cases) {
-    for (const sizes of CHUNKINGS) {
-      const r = await bothGunzips(bytes, sizes)
-      if (message === '') assert.match(r.gunzip, /^Corrupt gzip layer stream: invalid /, `${name}: gunzip says ${r.gunzip}`)
-      else assert.equal(r.gunzip, message, `${name}, chunks of ${sizes.join(',')}: gunzip`)
-      assert.equal(r.raw, r.gunzip, `${name}, chunks of ${sizes.join(',')}`)
-    }
-  }
-  // The CRC-32 of the data: gunzip checks it; the caller's digest does with contentVerified.
-  const r = await bothGunzips(flip(gz, gz.length - 6), [1 << 20])
-  assert.equal(r.gunzip, 'Corrupt gzip layer stream: incorrect data check')
-  assert.equal(r.raw, `ok ${sha256Hex(data)}`)
-})
-
-test('contentVerified gunzip: a header whose name never ends is refused, not gathered', { timeout: 20_000 }, async () => {
-  const endless = Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0x08, 0, 0, 0, 0, 0, 3]), Buffer.alloc(3 << 20, 0x41)])
-  const { stream } = await openDecompressed(chunked(endless, [64 << 10]), { contentVerified: true })
-  await assert.rejects(collect(stream), (err: unknown) => isStrataError(err, 'CORRUPT') && err.message === 'Corrupt gzip layer stream: gzip member header longer than 1048576 bytes')
-})
-
-test('contentVerified gunzip: output follows the reader (a 256 MiB bomb of zeros is not inflated ahead)', { timeout: 60_000 }, async () => {
-  const bomb = gzipSync(Buffer.alloc(1 << 28), { level: 1 })
-  const { stream } = await openDecompressed(Readable.from([bomb]), { contentVerified: true })
-  const first = await new Promise<Buffer>((resolve) => stream.once('data', resolve))
-  stream.pause()
-  await delay(200)
-  assert.ok(first.length > 0)
-  assert.ok(stream.readableLength <= 8 << 20, `${stream.readableLength} bytes buffered ahead of the reader`)
-  stream.destroy()
 })
 
 const LEVELS = [['gzip', undefined], ['gzip', 1], ['gzip', 9], ['zstd', undefined], ['zstd', 19], ['zstd', -5]] as const

@@ -188,7 +188,7 @@ class OffThreadApply {
     this.#worker.on('exit', this.#onExit)
     const f = this.#file
     const file = f === undefined ? undefined : { path: f.path, start: f.start, ...(f.length === undefined ? {} : { length: f.length }), progress: f.onRead !== undefined }
-    this.#post({ t: 'start', id: this.#id, target: this.#target, whiteouts: this.#opts.whiteouts, tarSplit: this.#opts.tarSplit !== undefined, contentVerified: this.#opts.expectedDiffId !== undefined, ...(file === undefined ? {} : { file }) })
+    this.#post({ t: 'start', id: this.#id, target: this.#target, whiteouts: this.#opts.whiteouts, tarSplit: this.#opts.tarSplit !== undefined, ...(file === undefined ? {} : { file }) })
   }
 
   #message(msg: WorkerReply): void {

@@ -11,8 +11,7 @@ import type { WhiteoutFormat } from './whiteout.js'
 
 export type WorkerRequest =
   /** `file`: the worker reads the source itself from this byte range of a file (file-source.ts), reporting progress if asked to. */
-  /** `contentVerified`: the main thread checks the tar's digest against the expected diffID (gzip's CRC-32 is skipped). */
-  | { t: 'start'; id: number; target: string; whiteouts: WhiteoutFormat; tarSplit: boolean; contentVerified: boolean; file?: { path: string; start: number; length?: number; progress: boolean } }
+  | { t: 'start'; id: number; target: string; whiteouts: WhiteoutFormat; tarSplit: boolean; file?: { path: string; start: number; length?: number; progress: boolean } }
   | { t: 'chunk'; id: number; data: Uint8Array }
   | { t: 'end'; id: number }
   | { t: 'abort'; id: number; error: SerializedError }

@@ -5,7 +5,7 @@
  *
  * Protocol (every message carries the task id; messages of another task
  * are stale and ignored):
- *   main → worker  start {target, whiteouts, tarSplit, contentVerified, file?}
+ *   main → worker  start {target, whiteouts, tarSplit, file?}
  *                  chunk {data}    one chunk of the source, asked for by a pull
  *                  end             the source is exhausted
  *                  abort {error}   the source failed (or the tar-split sink did)
@@ -18,7 +18,7 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { Readable } from 'node:stream'
-import { applyDecompressed, applyFile, type DecompressedApplyOptions } from './apply.js'
+import { applyDecompressed, applyFile, type ApplyOptions } from './apply.js'
 import { deserializeError, serializeError, type SerializedError, type WorkerRequest, type WorkerReply } from './apply-protocol.js'
 import { collectEvery } from './gc.js'
 
@@ -58,7 +58,7 @@ port.on('message', (msg: WorkerRequest) => {
   }
 })
 
-async function run({ id, target, whiteouts, tarSplit, contentVerified, file }: Extract<WorkerRequest, { t: 'start' }>): Promise<void> {
+async function run({ id, target, whiteouts, tarSplit, file }: Extract<WorkerRequest, { t: 'start' }>): Promise<void> {
   const source = new Readable({
     highWaterMark: READ_AHEAD,
     read() {
@@ -75,7 +75,7 @@ async function run({ id, target, whiteouts, tarSplit, contentVerified, file }: E
     lines = []
     batched = 0
   }
-  const opts: DecompressedApplyOptions = { whiteouts, contentVerified }
+  const opts: Omit<ApplyOptions, 'expectedDiffId'> = { whiteouts }
   if (tarSplit) {
     opts.tarSplit = (line) => {
       lines.push(line)

@@ -60,14 +60,6 @@ export interface ApplyResult {
 }
 
 /**
- * applyDecompressed's options: ApplyOptions without the digests, which its
- * callers check. `contentVerified`: a caller checks the uncompressed tar
- * against a digest (ApplyOptions.expectedDiffId), so gzip's own CRC-32 of
- * it is skipped (DecompressOptions in compression.ts).
- */
-export type DecompressedApplyOptions = Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'> & { contentVerified?: boolean }
-
-/**
  * What applyDecompressed learned. `diffId` is undefined when the source was
  * not compressed and the caller hashes the source itself (it is then the
  * caller's digest).
@@ -88,8 +80,8 @@ export interface DecompressedApplyResult {
  * it: applyLayer below through a HashingStream, applyLayerOffThread on the
  * thread that feeds its worker). No expectedDiffId check here.
  */
-export async function applyDecompressed(target: string, source: Readable, opts: DecompressedApplyOptions): Promise<DecompressedApplyResult> {
-  const { compression, stream } = await openDecompressed(source, { contentVerified: opts.contentVerified === true })
+export async function applyDecompressed(target: string, source: Readable, opts: Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'>): Promise<DecompressedApplyResult> {
+  const { compression, stream } = await openDecompressed(source)
   const diff = compression === 'none' ? undefined : new Digester()
   let body: ApplyBody | undefined
   try {
@@ -161,7 +153,7 @@ const FILE_CHUNK = 1 << 20
 export async function applyFile(
   target: string,
   range: FileRange,
-  opts: DecompressedApplyOptions,
+  opts: Omit<ApplyOptions, 'expectedDiffId' | 'sourceDigest'>,
   aborted: () => unknown,
 ): Promise<FileApplyResult> {
   const fd = openSync(range.path, constants.O_RDONLY)
@@ -255,6 +247,6 @@ export async function applyLayer(target: string, source: Readable, opts: ApplyOp
   if (opts.sourceDigest !== undefined) hashed.stopHashing()
   // pipeline, not pipe: a source that already failed or closed early (before this call) fails the apply instead of stalling it.
   pipeline(source, hashed, () => {})
-  const body = await applyDecompressed(target, hashed, { whiteouts: opts.whiteouts, ...(opts.tarSplit === undefined ? {} : { tarSplit: opts.tarSplit }), contentVerified: opts.expectedDiffId !== undefined })
+  const body = await applyDecompressed(target, hashed, opts)
   return finishApply(body, opts.sourceDigest ?? hashed.digest(), hashed.size, opts.expectedDiffId)
 }

@@ -5,8 +5,8 @@
  * reliable about either. bzip2 and xz are recognized only to refuse them with
  * a useful message instead of failing later as "not a tar archive".
  */
-import { finished, PassThrough, Readable, Transform, type TransformCallback } from 'node:stream'
-import { createGunzip, createGzip, createInflateRaw, crc32, type InflateRaw } from 'node:zlib'
+import { finished, PassThrough, Readable, type Transform } from 'node:stream'
+import { createGunzip, createGzip } from 'node:zlib'
 import { createRequire } from 'node:module'
 import type * as ZstdNapi from 'zstd-napi'
 import type ZstdBinding from 'zstd-napi/binding.js'
@@ -103,17 +103,7 @@ function toBuffer(chunk: unknown): Buffer {
  * first 6 bytes, or with NOT_SUPPORTED (bzip2, xz); `source` is destroyed in
  * both cases.
  */
-export interface DecompressOptions {
-  /**
-   * The caller checks the decompressed bytes against a digest (a layer's
-   * diffID): gzip's own CRC-32 of them is then redundant and skipped
-   * (RawGunzip below). Everything else gunzip checks is still checked,
-   * with gunzip's messages.
-   */
-  contentVerified?: boolean
-}
-
-export async function openDecompressed(source: Readable, opts: DecompressOptions = {}): Promise<{ compression: Compression; stream: Readable }> {
+export async function openDecompressed(source: Readable): Promise<{ compression: Compression; stream: Readable }> {
   // Peeking through the async iterator (rather than read()/unshift()) keeps
   // one owner of `source` from here on, and avoids unshift()'s edge cases
   // when the stream has already ended inside the peeked bytes.
@@ -168,215 +158,8 @@ export async function openDecompressed(source: Readable, opts: DecompressOptions
   const body = Readable.from({ [Symbol.asyncIterator]: () => replay }, { objectMode: false })
 
   if (compression === 'none') return { compression, stream: body }
-  const decoder: Transform =
-    compression === 'gzip' ? (opts.contentVerified === true ? new RawGunzip() : createGunzip({ chunkSize: GUNZIP_CHUNK })) : new (zstd().DecompressStream)()
+  const decoder: Transform = compression === 'gzip' ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : new (zstd().DecompressStream)()
   return { compression, stream: chain(body, decoder, compression) }
-}
-
-/** An error as gunzip reports it (its message, code and errno): chain() makes it CORRUPT the same way. */
-function zlibError(message: string, code: 'Z_DATA_ERROR' | 'Z_BUF_ERROR'): Error {
-  return Object.assign(new Error(message), { code, errno: code === 'Z_DATA_ERROR' ? -3 : -5 })
-}
-
-const truncatedGzip = (): Error => zlibError('unexpected end of file', 'Z_BUF_ERROR')
-
-/** Longest gzip member header RawGunzip reads (gunzip reads names and comments of any length; real ones are short). */
-const MAX_GZIP_HEADER = 1 << 20
-
-/** gzip's FLG bits (RFC 1952, 2.3.1). */
-const FHCRC = 0x02
-const FEXTRA = 0x04
-const FNAME = 0x08
-const FCOMMENT = 0x10
-const FRESERVED = 0xe0
-
-/**
- * The length of the gzip member header (RFC 1952) at the start of `b`, or
- * undefined when `b` ends inside it.
- * @throws gunzip's error (zlib's message) for a header gunzip refuses.
- */
-export function gzipHeaderLength(b: Buffer): number | undefined {
-  if ((b.length >= 1 && b[0] !== 0x1f) || (b.length >= 2 && b[1] !== 0x8b)) throw zlibError('incorrect header check', 'Z_DATA_ERROR')
-  if (b.length >= 3 && b[2] !== 8) throw zlibError('unknown compression method', 'Z_DATA_ERROR')
-  if (b.length >= 4 && (b[3]! & FRESERVED) !== 0) throw zlibError('unknown header flags set', 'Z_DATA_ERROR')
-  if (b.length < 10) return undefined
-  const flags = b[3]!
-  let at = 10
-  if ((flags & FEXTRA) !== 0) {
-    if (b.length < at + 2) return undefined
-    at += 2 + b.readUInt16LE(at)
-  }
-  for (const field of [FNAME, FCOMMENT]) {
-    if ((flags & field) === 0) continue
-    if (at >= b.length) return undefined
-    const nul = b.indexOf(0, at)
-    if (nul < 0) return undefined
-    at = nul + 1
-  }
-  if ((flags & FHCRC) !== 0) {
-    if (b.length < at + 2) return undefined
-    // The header's own CRC (its low 16 bits): a few bytes, checked as gunzip does.
-    if ((crc32(b.subarray(0, at)) & 0xffff) !== b.readUInt16LE(at)) throw zlibError('header crc mismatch', 'Z_DATA_ERROR')
-    at += 2
-  }
-  return at <= b.length ? at : undefined
-}
-
-/**
- * gunzip without gzip's CRC-32 of the uncompressed bytes, for callers
- * that check those bytes against a digest anyway (a layer's diffID). The
- * member headers are parsed here (RFC 1952), each member's deflate data
- * goes through zlib's raw inflate, and its trailer's ISIZE (the length
- * modulo 2^32) is checked; its CRC-32 is not. That is CPU of libuv's
- * pool: a pull of the bench's image (202 MiB of tars) into tmpfs, pool
- * 627 -> 580 ms (medians of 8 alternating pulls, load 5.2-6.8), ~1.5% of
- * the pull's 3.25 s of CPU; 90 MB inflated alone: 423-452 -> 394-431 ms.
- *
- * Where a member's deflate data ends inside a chunk is what zlib says:
- * once the raw stream is complete, zlib takes no more input, and Node ends
- * the inflater's output and counts the bytes zlib took in `bytesWritten`
- * (documented; the ending is nodejs/node#26603's fix). The bytes after
- * them are the trailer, then the next member's header, as gunzip reads
- * concatenated members.
- *
- * Otherwise as Node's gunzip, errors included (their zlib messages, which
- * chain() turns into CORRUPT): "incorrect header check" for bytes after a
- * member that do not start another, "unknown compression method",
- * "unknown header flags set", "header crc mismatch", "incorrect length
- * check", and "unexpected end of file" for a stream that ends inside a
- * member; a zero byte where a member would start is padding that ends the
- * stream, the rest read and ignored. One difference: a header longer than
- * MAX_GZIP_HEADER (a name or comment that never ends) is refused.
- */
-class RawGunzip extends Transform {
-  #state: 'header' | 'body' | 'trailer' | 'padding' = 'header'
-  /** The start of a header or trailer that the bytes so far cut short. */
-  #pending: Buffer = Buffer.alloc(0)
-  #members = 0
-  /** The current member's inflater (state 'body'), and the promise of its error. */
-  #inflater: InflateRaw | undefined
-  #failed: Promise<never> = Promise.resolve() as unknown as Promise<never>
-  /** Bytes the current member inflated to, modulo 2^32 (its trailer's ISIZE). */
-  #size = 0
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#feed(chunk).then(() => callback(), callback)
-  }
-
-  override _flush(callback: TransformCallback): void {
-    this.#end().then(() => callback(), callback)
-  }
-
-  override _read(size: number): void {
-    // Output is wanted again (see the inflater's 'data' listener).
-    this.#inflater?.resume()
-    super._read(size)
-  }
-
-  override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
-    this.#inflater?.destroy()
-    callback(err)
-  }
-
-  async #feed(chunk: Buffer): Promise<void> {
-    let buf = chunk
-    while (buf.length > 0) {
-      switch (this.#state) {
-        case 'padding':
-          return
-        case 'header': {
-          if (this.#pending.length === 0 && this.#members > 0 && buf[0] === 0) {
-            // As gunzip: zeros after a member are padding (and so is whatever follows them).
-            this.#state = 'padding'
-            return
-          }
-          const b = this.#pending.length === 0 ? buf : Buffer.concat([this.#pending, buf])
-          const n = gzipHeaderLength(b)
-          if (n === undefined) {
-            // A name or comment without its NUL would be gathered here to the end of the stream.
-            if (b.length > MAX_GZIP_HEADER) throw zlibError(`gzip member header longer than ${MAX_GZIP_HEADER} bytes`, 'Z_DATA_ERROR')
-            this.#pending = b
-            return
-          }
-          this.#pending = Buffer.alloc(0)
-          buf = b.subarray(n)
-          this.#startMember()
-          break
-        }
-        case 'body': {
-          const rest = await this.#inflate(buf)
-          if (rest === undefined) return
-          buf = rest
-          this.#state = 'trailer'
-          break
-        }
-        case 'trailer': {
-          const b = this.#pending.length === 0 ? buf : Buffer.concat([this.#pending, buf])
-          if (b.length < 8) {
-            this.#pending = b
-            return
-          }
-          this.#pending = Buffer.alloc(0)
-          // CRC-32 (bytes 0-3) skipped: the caller's digest covers these bytes.
-          if (b.readUInt32LE(4) !== this.#size) throw zlibError('incorrect length check', 'Z_DATA_ERROR')
-          this.#members++
-          this.#state = 'header'
-          buf = b.subarray(8)
-          break
-        }
-      }
-    }
-  }
-
-  #startMember(): void {
-    const inflater = createInflateRaw({ chunkSize: GUNZIP_CHUNK })
-    this.#size = 0
-    inflater.on('data', (out: Buffer) => {
-      this.#size = (this.#size + out.length) >>> 0
-      // Backpressure: a chunk of input can inflate to far more than a chunk; _read resumes.
-      if (!this.push(out)) inflater.pause()
-    })
-    this.#failed = new Promise<never>((_resolve, reject) => inflater.once('error', reject))
-    this.#failed.catch(() => {})
-    this.#inflater = inflater
-    this.#state = 'body'
-  }
-
-  /** Inflates `buf`: undefined when the member's deflate data goes on after it, else the bytes of `buf` that follow that data. */
-  async #inflate(buf: Buffer): Promise<Buffer | undefined> {
-    const inflater = this.#inflater!
-    const before = inflater.bytesWritten
-    await Promise.race([new Promise<void>((resolve, reject) => inflater.write(buf, (err) => (err == null ? resolve() : reject(err)))), this.#failed])
-    const used = inflater.bytesWritten - before
-    if (used === buf.length) return undefined
-    await this.#memberDone()
-    return buf.subarray(used)
-  }
-
-  /** Waits for the member's last output (its size is then known) and closes its inflater. */
-  async #memberDone(): Promise<void> {
-    const inflater = this.#inflater!
-    if (!inflater.readableEnded) await Promise.race([new Promise<void>((resolve) => inflater.once('end', resolve)), this.#failed])
-    inflater.destroy()
-    this.#inflater = undefined
-  }
-
-  async #end(): Promise<void> {
-    switch (this.#state) {
-      case 'padding':
-        return
-      case 'header':
-        if (this.#pending.length === 0 && this.#members > 0) return
-        throw truncatedGzip()
-      case 'body':
-        // zlib fails an unfinished deflate stream ("unexpected end of file"); a finished one still lacks its trailer.
-        this.#inflater!.end()
-        await this.#memberDone()
-        throw truncatedGzip()
-      case 'trailer':
-        throw truncatedGzip()
-    }
-  }
 }
 
 /**
